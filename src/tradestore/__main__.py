@@ -1,0 +1,3 @@
+from tradestore.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Performance metrics, daily strategy metrics, portfolio snapshots, backtests."""

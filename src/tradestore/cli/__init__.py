@@ -1,0 +1,44 @@
+"""The `tradestore` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from tradestore.cli import db, demo
+from tradestore.cli.common import console, open_store, run, setup_logging
+
+app = typer.Typer(
+    help="tradestore: the persistence layer of an algorithmic trading platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens.")) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def health(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
+    """PostgreSQL and Redis reachability and latency (exit 1 when PostgreSQL is down)."""
+
+    async def main() -> bool:
+        async with open_store() as store:
+            result = await store.health()
+        if as_json:
+            console.print_json(json.dumps(result.to_dict()))
+        else:
+            console.print(demo.health_table(result))
+        return result.ok
+
+    if not run(main):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

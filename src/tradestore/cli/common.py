@@ -1,0 +1,56 @@
+"""What every CLI command shares: running async code, opening the store, printing errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import NoReturn, TypeVar
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from tradestore.errors import TradeStoreError
+from tradestore.store import TradeStore
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    handler = RichHandler(console=err_console, show_time=False, show_path=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("tradestore").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; a TradeStoreError becomes its message and exit status 1."""
+    try:
+        return asyncio.run(_call(main))
+    except TradeStoreError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+
+
+async def _call(main: Callable[[], Awaitable[T]]) -> T:
+    return await main()
+
+
+@asynccontextmanager
+async def open_store() -> AsyncIterator[TradeStore]:
+    store = TradeStore()
+    async with store:
+        yield store

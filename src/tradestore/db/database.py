@@ -1,0 +1,132 @@
+"""The PostgreSQL connection pool and the few ways code talks through it.
+
+`query`, `query_one`, `query_value` and `execute` borrow a connection for one statement;
+`transaction()` holds one for a block and commits, or rolls back on any error.
+Driver errors leave this module translated (`tradestore.db.errors.translate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.abc import Params, Query
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from tradestore.db.errors import translate
+from tradestore.errors import TradeStoreError
+from tradestore.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Connection = AsyncConnection[DictRow]
+
+
+async def check_connection_alive(conn: AsyncConnection[Any]) -> None:
+    """Pool checkout check that costs no round trip in the normal case.
+
+    An idle connection has nothing to read. If its socket is readable, the server
+    closed it or sent a termination notice (admin shutdown, `pg_terminate_backend`,
+    idle timeout): only then is a real round trip made, and it raises if the
+    connection is dead, so the pool discards it and hands out a fresh one.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        await conn.execute("SELECT 1")
+
+
+def build_pool(conninfo: str, settings: Settings) -> AsyncConnectionPool[Connection]:
+    kwargs: dict[str, Any] = settings.postgres_connect_kwargs()
+    kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    kwargs["row_factory"] = dict_row
+    kwargs["autocommit"] = True
+    return AsyncConnectionPool(
+        conninfo,
+        kwargs=kwargs,
+        connection_class=AsyncConnection[DictRow],
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.connect_timeout_s,
+        max_idle=settings.idle_timeout_s,
+        check=check_connection_alive,
+        name="tradestore",
+        open=False,
+    )
+
+
+class Database:
+    """An async pool of autocommit connections that return rows as dicts."""
+
+    def __init__(self, pool: AsyncConnectionPool[Connection], *, owns_pool: bool = True) -> None:
+        self.pool = pool
+        self._owns_pool = owns_pool
+
+    async def open(self, *, wait: bool = True, timeout_s: float = 10.0) -> None:
+        try:
+            await self.pool.open(wait=wait, timeout=timeout_s)
+        except Exception as exc:
+            raise TradeStoreError(
+                f"cannot connect to PostgreSQL: {exc}".splitlines()[0]
+            ) from exc
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """Borrow a connection (autocommit) for several statements."""
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:  # PoolTimeout is a psycopg.OperationalError too
+            raise translate(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection inside a transaction: committed on exit, rolled back on error."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def query(self, query: Query, params: Params | None = None) -> list[DictRow]:
+        async with self.connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall() if cur.description else []
+
+    async def query_one(self, query: Query, params: Params | None = None) -> DictRow | None:
+        async with self.connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchone() if cur.description else None
+
+    async def query_value(self, query: Query, params: Params | None = None) -> Any:
+        row = await self.query_one(query, params)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, query: Query, params: Params | None = None) -> int:
+        """Run one statement; the number of rows it touched."""
+        async with self.connection() as conn:
+            cur = await conn.execute(query, params)
+            return cur.rowcount
+
+    async def execute_many(self, query: Query, params_seq: Sequence[Params]) -> None:
+        async with self.transaction() as conn, conn.cursor() as cur:
+            await cur.executemany(query, params_seq)
+
+    def stats(self) -> dict[str, int]:
+        """Pool counters: size, available, waiting, max (see psycopg_pool `get_stats`)."""
+        raw = self.pool.get_stats()
+        return {
+            "size": raw.get("pool_size", 0),
+            "available": raw.get("pool_available", 0),
+            "waiting": raw.get("requests_waiting", 0),
+            "max": self.pool.max_size,
+        }
+

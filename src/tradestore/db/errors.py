@@ -1,0 +1,80 @@
+"""Translate psycopg errors into tradestore errors, by class and SQLSTATE only."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import errors as pg
+from psycopg_pool import PoolTimeout
+
+from tradestore.errors import (
+    Conflict,
+    ConstraintViolation,
+    NotFound,
+    PoolExhausted,
+    TradeStoreError,
+    TransientError,
+    ValidationError,
+)
+
+_TRANSIENT = (
+    pg.SerializationFailure,
+    pg.DeadlockDetected,
+    pg.LockNotAvailable,
+    pg.QueryCanceled,
+    pg.AdminShutdown,
+    pg.CannotConnectNow,
+    psycopg.OperationalError,
+)
+
+
+def translate(exc: BaseException) -> TradeStoreError:
+    """The tradestore error for a driver error; the caller does `raise translate(e) from e`."""
+    if isinstance(exc, TradeStoreError):
+        return exc
+    if isinstance(exc, PoolTimeout):
+        return PoolExhausted(
+            "no database connection became free in time (pool exhausted): "
+            "raise TRADESTORE_POOL_MAX_SIZE or find what holds connections"
+        )
+    constraint = _constraint(exc)
+    table = _table(exc)
+    if isinstance(exc, pg.UniqueViolation):
+        return Conflict(f"duplicate value violates {constraint or 'a unique key'}", constraint=constraint)
+    if isinstance(exc, pg.ExclusionViolation):
+        return Conflict(f"row conflicts with {constraint or 'an exclusion constraint'}", constraint=constraint)
+    if isinstance(exc, pg.CheckViolation):
+        where = f" on {table}" if table else ""
+        return ConstraintViolation(
+            f"row violates check constraint {constraint or '?'}{where}", constraint=constraint
+        )
+    if isinstance(exc, pg.NotNullViolation):
+        column = exc.diag.column_name
+        return ConstraintViolation(
+            f"{table or 'row'}.{column or '?'} must not be null", constraint=column
+        )
+    if isinstance(exc, pg.ForeignKeyViolation):
+        return NotFound(f"referenced record does not exist ({constraint or 'foreign key'})")
+    if isinstance(exc, pg.QueryCanceled):
+        return TransientError("the statement was cancelled (statement timeout reached)")
+    if isinstance(exc, _TRANSIENT):
+        return TransientError(f"database unavailable or contended, retry: {_first_line(exc)}")
+    if isinstance(exc, pg.DataError):
+        return ValidationError(f"value rejected by the database: {_first_line(exc)}")
+    if isinstance(exc, psycopg.Error):
+        return TradeStoreError(f"database error: {_first_line(exc)}")
+    return TradeStoreError(str(exc))
+
+
+def _constraint(exc: BaseException) -> str | None:
+    diag = getattr(exc, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _table(exc: BaseException) -> str | None:
+    diag = getattr(exc, "diag", None)
+    return getattr(diag, "table_name", None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

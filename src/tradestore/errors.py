@@ -1,0 +1,63 @@
+"""The project's exceptions, grouped by what the caller does about them.
+
+Every error carries a human message; the CLI prints that message and nothing else.
+Driver errors are translated in one place (`tradestore.db.errors.translate`), by
+SQLSTATE and constraint name, never by parsing message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TradeStoreError(Exception):
+    """Base of every error tradestore raises on purpose."""
+
+
+class ConfigurationError(TradeStoreError):
+    """A setting is missing or malformed; fix the environment and start again."""
+
+
+class ValidationError(TradeStoreError):
+    """Input was rejected before it reached the database.
+
+    `field` names the offending field, `value` is what was given, and the message
+    says why it is wrong.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class NotFound(TradeStoreError):
+    """The record asked for does not exist."""
+
+
+class Conflict(TradeStoreError):
+    """The write collides with existing state: a duplicate, a lost race, an illegal transition."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class ConstraintViolation(ValidationError):
+    """The database rejected a row by a CHECK, NOT NULL or foreign-key constraint."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message, field=constraint)
+        self.constraint = constraint
+
+
+class TransientError(TradeStoreError):
+    """Retrying may succeed: serialization failure, deadlock, lost connection, pool exhausted."""
+
+
+class PoolExhausted(TransientError):
+    """No connection became free within the connect timeout."""
+
+
+class MigrationError(TradeStoreError):
+    """The schema could not be brought up to date, or its history does not match the files."""

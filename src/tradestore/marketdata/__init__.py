@@ -1,0 +1,1 @@
+"""Candles: models, ingest, columnar reads, resampling, quality, importers."""

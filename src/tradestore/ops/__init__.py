@@ -1,0 +1,1 @@
+"""Retention, archive, monitoring, alerts, exporter, system logs, config store."""

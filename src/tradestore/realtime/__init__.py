@@ -1,0 +1,1 @@
+"""Redis services: rate limits, sessions, strategy state, notifications."""

@@ -1,0 +1,217 @@
+"""Settings, read from the environment (and `.env`), validated once at start.
+
+The seed's variables (`DB_HOST`, `DB_PORT`, ..., `REDIS_PASSWORD`) and the usual
+`DATABASE_URL` / `REDIS_URL` are accepted as they are; tradestore's own knobs use the
+`TRADESTORE_` prefix. A malformed value raises `ConfigurationError` naming the variable.
+Secrets never appear in `repr`, logs or error messages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import platformdirs
+import pydantic
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tradestore.errors import ConfigurationError
+
+
+class TimeSeriesMode(StrEnum):
+    AUTO = "auto"
+    TIMESCALE = "timescale"
+    NATIVE = "native"
+
+
+class SslMode(StrEnum):
+    DISABLE = "disable"
+    ALLOW = "allow"
+    PREFER = "prefer"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("tradestore"))
+
+
+class Settings(BaseSettings):
+    """Everything tradestore needs to connect and behave; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # --- PostgreSQL ---------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    db_host: str | None = Field(None, validation_alias=_env("DB_HOST"))
+    db_port: int = Field(5432, ge=1, le=65535, validation_alias=_env("DB_PORT"))
+    db_name: str = Field("trading_bot", validation_alias=_env("DB_NAME"))
+    db_user: str = Field("postgres", validation_alias=_env("DB_USER"))
+    db_password: SecretStr | None = Field(None, validation_alias=_env("DB_PASSWORD"))
+    db_sslmode: SslMode | None = Field(None, validation_alias=_env("DB_SSLMODE", "PGSSLMODE"))
+    db_sslrootcert: Path | None = Field(
+        None, validation_alias=_env("DB_SSLROOTCERT", "PGSSLROOTCERT")
+    )
+
+    pool_min_size: int = Field(2, ge=0, validation_alias=_env("TRADESTORE_POOL_MIN_SIZE"))
+    pool_max_size: int = Field(20, ge=1, validation_alias=_env("TRADESTORE_POOL_MAX_SIZE"))
+    connect_timeout_s: float = Field(
+        2.0, gt=0, validation_alias=_env("TRADESTORE_CONNECT_TIMEOUT_S")
+    )
+    statement_timeout_ms: int = Field(
+        30_000, ge=0, validation_alias=_env("TRADESTORE_STATEMENT_TIMEOUT_MS")
+    )
+    idle_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("TRADESTORE_IDLE_TIMEOUT_S"))
+    migration_lock_timeout_s: float = Field(
+        120.0, gt=0, validation_alias=_env("TRADESTORE_MIGRATION_LOCK_TIMEOUT_S")
+    )
+    timeseries_mode: TimeSeriesMode = Field(
+        TimeSeriesMode.AUTO, validation_alias=_env("TRADESTORE_TIMESERIES_MODE")
+    )
+
+    # --- embedded PostgreSQL (used when no database is configured) -----------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir, validation_alias=_env("TRADESTORE_DATA_DIR")
+    )
+
+    # --- Redis ----------------------------------------------------------------------
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("REDIS_URL"))
+    redis_host: str | None = Field(None, validation_alias=_env("REDIS_HOST"))
+    redis_port: int = Field(6379, ge=1, le=65535, validation_alias=_env("REDIS_PORT"))
+    redis_password: SecretStr | None = Field(None, validation_alias=_env("REDIS_PASSWORD"))
+    redis_tls: bool = Field(False, validation_alias=_env("REDIS_TLS"))
+    redis_ca_cert: Path | None = Field(None, validation_alias=_env("REDIS_CA_CERT"))
+    redis_key_prefix: str = Field(
+        "tradestore:", min_length=1, validation_alias=_env("TRADESTORE_REDIS_PREFIX")
+    )
+    redis_timeout_s: float = Field(1.0, gt=0, validation_alias=_env("TRADESTORE_REDIS_TIMEOUT_S"))
+
+    # --- cache -------------------------------------------------------------------------
+    cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
+    cache_l1_max_items: int = Field(
+        10_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_MAX_ITEMS")
+    )
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in ("postgres", "postgresql"):
+                raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"TRADESTORE_POOL_MIN_SIZE ({self.pool_min_size}) is larger than "
+                f"TRADESTORE_POOL_MAX_SIZE ({self.pool_max_size})"
+            )
+        return self
+
+    # --- derived ---------------------------------------------------------------------
+    @property
+    def database_configured(self) -> bool:
+        return self.database_url is not None or self.db_host is not None
+
+    @property
+    def redis_configured(self) -> bool:
+        return self.redis_url is not None or self.redis_host is not None
+
+    def postgres_conninfo(self) -> str | None:
+        """The libpq URL to use, or None when the embedded server should be started."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        if self.db_host is None:
+            return None
+        password = self.db_password.get_secret_value() if self.db_password else ""
+        auth = quote(self.db_user, safe="") + (":" + quote(password, safe="") if password else "")
+        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+
+    def postgres_connect_kwargs(self) -> dict[str, Any]:
+        """libpq keywords added to the URL: TLS, timeouts, application name."""
+        kwargs: dict[str, Any] = {
+            "connect_timeout": max(1, round(self.connect_timeout_s)),
+            "application_name": "tradestore",
+        }
+        if self.db_sslmode is not None:
+            kwargs["sslmode"] = self.db_sslmode.value
+        if self.db_sslrootcert is not None:
+            kwargs["sslrootcert"] = str(self.db_sslrootcert)
+        return kwargs
+
+    def redis_connection_url(self) -> str | None:
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        if self.redis_host is None:
+            return None
+        scheme = "rediss" if self.redis_tls else "redis"
+        password = self.redis_password.get_secret_value() if self.redis_password else ""
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/0"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by `***`, safe for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a malformed value is a ConfigurationError."""
+    try:
+        return Settings(**overrides)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        name = _env_name(str(loc[0])) if loc else "settings"
+        given = error.get("input")
+        shown = "" if name.endswith(("PASSWORD", "URL")) else f" (got {given!r})"
+        lines.append(f"{name}: {error['msg']}{shown}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def _env_name(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return field_name.upper()

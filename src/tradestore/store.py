@@ -1,0 +1,167 @@
+"""TradeStore: opens and closes the connections and owns everything built on them.
+
+    async with TradeStore() as store:          # settings from the environment
+        await store.migrate()
+        print(await store.health())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from tradestore.db.database import Connection, Database, build_pool
+from tradestore.db.embedded import start_embedded
+from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
+from tradestore.db.partitions import PartitionManager
+from tradestore.errors import TradeStoreError
+from tradestore.redis_link import RedisLink
+from tradestore.settings import Settings, TimeSeriesMode, load_settings, mask_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    ok: bool
+    latency_ms: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Health:
+    postgresql: ComponentHealth
+    redis: ComponentHealth
+
+    @property
+    def ok(self) -> bool:
+        """PostgreSQL is what must be up; Redis is optional."""
+        return self.postgresql.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TradeStore:
+    """The entry point of the library. Use `async with`, or `open()` / `close()`."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        pool: AsyncConnectionPool[Connection] | None = None,
+        redis: aioredis.Redis | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self._given_pool = pool
+        self.redis = RedisLink(self.settings, client=redis)
+        self._db: Database | None = None
+        self._partitions: PartitionManager | None = None
+        self.embedded_dir: str | None = None
+        self.database_url: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+    async def open(self) -> TradeStore:
+        if self._db is not None:
+            return self
+        if self._given_pool is not None:
+            db = Database(self._given_pool, owns_pool=False)
+        else:
+            db = Database(build_pool(await self._resolve_conninfo(), self.settings))
+            await db.open(timeout_s=max(10.0, self.settings.connect_timeout_s * 5))
+        self._db = db
+        await self.redis.open()
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+        await self.redis.close()
+
+    async def __aenter__(self) -> TradeStore:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _resolve_conninfo(self) -> str:
+        url = self.settings.postgres_conninfo()
+        if url is not None:
+            self.database_url = mask_url(url)
+            return url
+        server = await start_embedded(self.settings.data_dir)
+        self.embedded_dir = str(server.data_dir)
+        self.database_url = server.url
+        log.warning(
+            "no DATABASE_URL set: using the embedded PostgreSQL in %s", server.data_dir
+        )
+        return server.url
+
+    # --- parts -----------------------------------------------------------------------
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise TradeStoreError("the store is not open: use `async with TradeStore()` or open()")
+        return self._db
+
+    async def partitions(self) -> PartitionManager:
+        """The partition manager for this database's time-series mode (after migrate)."""
+        if self._partitions is None:
+            mode = await self.timeseries_mode()
+            if mode is None:
+                raise TradeStoreError("the schema is not migrated: run `tradestore db migrate`")
+            self._partitions = PartitionManager(self.db, mode)
+        return self._partitions
+
+    async def timeseries_mode(self) -> TimeSeriesMode | None:
+        return (await self.migrator().status()).mode
+
+    # --- schema ------------------------------------------------------------------------
+    def migrator(self) -> Migrator:
+        return Migrator(
+            self.db,
+            requested_mode=self.settings.timeseries_mode,
+            lock_timeout_s=self.settings.migration_lock_timeout_s,
+        )
+
+    async def migrate(self, *, dry_run: bool = False) -> MigrationResult:
+        result = await self.migrator().migrate(dry_run=dry_run)
+        self._partitions = None
+        return result
+
+    async def migration_status(self) -> MigrationStatus:
+        return await self.migrator().status()
+
+    # --- health -------------------------------------------------------------------------
+    async def health(self) -> Health:
+        """PostgreSQL and Redis reachability with latency; never raises."""
+        postgresql, redis = await asyncio.gather(self._postgres_health(), self.redis.health())
+        return Health(
+            postgresql=postgresql,
+            redis=ComponentHealth(ok=redis.ok, latency_ms=redis.latency_ms, detail=redis.detail),
+        )
+
+    async def _postgres_health(self) -> ComponentHealth:
+        if self._db is None:
+            return ComponentHealth(ok=False, latency_ms=None, detail="not open")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout_s * 2):
+                await self._db.query_value("SELECT 1")
+        except (TradeStoreError, TimeoutError, OSError) as exc:
+            return ComponentHealth(ok=False, latency_ms=None, detail=str(exc) or "timeout")
+        latency = (time.perf_counter() - started) * 1000
+        return ComponentHealth(ok=True, latency_ms=latency, detail="ok")

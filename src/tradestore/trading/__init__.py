@@ -1,0 +1,1 @@
+"""Strategies, orders and trades: models and repositories."""
