@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -47,14 +48,18 @@ class RedisLink:
         if self.client is None and self.url is not None:
             self.client = aioredis.Redis.from_url(self.url, **self._client_options())
         if self.client is None:
-            self._announce("Redis is not configured (set REDIS_URL): using the in-process cache only")
+            self._announce(
+                "Redis is not configured (set REDIS_URL): using the in-process cache only"
+            )
             return
         health = await self.health()
         if not health.ok:
-            self.failed_message(f"Redis at {mask_url(self.url or '?')} is unreachable ({health.detail})")
+            self.failed_message(
+                f"Redis at {mask_url(self.url or '?')} is unreachable ({health.detail})"
+            )
 
-    def _client_options(self) -> dict[str, object]:
-        options: dict[str, object] = {
+    def _client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
             "socket_connect_timeout": self.settings.redis_timeout_s,
             "socket_timeout": self.settings.redis_timeout_s,
             "health_check_interval": 30,
@@ -82,8 +87,10 @@ class RedisLink:
 
     def failed(self, exc: BaseException) -> None:
         """Record a Redis failure; warns once per outage."""
-        self.failed_message(f"Redis unavailable ({_describe(exc)}): falling back to PostgreSQL "
-                            "and in-process state until it returns")
+        self.failed_message(
+            f"Redis unavailable ({_describe(exc)}): falling back to PostgreSQL "
+            "and in-process state until it returns"
+        )
 
     def failed_message(self, message: str) -> None:
         if self._degraded_since is None:

@@ -1,8 +1,8 @@
 """TradeStore: opens and closes the connections and owns everything built on them.
 
-    async with TradeStore() as store:          # settings from the environment
-        await store.migrate()
-        print(await store.health())
+async with TradeStore() as store:          # settings from the environment
+    await store.migrate()
+    print(await store.health())
 """
 
 from __future__ import annotations
@@ -105,9 +105,7 @@ class TradeStore:
         server = await start_embedded(self.settings.data_dir)
         self.embedded_dir = str(server.data_dir)
         self.database_url = server.url
-        log.warning(
-            "no DATABASE_URL set: using the embedded PostgreSQL in %s", server.data_dir
-        )
+        log.warning("no DATABASE_URL set: using the embedded PostgreSQL in %s", server.data_dir)
         return server.url
 
     # --- parts -----------------------------------------------------------------------

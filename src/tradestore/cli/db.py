@@ -39,8 +39,12 @@ def status() -> None:
             st = await store.migration_status()
         table = Table("migration", "state", "applied at", "took")
         for m in st.applied:
-            table.add_row(m.name, f"applied ({m.variant})", f"{m.executed_at:%Y-%m-%d %H:%M:%S%z}",
-                          f"{m.duration_ms} ms")
+            table.add_row(
+                m.name,
+                f"applied ({m.variant})",
+                f"{m.executed_at:%Y-%m-%d %H:%M:%S%z}",
+                f"{m.duration_ms} ms",
+            )
         for name in st.pending:
             table.add_row(name, "[yellow]pending[/]", "", "")
         console.print(table)

@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
-from psycopg.abc import Params, Query
+from psycopg import AsyncConnection, sql
+from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -26,6 +26,7 @@ from tradestore.settings import Settings
 log = logging.getLogger(__name__)
 
 Connection = AsyncConnection[DictRow]
+Query = str | bytes | sql.SQL | sql.Composed
 
 
 async def check_connection_alive(conn: AsyncConnection[Any]) -> None:
@@ -73,9 +74,7 @@ class Database:
         try:
             await self.pool.open(wait=wait, timeout=timeout_s)
         except Exception as exc:
-            raise TradeStoreError(
-                f"cannot connect to PostgreSQL: {exc}".splitlines()[0]
-            ) from exc
+            raise TradeStoreError(f"cannot connect to PostgreSQL: {exc}".splitlines()[0]) from exc
 
     async def close(self) -> None:
         if self._owns_pool:
@@ -129,4 +128,3 @@ class Database:
             "waiting": raw.get("requests_waiting", 0),
             "max": self.pool.max_size,
         }
-

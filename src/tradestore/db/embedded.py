@@ -8,6 +8,7 @@ process using it exits. It listens on a unix socket only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ def _start(pgdata: Path) -> str:
         warnings.simplefilter("ignore")
         import pgserver
 
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
@@ -60,7 +61,6 @@ async def _create_database(admin_url: str, database: str) -> None:
     async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if await cur.fetchone() is None:
-            try:
+            # another process may create it at the same moment
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it at the same moment

@@ -39,9 +39,13 @@ def translate(exc: BaseException) -> TradeStoreError:
     constraint = _constraint(exc)
     table = _table(exc)
     if isinstance(exc, pg.UniqueViolation):
-        return Conflict(f"duplicate value violates {constraint or 'a unique key'}", constraint=constraint)
+        return Conflict(
+            f"duplicate value violates {constraint or 'a unique key'}", constraint=constraint
+        )
     if isinstance(exc, pg.ExclusionViolation):
-        return Conflict(f"row conflicts with {constraint or 'an exclusion constraint'}", constraint=constraint)
+        return Conflict(
+            f"row conflicts with {constraint or 'an exclusion constraint'}", constraint=constraint
+        )
     if isinstance(exc, pg.CheckViolation):
         where = f" on {table}" if table else ""
         return ConstraintViolation(

@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 7_415_203_981  # pg_advisory_lock key reserved for tradestore migrations
 NO_TRANSACTION_MARKER = "-- tradestore:no-transaction"
 STATEMENT_SEPARATOR = "-- tradestore:statement"
-_FILE_RE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)(?:\.(?P<mode>native|timescale))?\.sql$")
+_FILE_RE = re.compile(
+    r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)(?:\.(?P<mode>native|timescale))?\.sql$"
+)
 
 BOOTSTRAP_SQL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

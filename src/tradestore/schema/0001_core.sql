@@ -25,7 +25,8 @@ CREATE TABLE strategies (
     updated_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
     last_executed_at TIMESTAMP WITH TIME ZONE,
     CONSTRAINT valid_config CHECK (jsonb_typeof(config) = 'object'),
-    CONSTRAINT valid_symbols CHECK (array_length(symbols, 1) > 0)
+    -- The seed's array_length(symbols, 1) > 0 is NULL (so passes) for an empty array.
+    CONSTRAINT valid_symbols CHECK (cardinality(symbols) > 0)
 );
 
 CREATE INDEX idx_strategies_active ON strategies (is_active, is_paper_trading);

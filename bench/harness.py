@@ -1,0 +1,85 @@
+"""Benchmark harness: each benchmark prints our figure, a raw baseline measured in the
+same run, and their ratio. Nothing here asserts a time; the ratios are for reading.
+
+A benchmark module is `bench/bench_<name>.py` with `async def run(ctx: BenchContext)
+-> list[Result]`. The harness creates a scratch database (migrated) on the server of
+`TRADESTORE_BENCH_ADMIN_URL` (default: the local postgres) and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from tradestore import Settings, TradeStore
+
+ADMIN_URL = os.environ.get(
+    "TRADESTORE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TRADESTORE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    ours: float
+    baseline: float
+    unit: str  # e.g. "ops/s", "rows/s", "µs/op"
+    baseline_name: str
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        """Ours relative to the baseline; > 1 means ours is better whichever the unit."""
+        if self.higher_is_better:
+            return self.ours / self.baseline if self.baseline else float("nan")
+        return self.baseline / self.ours if self.ours else float("nan")
+
+
+@dataclass
+class BenchContext:
+    db_url: str
+    redis_url: str
+    settings: Settings
+    store: TradeStore
+
+
+async def timed(n: int, op: Callable[[], Awaitable[object]]) -> float:
+    """Seconds per operation over n sequential calls (after a short warm-up)."""
+    for _ in range(min(50, n)):
+        await op()
+    started = time.perf_counter()
+    for _ in range(n):
+        await op()
+    return (time.perf_counter() - started) / n
+
+
+def create_scratch_database() -> tuple[str, str]:
+    name = f"tradestore_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name, urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))
+
+
+def drop_scratch_database(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def bench_settings(db_url: str) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        database_url=db_url,
+        redis_url=REDIS_URL,
+        redis_key_prefix=f"tsbench:{uuid.uuid4().hex[:8]}:",
+        timeseries_mode="native",
+        _env_file=None,
+    )

@@ -1,0 +1,196 @@
+"""Fixtures against the real PostgreSQL and Redis of this machine (never mocks).
+
+- PostgreSQL: `TRADESTORE_TEST_ADMIN_URL` (default: postgres on 127.0.0.1:5432, trust auth)
+  is used to create one migrated database per test run, and empty ones on demand; all
+  are dropped at the end.
+- Redis: `TRADESTORE_TEST_REDIS_URL` (default redis://127.0.0.1:6379/0). Every test
+  gets its own key prefix and deletes only its own keys.
+A test that needs either server fails, not skips, when it is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from tradestore import Settings, TradeStore
+
+ADMIN_URL = os.environ.get(
+    "TRADESTORE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TRADESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def create_database(name: str) -> str:
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def make_settings(db_url: str | None, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "db_host": None,
+        "redis_url": REDIS_URL,
+        "redis_host": None,
+        "redis_key_prefix": f"tstest:{uuid.uuid4().hex[:10]}:",
+        "pool_min_size": 1,
+        "pool_max_size": 10,
+        "timeseries_mode": "native",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _servers_reachable() -> None:
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL is unreachable at {ADMIN_URL}: {exc}", pytrace=False)
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def migrated_db_url() -> Iterator[str]:
+    """One database for the run, migrated once; tests use unique names inside it."""
+    name = f"tradestore_test_{RUN_ID}"
+    url = create_database(name)
+
+    async def migrate() -> None:
+        async with TradeStore(make_settings(url)) as store:
+            await store.migrate()
+
+    asyncio.run(migrate())
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture
+def empty_database() -> Iterator[Callable[[], str]]:
+    """A factory of empty databases, dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"tradestore_test_{RUN_ID}_{len(names)}_{uuid.uuid4().hex[:4]}"
+        names.append(name)
+        return create_database(name)
+
+    yield make
+    for name in names:
+        drop_database(name)
+
+
+@pytest.fixture
+def settings(migrated_db_url: str) -> Settings:
+    return make_settings(migrated_db_url)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[TradeStore]:
+    async with TradeStore(settings) as opened:
+        yield opened
+    delete_keys(settings.redis_key_prefix)
+
+
+def delete_keys(prefix: str, url: str = REDIS_URL) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, on its own port, that the test may kill."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed", pytrace=False)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        pytest.fail(f"redis-server did not start on port {self.port}", pytrace=False)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(port=free_port())
+    server.start()
+    yield server
+    server.kill()

@@ -1,0 +1,72 @@
+"""The pool: queries, transactions, statement timeout, exhaustion, lost connections."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.conftest import make_settings
+from tradestore import PoolExhausted, TradeStore, TransientError
+from tradestore.settings import Settings
+
+
+async def test_query_helpers(store: TradeStore) -> None:
+    assert await store.db.query("SELECT 1 AS a UNION ALL SELECT 2") == [{"a": 1}, {"a": 2}]
+    assert await store.db.query_one("SELECT %s::int AS v", (7,)) == {"v": 7}
+    assert await store.db.query_value("SELECT 'x'") == "x"
+    assert await store.db.query_one("SELECT 1 WHERE false") is None
+
+
+async def test_transaction_commits_or_rolls_back(store: TradeStore) -> None:
+    await store.db.execute("CREATE TEMP TABLE IF NOT EXISTS t_tx (v int)")  # per-connection
+    await store.db.execute("CREATE TABLE IF NOT EXISTS tx_probe (v int)")
+    await store.db.execute("DELETE FROM tx_probe")
+    async with store.db.transaction() as conn:
+        await conn.execute("INSERT INTO tx_probe VALUES (1)")
+    with pytest.raises(RuntimeError):
+        async with store.db.transaction() as conn:
+            await conn.execute("INSERT INTO tx_probe VALUES (2)")
+            raise RuntimeError("boom")
+    assert await store.db.query("SELECT v FROM tx_probe") == [{"v": 1}]
+    await store.db.execute("DROP TABLE tx_probe")
+
+
+async def test_statement_timeout_is_applied(migrated_db_url: str) -> None:
+    settings = make_settings(migrated_db_url, statement_timeout_ms=200)
+    async with TradeStore(settings) as store:
+        assert await store.db.query_value("SHOW statement_timeout") == "200ms"
+        with pytest.raises(TransientError, match="statement timeout"):
+            await store.db.query("SELECT pg_sleep(2)")
+
+
+async def test_pool_exhaustion_raises_after_connect_timeout(migrated_db_url: str) -> None:
+    settings = make_settings(
+        migrated_db_url, pool_min_size=1, pool_max_size=1, connect_timeout_s=0.5
+    )
+    async with TradeStore(settings) as store:
+        async with store.db.connection():
+            started = time.monotonic()
+            with pytest.raises(PoolExhausted, match="pool exhausted"):
+                await store.db.query("SELECT 1")
+            waited = time.monotonic() - started
+        assert 0.4 < waited < 5
+        assert await store.db.query_value("SELECT 1") == 1  # usable again afterwards
+
+
+async def test_lost_connections_are_replaced_transparently(migrated_db_url: str) -> None:
+    settings: Settings = make_settings(migrated_db_url, pool_min_size=3, pool_max_size=3)
+    async with TradeStore(settings) as store:
+        await store.db.pool.wait()
+        # Kill every backend of this pool from outside.
+        async with TradeStore(make_settings(migrated_db_url)) as admin:
+            killed = await admin.db.query_value(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'tradestore' AND datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state = 'idle'"
+            )
+        assert killed >= 3
+        await asyncio.sleep(0.2)
+        results = await asyncio.gather(*(store.db.query_value("SELECT 1") for _ in range(6)))
+        assert results == [1] * 6
