@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python bench/run.py [name ...]` (names: the bench_<name>.py files).
+"""Run the benchmarks: `python -m bench [name ...]` (names: the bench_<name>.py files).
 
 Prints, for each, our figure, the raw baseline measured in the same run and the ratio
 (ours / baseline for rates; baseline / ours for times: above 1.0 means ours is faster).
@@ -10,15 +10,12 @@ import asyncio
 import importlib
 import pkgutil
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-import bench  # noqa: E402
-from bench.harness import (  # noqa: E402
+import bench
+from bench.harness import (
     REDIS_URL,
     BenchContext,
     Result,
@@ -26,7 +23,7 @@ from bench.harness import (  # noqa: E402
     create_scratch_database,
     drop_scratch_database,
 )
-from tradestore import TradeStore  # noqa: E402
+from tradestore import TradeStore
 
 
 def discover(names: list[str]) -> list[str]:
@@ -58,8 +55,14 @@ async def main(names: list[str]) -> None:
         drop_scratch_database(db_name)
     table = Table("benchmark", "ours", "baseline", "unit", "baseline is", "ratio")
     for r in results:
-        table.add_row(r.name, f"{r.ours:,.2f}", f"{r.baseline:,.2f}", r.unit, r.baseline_name,
-                      f"{r.ratio:.2f}x")
+        table.add_row(
+            r.name,
+            f"{r.ours:,.2f}",
+            f"{r.baseline:,.2f}",
+            r.unit,
+            r.baseline_name,
+            f"{r.ratio:.2f}x",
+        )
     console.print(table)
     console.print("ratio > 1.00x: ours is faster than the baseline; < 1.00x: slower.")
 

@@ -1,0 +1,79 @@
+"""Notification events and the outbox they are written to.
+
+Code that changes an order, a trade, a strategy or a config value calls `append_event`
+with the connection of its own transaction, so the event commits with the change or not
+at all. The relay (`tradestore.realtime.relay`) publishes committed events to Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from tradestore.db.database import Connection
+
+
+class EventType(StrEnum):
+    ORDER_CREATED = "order.created"
+    ORDER_FILLED = "order.filled"
+    ORDER_PARTIALLY_FILLED = "order.partially_filled"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_REJECTED = "order.rejected"
+    TRADE_OPENED = "trade.opened"
+    TRADE_CLOSED = "trade.closed"
+    STRATEGY_UPDATED = "strategy.updated"
+    CONFIG_CHANGED = "config.changed"
+
+
+INSERT_EVENT = """
+INSERT INTO event_outbox (event_type, aggregate_id, payload)
+VALUES (%s, %s, %s::jsonb)
+RETURNING id
+"""
+
+NOTIFY_CHANNEL = "tradestore_outbox"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)  # exact: never through float
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    raise TypeError(f"cannot serialise {type(value).__name__} in an event payload")
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, default=_default, separators=(",", ":"), sort_keys=True)
+
+
+async def append_event(
+    conn: Connection,
+    event_type: EventType,
+    payload: dict[str, Any],
+    *,
+    aggregate_id: UUID | str | None = None,
+) -> int:
+    """Write an event in the caller's transaction; returns its outbox id.
+
+    Also `NOTIFY`s the relay, which PostgreSQL delivers only if the transaction commits.
+    """
+    cur = await conn.execute(
+        INSERT_EVENT,
+        (
+            event_type.value,
+            None if aggregate_id is None else str(aggregate_id),
+            encode_payload(payload),
+        ),
+    )
+    row = await cur.fetchone()
+    await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+    assert row is not None
+    return int(row["id"])
