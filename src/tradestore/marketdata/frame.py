@@ -1,0 +1,81 @@
+"""CandleFrame: candles as columns (numpy arrays), the result of every market-data read.
+
+Prices and volumes are float64 arrays for analytics, or object arrays of `Decimal` in
+exact mode (`exact=True` on reads). Timestamps are `datetime64[us]` in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tradestore.timeframes import Timeframe
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class CandleFrame:
+    symbol: str
+    timeframe: Timeframe
+    timestamp: npt.NDArray[np.datetime64]  # datetime64[us], UTC
+    open: npt.NDArray[Any]
+    high: npt.NDArray[Any]
+    low: npt.NDArray[Any]
+    close: npt.NDArray[Any]
+    volume: npt.NDArray[Any]
+    trades_count: npt.NDArray[np.int64] | None = None  # -1 where unknown
+    vwap: npt.NDArray[Any] | None = None  # NaN (float) or None (exact) where unknown
+    exact: bool = False
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        cols: dict[str, npt.NDArray[Any]] = {"timestamp": self.timestamp}
+        cols.update({name: getattr(self, name) for name in PRICE_COLUMNS})
+        if self.trades_count is not None:
+            cols["trades_count"] = self.trades_count
+        if self.vwap is not None:
+            cols["vwap"] = self.vwap
+        return cols
+
+    @classmethod
+    def empty(cls, symbol: str, timeframe: Timeframe, *, exact: bool = False) -> CandleFrame:
+        dtype: Any = object if exact else np.float64
+
+        def col() -> npt.NDArray[Any]:
+            return np.empty(0, dtype=dtype)
+
+        stamps: npt.NDArray[np.datetime64] = np.empty(0, dtype="datetime64[us]")
+        return cls(symbol, timeframe, stamps, col(), col(), col(), col(), col(), exact=exact)
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame indexed by a UTC DatetimeIndex named "timestamp"."""
+        import pandas as pd
+
+        cols = self.columns()
+        index = pd.DatetimeIndex(cols.pop("timestamp"), name="timestamp").tz_localize("UTC")
+        return pd.DataFrame(cols, index=index)
+
+    def to_polars(self) -> Any:
+        import polars as pl
+
+        frame = pl.DataFrame(self.columns())
+        return frame.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+
+    def to_arrow(self) -> Any:
+        import pyarrow as pa
+
+        cols = self.columns()
+        arrays = {"timestamp": pa.array(cols.pop("timestamp"), type=pa.timestamp("us", tz="UTC"))}
+        for name, values in cols.items():
+            arrays[name] = (
+                pa.array(values, type=pa.decimal128(18, 8))
+                if self.exact and values.dtype == object
+                else pa.array(values)
+            )
+        return pa.table(arrays)
