@@ -67,3 +67,9 @@ async def test_embedded_server_from_nothing(tmp_path: Path) -> None:
     async with TradeStore(settings) as again:
         assert (await again.migrate()).applied == []
         assert await again.db.query_value("SELECT count(*) FROM strategies") == 0
+
+
+async def test_unreachable_database_fails_fast_with_the_reason() -> None:
+    settings = make_settings("postgresql://postgres@127.0.0.1:1/none", redis_url=None)
+    with pytest.raises(TradeStoreError, match="Connection refused"):
+        await TradeStore(settings).open()

@@ -28,6 +28,8 @@ def setup_logging(verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("tradestore").setLevel(logging.INFO if verbose else logging.WARNING)
+    # the pool logs every failed background reconnect; tradestore reports the cause itself
+    logging.getLogger("psycopg.pool").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

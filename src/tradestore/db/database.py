@@ -71,10 +71,24 @@ class Database:
         self._owns_pool = owns_pool
 
     async def open(self, *, wait: bool = True, timeout_s: float = 10.0) -> None:
+        await self._probe()
         try:
             await self.pool.open(wait=wait, timeout=timeout_s)
-        except Exception as exc:
-            raise TradeStoreError(f"cannot connect to PostgreSQL: {exc}".splitlines()[0]) from exc
+        except psycopg.Error as exc:
+            raise TradeStoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+
+    async def _probe(self) -> None:
+        """One direct connection first: fails within the connect timeout with libpq's
+        reason, instead of the pool retrying in the background until it gives up."""
+        conninfo, pool_kwargs = self.pool.conninfo, self.pool.kwargs
+        if not isinstance(conninfo, str) or not isinstance(pool_kwargs, dict):
+            return  # computed per connection: nothing fixed to probe
+        kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+        try:
+            conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            raise TradeStoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+        await conn.close()
 
     async def close(self) -> None:
         if self._owns_pool:
@@ -128,3 +142,8 @@ class Database:
             "waiting": raw.get("requests_waiting", 0),
             "max": self.pool.max_size,
         }
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
