@@ -102,6 +102,7 @@ class Settings(BaseSettings):
 
     # --- cache -------------------------------------------------------------------------
     cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
+    cache_l1_ttl_ms: int = Field(30_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_TTL_MS"))
     cache_l1_max_items: int = Field(
         10_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_MAX_ITEMS")
     )

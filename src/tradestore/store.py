@@ -11,19 +11,25 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from types import TracebackType
 from typing import Any
 
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database, build_pool
 from tradestore.db.embedded import start_embedded
 from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import TradeStoreError
+from tradestore.keys import Keys
 from tradestore.redis_link import RedisLink
 from tradestore.settings import Settings, TimeSeriesMode, load_settings, mask_url
+from tradestore.trading.orders import OrderRepository
+from tradestore.trading.strategies import StrategyRepository
+from tradestore.trading.trades import TradeRepository
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +84,11 @@ class TradeStore:
             await db.open(timeout_s=max(10.0, self.settings.connect_timeout_s * 5))
         self._db = db
         await self.redis.open()
+        await self.cache.start()
         return self
 
     async def close(self) -> None:
+        await self.cache.stop()
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -114,6 +122,33 @@ class TradeStore:
         if self._db is None:
             raise TradeStoreError("the store is not open: use `async with TradeStore()` or open()")
         return self._db
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_key_prefix)
+
+    @cached_property
+    def cache(self) -> TwoTierCache:
+        """The two-tier cache (in-process L1, Redis L2) shared by the repositories."""
+        return TwoTierCache(
+            self.redis,
+            self.keys,
+            l1_max_items=self.settings.cache_l1_max_items,
+            l1_ttl_ms=self.settings.cache_l1_ttl_ms,
+            l2_ttl_ms=self.settings.cache_ttl_ms,
+        )
+
+    @cached_property
+    def strategies(self) -> StrategyRepository:
+        return StrategyRepository(self.db, self.cache)
+
+    @cached_property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self.db)
+
+    @cached_property
+    def trades(self) -> TradeRepository:
+        return TradeRepository(self.db, self.cache)
 
     async def partitions(self) -> PartitionManager:
         """The partition manager for this database's time-series mode (after migrate)."""

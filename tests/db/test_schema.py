@@ -159,7 +159,7 @@ BAD_VALUES: dict[str, tuple[str, dict[str, Any]]] = {
     "strategy_metrics_win_rate_check": ("strategy_metrics", {"win_rate": 1.5}),
     "orders_side_check": ("orders", {"side": "buy"}),
     "orders_type_check": ("orders", {"type": "TRAILING"}),
-    "orders_quantity_check": ("orders", {"quantity": -2}),
+    "orders_quantity_check": ("orders", {"quantity": 0}),
     "orders_status_check": ("orders", {"status": "OPEN"}),
     "orders_time_in_force_check": ("orders", {"time_in_force": "DAY"}),
     "backtests_status_check": ("backtests", {"status": "DONE"}),

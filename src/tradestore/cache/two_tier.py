@@ -1,0 +1,235 @@
+"""TwoTierCache: in-process L1 + Redis L2, single-flight loads, invalidation after commit.
+
+Consistency rules, and how they are kept:
+- The writing process never reads an old value after its write returns: `invalidate`
+  (called after commit, before the write returns) drops the L1 entry, bumps the key's
+  local generation (a load that started earlier may not store its result) and detaches
+  any in-flight load, so later readers start a fresh one.
+- No process re-populates L2 with a value read before a write committed: every key has
+  a version in Redis, incremented on invalidation; a loader stores its value only if the
+  version is still the one it saw before reading the database (one Lua script).
+- Other processes drop their L1 entry when the invalidation is published (pub/sub), within
+  milliseconds. If the subscription breaks, L1 is cleared when it comes back; while Redis
+  is away, L1 entries live at most `cache_l1_ttl_ms`.
+- With Redis down, reads go to PostgreSQL and writes succeed; RedisLink warns once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
+
+from tradestore.cache import codec
+from tradestore.cache.local import LocalCache
+from tradestore.keys import Keys
+from tradestore.redis_link import RedisLink
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_MISSING = object()
+VERSION_TTL_MS = 86_400_000  # a version outlives any load by far
+
+# KEYS[1] value key, KEYS[2] version key; ARGV[1] version seen before loading,
+# ARGV[2] encoded value, ARGV[3] ttl ms. Stores only if no invalidation happened since.
+STORE_IF_VERSION = """
+local current = redis.call('GET', KEYS[2]) or '0'
+if current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+class TwoTierCache:
+    def __init__(
+        self,
+        link: RedisLink,
+        keys: Keys,
+        *,
+        l1_max_items: int,
+        l1_ttl_ms: int,
+        l2_ttl_ms: int,
+    ) -> None:
+        self.link = link
+        self.keys = keys
+        self.local = LocalCache(max_items=l1_max_items, ttl_s=l1_ttl_ms / 1000)
+        self.l2_ttl_ms = l2_ttl_ms
+        self.channel = keys.key("cache-invalidate")
+        self.node_id = uuid.uuid4().hex
+        self._generation: dict[str, int] = {}
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self.stats = {"l1_hits": 0, "l2_hits": 0, "loads": 0}
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.link.client is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="cache-invalidations")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    # --- reads ------------------------------------------------------------------------------
+    async def get_or_load(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        *,
+        decode: Callable[[Any], T] | None = None,
+        ttl_ms: int | None = None,
+    ) -> T:
+        """The cached value of key, else `loader()`'s, loaded once however many ask at once.
+
+        `decode` rebuilds the value from its L2 (JSON) form, e.g. a pydantic model.
+        A loader result of None is not cached.
+        """
+        hit = self.local.get(key, _MISSING)
+        if hit is not _MISSING:
+            self.stats["l1_hits"] += 1
+            return hit  # type: ignore[no-any-return]
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._inflight[key] = pending
+            try:
+                pending.set_result(await self._load(key, loader, decode, ttl_ms))
+            except Exception as exc:
+                pending.set_exception(exc)
+                pending.exception()  # mark retrieved: waiters re-raise it themselves
+            except BaseException:
+                pending.cancel()
+                raise
+            finally:
+                if self._inflight.get(key) is pending:
+                    del self._inflight[key]
+        return await asyncio.shield(pending)
+
+    async def _load(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        decode: Callable[[Any], T] | None,
+        ttl_ms: int | None,
+    ) -> T:
+        generation = self._generation.get(key, 0)
+        version, raw = await self._l2_get(key)
+        if raw is not None:
+            value = decode(codec.loads(raw)) if decode else codec.loads(raw)
+            self.stats["l2_hits"] += 1
+        else:
+            self.stats["loads"] += 1
+            value = await loader()
+            if value is not None and version is not None:
+                await self._l2_store(key, version, value, ttl_ms or self.l2_ttl_ms)
+        if value is not None and self._generation.get(key, 0) == generation:
+            self.local.set(key, value)
+        return value
+
+    # --- invalidation --------------------------------------------------------------------
+    async def invalidate(self, *keys: str) -> None:
+        """Forget keys everywhere. Call after the change committed, before returning."""
+        self._forget_locally(keys)
+        client = self.link.client
+        if client is None:
+            return
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.incr(self._version_key(key))
+                    pipe.pexpire(self._version_key(key), VERSION_TTL_MS)
+                    pipe.delete(self._value_key(key))
+                message = json.dumps({"from": self.node_id, "keys": list(keys)})
+                pipe.publish(self.channel, message)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+
+    def _forget_locally(self, keys: tuple[str, ...] | list[str]) -> None:
+        for key in keys:
+            self.local.delete(key)
+            self._generation[key] = self._generation.get(key, 0) + 1
+            self._inflight.pop(key, None)
+
+    async def _listen(self) -> None:
+        client = self.link.client
+        assert client is not None
+        while True:
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self.local.clear()  # whatever we missed while not listening
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._on_message(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.link.failed(exc)
+                self.local.clear()
+                await asyncio.sleep(1.0)
+
+    def _on_message(self, data: bytes | str) -> None:
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return
+        if body.get("from") != self.node_id:
+            self._forget_locally([str(k) for k in body.get("keys", [])])
+
+    # --- L2 ---------------------------------------------------------------------------------
+    def _value_key(self, key: str) -> str:
+        return self.keys.key("cache", key)
+
+    def _version_key(self, key: str) -> str:
+        return self.keys.key("cache-version", key)
+
+    async def _l2_get(self, key: str) -> tuple[str | None, bytes | None]:
+        """(version, raw value); version None means L2 is unavailable (do not store)."""
+        client = self.link.client
+        if client is None:
+            return None, None
+        try:
+            raw, version = await client.mget(self._value_key(key), self._version_key(key))
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            return None, None
+        self.link.recovered()
+        return _text(version) if version else "0", _bytes(raw)
+
+    async def _l2_store(self, key: str, version: str, value: Any, ttl_ms: int) -> None:
+        client = self.link.client
+        if client is None:
+            return
+        try:
+            await client.eval(
+                STORE_IF_VERSION,
+                2,
+                self._value_key(key),
+                self._version_key(key),
+                version,
+                codec.dumps(value),
+                str(ttl_ms),
+            )
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value

@@ -1,0 +1,304 @@
+"""Orders: idempotent create, an enforced lifecycle, and atomic fills.
+
+Lifecycle: PENDING -> PARTIAL_FILLED -> FILLED, and PENDING/PARTIAL_FILLED -> CANCELLED,
+PENDING -> REJECTED. Every state change is one conditional UPDATE: it applies only from
+an allowed state, so concurrent writers cannot both win, and a fill can never take
+filled_quantity past quantity (also guarded by a CHECK constraint).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from tradestore.db.database import Connection, Database
+from tradestore.errors import Conflict, NotFound, ValidationError
+from tradestore.realtime.events import EventType, append_event
+from tradestore.trading.models import (
+    NewOrder,
+    NonNegativeMoney,
+    Order,
+    OrderStatus,
+    PositiveMoney,
+    as_uuid,
+    parse_enum,
+    parse_input,
+    parse_money,
+)
+
+OPEN_STATES = (OrderStatus.PENDING, OrderStatus.PARTIAL_FILLED)
+
+INSERT_ORDER = """
+INSERT INTO orders (strategy_id, trade_id, external_order_id, client_order_id, symbol, side,
+                    type, quantity, price, stop_price, remaining_quantity, time_in_force,
+                    reduce_only, metadata)
+VALUES (%(strategy_id)s, %(trade_id)s, %(external_order_id)s, %(client_order_id)s,
+        %(symbol)s, %(side)s, %(type)s, %(quantity)s, %(price)s, %(stop_price)s,
+        %(quantity)s, %(time_in_force)s, %(reduce_only)s, %(metadata)s)
+ON CONFLICT (strategy_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
+RETURNING *
+"""
+SELECT_BY_CLIENT_ID = "SELECT * FROM orders WHERE strategy_id = %s AND client_order_id = %s"
+SELECT_BY_ID = "SELECT * FROM orders WHERE id = %s"
+SELECT_BY_EXTERNAL_ID = "SELECT * FROM orders WHERE external_order_id = %s"
+SELECT_PENDING = """
+SELECT * FROM orders WHERE status = 'PENDING' ORDER BY created_at ASC LIMIT %s
+"""
+SELECT_PENDING_OF_STRATEGY = """
+SELECT * FROM orders WHERE status = 'PENDING' AND strategy_id = %s
+ ORDER BY created_at ASC LIMIT %s
+"""
+
+# One statement: every SET expression sees the row as it was before the fill.
+RECORD_FILL = """
+UPDATE orders SET
+    filled_quantity = filled_quantity + %(qty)s,
+    remaining_quantity = quantity - filled_quantity - %(qty)s,
+    avg_fill_price = round(
+        (coalesce(avg_fill_price, 0) * filled_quantity + %(price)s * %(qty)s)
+        / (filled_quantity + %(qty)s), 8),
+    fees = fees + %(fee)s,
+    status = CASE WHEN filled_quantity + %(qty)s = quantity THEN 'FILLED'
+                  ELSE 'PARTIAL_FILLED' END,
+    submitted_at = coalesce(submitted_at, %(at)s),
+    filled_at = CASE WHEN filled_quantity + %(qty)s = quantity THEN %(at)s ELSE filled_at END
+ WHERE id = %(id)s
+   AND status IN ('PENDING', 'PARTIAL_FILLED')
+   AND filled_quantity + %(qty)s <= quantity
+RETURNING *
+"""
+MARK_SUBMITTED = """
+UPDATE orders SET submitted_at = coalesce(%(at)s, now()),
+       external_order_id = coalesce(%(external_order_id)s, external_order_id)
+ WHERE id = %(id)s AND status = 'PENDING'
+RETURNING *
+"""
+CANCEL = """
+UPDATE orders SET status = 'CANCELLED', cancelled_at = now()
+ WHERE id = %(id)s AND status IN ('PENDING', 'PARTIAL_FILLED')
+RETURNING *
+"""
+REJECT = """
+UPDATE orders SET status = 'REJECTED', error_message = %(error)s
+ WHERE id = %(id)s AND status = 'PENDING'
+RETURNING *
+"""
+RECORD_FAILURE = """
+UPDATE orders SET retry_count = retry_count + 1, error_message = %(error)s
+ WHERE id = %(id)s AND status IN ('PENDING', 'PARTIAL_FILLED')
+RETURNING *
+"""
+
+
+def to_order(row: dict[str, Any]) -> Order:
+    return Order.model_validate(row)
+
+
+class OrderRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, data: NewOrder | dict[str, Any]) -> Order:
+        """Create an order. With a client_order_id, a retry returns the first order;
+        a retry whose details differ from the first is a Conflict."""
+        new = parse_input(NewOrder, data)
+        params = new.model_dump()
+        params.update(
+            side=new.side.value,
+            type=new.type.value,
+            time_in_force=new.time_in_force.value,
+            metadata=Jsonb(new.metadata),
+        )
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(INSERT_ORDER, params)
+            row = await cur.fetchone()
+            if row is not None:
+                order = to_order(row)
+                await _event(conn, EventType.ORDER_CREATED, order)
+                return order
+            cur = await conn.execute(SELECT_BY_CLIENT_ID, (new.strategy_id, new.client_order_id))
+            existing = await cur.fetchone()
+        assert existing is not None  # DO NOTHING only skips when the key exists
+        order = to_order(existing)
+        _same_request_or_conflict(order, new)
+        return order
+
+    async def get(self, order_id: UUID) -> Order:
+        row = await self.db.query_one(SELECT_BY_ID, (as_uuid(order_id),))
+        if row is None:
+            raise NotFound(f"no order with id {order_id}")
+        return to_order(row)
+
+    async def get_by_external_id(self, external_order_id: str) -> Order:
+        row = await self.db.query_one(SELECT_BY_EXTERNAL_ID, (external_order_id,))
+        if row is None:
+            raise NotFound(f"no order with external_order_id {external_order_id!r}")
+        return to_order(row)
+
+    async def pending(self, strategy_id: UUID | None = None, *, limit: int = 1000) -> list[Order]:
+        """PENDING orders, oldest first (idx_orders_pending)."""
+        if strategy_id is None:
+            rows = await self.db.query(SELECT_PENDING, (limit,))
+        else:
+            rows = await self.db.query(SELECT_PENDING_OF_STRATEGY, (as_uuid(strategy_id), limit))
+        return [to_order(r) for r in rows]
+
+    async def list(
+        self,
+        *,
+        strategy_id: UUID | None = None,
+        status: OrderStatus | str | None = None,
+        limit: int = 100,
+    ) -> list[Order]:
+        status_value = _status(status)
+        rows = await self.db.query(
+            "SELECT * FROM orders WHERE (%(s)s::uuid IS NULL OR strategy_id = %(s)s) "
+            "AND (%(st)s::text IS NULL OR status = %(st)s) ORDER BY created_at DESC LIMIT %(n)s",
+            {"s": strategy_id and as_uuid(strategy_id), "st": status_value, "n": limit},
+        )
+        return [to_order(r) for r in rows]
+
+    async def record_fill(
+        self,
+        order_id: UUID,
+        *,
+        quantity: Decimal | str | int,
+        price: Decimal | str | int,
+        fee: Decimal | str | int = Decimal(0),
+        at: datetime | None = None,
+    ) -> Order:
+        """Add one fill: quantities, weighted average price, fees and timestamps in one
+        atomic statement. Concurrent fills all count; none may overfill."""
+        fill = _parse_fill(quantity, price, fee, at)
+        fill["id"] = as_uuid(order_id)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(RECORD_FILL, fill)
+            row = await cur.fetchone()
+            if row is None:
+                await self._explain_refused_fill(conn, fill)
+            assert row is not None
+            order = to_order(row)
+            kind = (
+                EventType.ORDER_FILLED
+                if order.status is OrderStatus.FILLED
+                else EventType.ORDER_PARTIALLY_FILLED
+            )
+            await _event(conn, kind, order, fill_quantity=fill["qty"], fill_price=fill["price"])
+        return order
+
+    async def mark_submitted(
+        self, order_id: UUID, *, external_order_id: str | None = None, at: datetime | None = None
+    ) -> Order:
+        params = {"id": as_uuid(order_id), "external_order_id": external_order_id, "at": at}
+        return await self._transition(MARK_SUBMITTED, params, "PENDING (submitted)", None)
+
+    async def cancel(self, order_id: UUID) -> Order:
+        return await self._transition(
+            CANCEL, {"id": as_uuid(order_id)}, OrderStatus.CANCELLED, EventType.ORDER_CANCELLED
+        )
+
+    async def reject(self, order_id: UUID, error_message: str) -> Order:
+        params = {"id": as_uuid(order_id), "error": error_message}
+        return await self._transition(
+            REJECT, params, OrderStatus.REJECTED, EventType.ORDER_REJECTED
+        )
+
+    async def record_failure(self, order_id: UUID, error_message: str) -> Order:
+        """A failed submission attempt: retry_count + 1 and the error kept; state unchanged."""
+        params = {"id": as_uuid(order_id), "error": error_message}
+        return await self._transition(RECORD_FAILURE, params, "retry", None)
+
+    async def _transition(
+        self,
+        query: str,
+        params: dict[str, Any],
+        target: OrderStatus | str,
+        event: EventType | None,
+    ) -> Order:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+            if row is None:
+                current = await _current_status(conn, params["id"])
+                raise Conflict(f"order {params['id']}: illegal transition {current} -> {target}")
+            order = to_order(row)
+            if event is not None:
+                await _event(conn, event, order)
+        return order
+
+    async def _explain_refused_fill(self, conn: Connection, fill: dict[str, Any]) -> None:
+        cur = await conn.execute(SELECT_BY_ID, (fill["id"],))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no order with id {fill['id']}")
+        order = to_order(row)
+        if order.status not in OPEN_STATES:
+            raise Conflict(
+                f"order {order.id}: illegal transition {order.status.value} -> "
+                f"{OrderStatus.PARTIAL_FILLED.value} (cannot fill a {order.status.value} order)"
+            )
+        raise Conflict(
+            f"order {order.id}: a fill of {fill['qty']} would overfill it "
+            f"(filled {order.filled_quantity} of {order.quantity})"
+        )
+
+
+def _parse_fill(
+    quantity: object, price: object, fee: object, at: datetime | None
+) -> dict[str, Any]:
+    if at is not None and at.utcoffset() is None:
+        raise ValidationError("at: must have a time zone", field="at", value=at)
+    return {
+        "qty": parse_money("quantity", quantity, PositiveMoney),
+        "price": parse_money("price", price, PositiveMoney),
+        "fee": parse_money("fee", fee, NonNegativeMoney),
+        "at": at or datetime.now().astimezone(),
+    }
+
+
+def _same_request_or_conflict(order: Order, new: NewOrder) -> None:
+    mismatched = [
+        name
+        for name in ("symbol", "side", "type", "quantity", "price", "stop_price")
+        if getattr(order, name) != getattr(new, name)
+    ]
+    if mismatched:
+        raise Conflict(
+            f"client_order_id {new.client_order_id!r} was already used for a different order "
+            f"({', '.join(mismatched)} differ)",
+            constraint="uq_orders_strategy_client_order_id",
+        )
+
+
+def _status(value: OrderStatus | str | None) -> str | None:
+    if value is None or value == "all":
+        return None
+    return parse_enum(OrderStatus, value, field="status").value
+
+
+async def _current_status(conn: Connection, order_id: UUID) -> str:
+    cur = await conn.execute("SELECT status FROM orders WHERE id = %s", (order_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no order with id {order_id}")
+    return str(row["status"])
+
+
+async def _event(conn: Connection, kind: EventType, order: Order, **extra: Any) -> None:
+    payload: dict[str, Any] = {
+        "id": order.id,
+        "strategy_id": order.strategy_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "status": order.status,
+        "quantity": order.quantity,
+        "filled_quantity": order.filled_quantity,
+        "avg_fill_price": order.avg_fill_price,
+        "client_order_id": order.client_order_id,
+    }
+    payload.update(extra)
+    await append_event(conn, kind, payload, aggregate_id=order.id)

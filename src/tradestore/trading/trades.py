@@ -1,0 +1,397 @@
+"""Trades: open (directly or from an order), partial fills, close exactly once, history.
+
+Closing locks the trade row (`SELECT ... FOR UPDATE`), computes P&L in Decimal, closes
+it and adds the result to its strategy's statistics in the same transaction: of many
+concurrent closers exactly one succeeds, the rest get a Conflict, and the strategy's
+total_trades / winning_trades / total_pnl always equal what the trades table says.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from tradestore.cache.two_tier import TwoTierCache
+from tradestore.db.database import Connection, Database
+from tradestore.errors import Conflict, NotFound, ValidationError
+from tradestore.realtime.events import EventType, append_event
+from tradestore.trading.models import (
+    NewTrade,
+    NonNegativeMoney,
+    OrderStatus,
+    PositiveMoney,
+    Trade,
+    TradeStatus,
+    as_uuid,
+    parse_enum,
+    parse_input,
+    parse_money,
+)
+from tradestore.trading.pnl import close_pnl
+from tradestore.trading.strategies import ACTIVE_KEY
+from tradestore.trading.strategies import cache_key as strategy_key
+
+INSERT_TRADE = """
+INSERT INTO trades (strategy_id, external_order_id, symbol, side, type, entry_price, quantity,
+                    filled_quantity, entry_time, fees, status, entry_signal, entry_tag,
+                    stop_loss_price, take_profit_price, metadata, notes)
+VALUES (%(strategy_id)s, %(external_order_id)s, %(symbol)s, %(side)s, %(type)s,
+        %(entry_price)s, %(quantity)s, %(filled_quantity)s, coalesce(%(entry_time)s, now()),
+        %(fees)s, %(status)s, %(entry_signal)s, %(entry_tag)s, %(stop_loss_price)s,
+        %(take_profit_price)s, %(metadata)s, %(notes)s)
+RETURNING *
+"""
+SELECT_BY_ID = "SELECT * FROM trades WHERE id = %s"
+LOCK_TRADE = "SELECT * FROM trades WHERE id = %s FOR UPDATE"
+LOCK_ORDER = "SELECT * FROM orders WHERE id = %s FOR UPDATE"
+LINK_ORDER = "UPDATE orders SET trade_id = %s WHERE id = %s"
+CLOSE_TRADE = """
+UPDATE trades SET exit_price = %(exit_price)s, exit_time = coalesce(%(exit_time)s, now()),
+       pnl = %(pnl)s, pnl_percent = %(pnl_percent)s, fees = %(fees)s, status = 'CLOSED',
+       exit_reason = %(exit_reason)s, exit_signal = %(exit_signal)s, exit_tag = %(exit_tag)s,
+       updated_at = now()
+ WHERE id = %(id)s
+RETURNING *
+"""
+ADD_TO_STRATEGY_STATS = """
+UPDATE strategies SET total_trades = total_trades + 1,
+       winning_trades = winning_trades + CASE WHEN %(pnl)s > 0 THEN 1 ELSE 0 END,
+       total_pnl = total_pnl + %(pnl)s, updated_at = now()
+ WHERE id = %(strategy_id)s
+"""
+# A partial fill of an open trade: weighted entry price, one conditional statement.
+ADD_FILL = """
+UPDATE trades SET
+    entry_price = round((entry_price * filled_quantity + %(price)s * %(qty)s)
+                        / (filled_quantity + %(qty)s), 8),
+    filled_quantity = filled_quantity + %(qty)s,
+    fees = fees + %(fee)s,
+    status = CASE WHEN filled_quantity + %(qty)s = quantity THEN 'OPEN'
+                  ELSE 'PARTIALLY_FILLED' END,
+    updated_at = now()
+ WHERE id = %(id)s AND status IN ('OPEN', 'PARTIALLY_FILLED')
+   AND filled_quantity + %(qty)s <= quantity
+RETURNING *
+"""
+CANCEL_TRADE = """
+UPDATE trades SET status = 'CANCELLED', updated_at = now()
+ WHERE id = %s AND status IN ('OPEN', 'PARTIALLY_FILLED')
+RETURNING *
+"""
+SELECT_OPEN = """
+SELECT * FROM trades WHERE status IN ('OPEN', 'PARTIALLY_FILLED')
+ ORDER BY entry_time DESC
+"""
+SELECT_OPEN_OF_STRATEGY = """
+SELECT * FROM trades WHERE strategy_id = %s AND status IN ('OPEN', 'PARTIALLY_FILLED')
+ ORDER BY entry_time DESC
+"""
+
+
+def to_trade(row: dict[str, Any]) -> Trade:
+    return Trade.model_validate(row)
+
+
+@dataclass(frozen=True)
+class TradeFilters:
+    strategy_id: UUID | None = None
+    symbol: str | None = None
+    status: TradeStatus | None = None
+    date_from: datetime | None = None  # entry_time >= date_from
+    date_to: datetime | None = None  # entry_time <= date_to
+
+
+@dataclass(frozen=True)
+class TradePage:
+    trades: list[Trade]
+    next_cursor: str | None  # pass to history(cursor=...) for the next page
+    total: int | None
+
+
+class TradeRepository:
+    def __init__(self, db: Database, cache: TwoTierCache) -> None:
+        self.db = db
+        self.cache = cache
+
+    # --- open -------------------------------------------------------------------------------
+    async def open(self, data: NewTrade | dict[str, Any]) -> Trade:
+        new = parse_input(NewTrade, data)
+        async with self.db.transaction() as conn:
+            trade = await _insert(conn, new)
+        return trade
+
+    async def open_from_order(self, order_id: UUID, **extra: Any) -> Trade:
+        """Open a trade for what an order has filled so far, and link the order to it."""
+        order_id = as_uuid(order_id)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(LOCK_ORDER, (order_id,))
+            order = await cur.fetchone()
+            if order is None:
+                raise NotFound(f"no order with id {order_id}")
+            if order["trade_id"] is not None:
+                raise Conflict(f"order {order_id} already opened trade {order['trade_id']}")
+            if order["filled_quantity"] <= 0:
+                raise Conflict(f"order {order_id} has no fills yet ({order['status']})")
+            new = parse_input(
+                NewTrade,
+                {
+                    "strategy_id": order["strategy_id"],
+                    "symbol": order["symbol"],
+                    "side": order["side"],
+                    "type": _trade_type(order["type"]),
+                    "entry_price": order["avg_fill_price"],
+                    "quantity": order["filled_quantity"],
+                    "fees": order["fees"],
+                    "external_order_id": order["external_order_id"],
+                    "entry_time": order["filled_at"] or order["submitted_at"],
+                    **extra,
+                },
+            )
+            trade = await _insert(conn, new)
+            await conn.execute(LINK_ORDER, (trade.id, order_id))
+        return trade
+
+    # --- fills, close, cancel ----------------------------------------------------------
+    async def add_fill(
+        self, trade_id: UUID, *, quantity: Any, price: Any, fee: Any = Decimal(0)
+    ) -> Trade:
+        """A further fill of a partially filled trade; entry price becomes the weighted
+        average. Never fills past quantity."""
+        params = {
+            "id": as_uuid(trade_id),
+            "qty": parse_money("quantity", quantity, PositiveMoney),
+            "price": parse_money("price", price, PositiveMoney),
+            "fee": parse_money("fee", fee, NonNegativeMoney),
+        }
+        row = await self.db.query_one(ADD_FILL, params)
+        if row is None:
+            trade = await self.get(trade_id)
+            raise Conflict(
+                f"trade {trade.id}: cannot add a fill of {params['qty']} "
+                f"({trade.status.value}, filled {trade.filled_quantity} of {trade.quantity})"
+            )
+        return to_trade(row)
+
+    async def close(
+        self,
+        trade_id: UUID,
+        *,
+        exit_price: Any,
+        exit_reason: str,
+        exit_fee: Any = Decimal(0),
+        exit_signal: dict[str, Any] | None = None,
+        exit_tag: str | None = None,
+        exit_time: datetime | None = None,
+    ) -> Trade:
+        trade_id = as_uuid(trade_id)
+        price = parse_money("exit_price", exit_price, PositiveMoney)
+        fee = parse_money("exit_fee", exit_fee, NonNegativeMoney)
+        if exit_time is not None and exit_time.utcoffset() is None:
+            raise ValidationError("exit_time must have a time zone", field="exit_time")
+        if not exit_reason or len(exit_reason) > 50:
+            raise ValidationError(
+                "exit_reason: 1 to 50 characters", field="exit_reason", value=exit_reason
+            )
+        async with self.db.transaction() as conn:
+            trade = await _locked(conn, trade_id)
+            if trade.status not in (TradeStatus.OPEN, TradeStatus.PARTIALLY_FILLED):
+                raise Conflict(f"trade {trade_id} is already {trade.status.value}")
+            if trade.filled_quantity <= 0:
+                raise Conflict(f"trade {trade_id} has nothing filled to close; cancel it")
+            result = close_pnl(
+                side=trade.side,
+                entry_price=trade.entry_price,
+                exit_price=price,
+                quantity=trade.filled_quantity,
+                entry_fees=trade.fees,
+                exit_fees=fee,
+            )
+            cur = await conn.execute(
+                CLOSE_TRADE,
+                {
+                    "id": trade_id,
+                    "exit_price": price,
+                    "exit_time": exit_time,
+                    "pnl": result.pnl,
+                    "pnl_percent": result.pnl_percent,
+                    "fees": result.fees,
+                    "exit_reason": exit_reason,
+                    "exit_tag": exit_tag,
+                    "exit_signal": None if exit_signal is None else Jsonb(exit_signal),
+                },
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            closed = to_trade(row)
+            await conn.execute(
+                ADD_TO_STRATEGY_STATS, {"pnl": result.pnl, "strategy_id": trade.strategy_id}
+            )
+            await _event(conn, EventType.TRADE_CLOSED, closed)
+        await self.cache.invalidate(strategy_key(trade.strategy_id), ACTIVE_KEY)
+        return closed
+
+    async def cancel(self, trade_id: UUID) -> Trade:
+        trade_id = as_uuid(trade_id)
+        row = await self.db.query_one(CANCEL_TRADE, (trade_id,))
+        if row is None:
+            trade = await self.get(trade_id)
+            raise Conflict(f"trade {trade_id} is already {trade.status.value}")
+        return to_trade(row)
+
+    # --- reads ----------------------------------------------------------------------------
+    async def get(self, trade_id: UUID) -> Trade:
+        row = await self.db.query_one(SELECT_BY_ID, (as_uuid(trade_id),))
+        if row is None:
+            raise NotFound(f"no trade with id {trade_id}")
+        return to_trade(row)
+
+    async def open_trades(self, strategy_id: UUID | None = None) -> list[Trade]:
+        if strategy_id is None:
+            rows = await self.db.query(SELECT_OPEN)
+        else:
+            rows = await self.db.query(SELECT_OPEN_OF_STRATEGY, (as_uuid(strategy_id),))
+        return [to_trade(r) for r in rows]
+
+    async def history(
+        self,
+        filters: TradeFilters | None = None,
+        *,
+        page_size: int = 50,
+        cursor: str | None = None,
+        with_total: bool = True,
+    ) -> TradePage:
+        """Trades newest first (entry_time, id), a page at a time.
+
+        Keyset pagination: the cursor is the last row's (entry_time, id), so page 10,000
+        costs what page 1 costs. `total` counts every matching row (omit it on huge
+        ranges with `with_total=False`).
+        """
+        filters = filters or TradeFilters()
+        if not 1 <= page_size <= 10_000:
+            raise ValidationError(
+                "page_size must be between 1 and 10000", field="page_size", value=page_size
+            )
+        where, params = _where(filters)
+        conditions = list(where)
+        if cursor is not None:
+            after_time, after_id = decode_cursor(cursor)
+            conditions.append(
+                sql.SQL("(entry_time, id) < ({}, {})").format(
+                    sql.Placeholder("after_time"), sql.Placeholder("after_id")
+                )
+            )
+            params.update(after_time=after_time, after_id=after_id)
+        page_query = sql.SQL(
+            "SELECT * FROM trades WHERE {} ORDER BY entry_time DESC, id DESC LIMIT {}"
+        ).format(_and(conditions), sql.Placeholder("limit"))
+        rows = await self.db.query(page_query, {**params, "limit": page_size + 1})
+        trades = [to_trade(r) for r in rows[:page_size]]
+        more = len(rows) > page_size
+        next_cursor = encode_cursor(trades[-1]) if more and trades else None
+        total = None
+        if with_total:
+            count_query = sql.SQL("SELECT count(*) FROM trades WHERE {}").format(_and(where))
+            total = int(await self.db.query_value(count_query, params))
+        return TradePage(trades=trades, next_cursor=next_cursor, total=total)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+async def _insert(conn: Connection, new: NewTrade) -> Trade:
+    filled = new.quantity if new.filled_quantity is None else new.filled_quantity
+    params = new.model_dump()
+    params.update(
+        side=new.side.value,
+        type=new.type.value,
+        filled_quantity=filled,
+        status=(TradeStatus.OPEN if filled == new.quantity else TradeStatus.PARTIALLY_FILLED).value,
+        entry_signal=None if new.entry_signal is None else Jsonb(new.entry_signal),
+        metadata=Jsonb(new.metadata),
+    )
+    cur = await conn.execute(INSERT_TRADE, params)
+    row = await cur.fetchone()
+    assert row is not None
+    trade = to_trade(row)
+    await _event(conn, EventType.TRADE_OPENED, trade)
+    return trade
+
+
+async def _locked(conn: Connection, trade_id: UUID) -> Trade:
+    cur = await conn.execute(LOCK_TRADE, (trade_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no trade with id {trade_id}")
+    return to_trade(row)
+
+
+def _where(filters: TradeFilters) -> tuple[list[sql.Composable], dict[str, Any]]:
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    params: dict[str, Any] = {}
+    if filters.strategy_id is not None:
+        conditions.append(sql.SQL("strategy_id = %(strategy_id)s"))
+        params["strategy_id"] = as_uuid(filters.strategy_id)
+    if filters.symbol is not None:
+        conditions.append(sql.SQL("symbol = %(symbol)s"))
+        params["symbol"] = filters.symbol
+    if filters.status is not None:
+        conditions.append(sql.SQL("status = %(status)s"))
+        params["status"] = parse_enum(TradeStatus, filters.status, field="status").value
+    for name, op in (("date_from", ">="), ("date_to", "<=")):
+        value = getattr(filters, name)
+        if value is None:
+            continue
+        if value.utcoffset() is None:
+            raise ValidationError(f"{name} must have a time zone", field=name, value=value)
+        conditions.append(sql.SQL("entry_time {} {}").format(sql.SQL(op), sql.Placeholder(name)))
+        params[name] = value
+    return conditions, params
+
+
+def _and(conditions: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(" AND ").join(conditions)
+
+
+def encode_cursor(trade: Trade) -> str:
+    raw = f"{trade.entry_time.isoformat()}|{trade.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        when, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(when), UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError(
+            "cursor: not a cursor from history()", field="cursor", value=cursor
+        ) from None
+
+
+def _trade_type(order_type: str) -> str:
+    return "LIMIT" if order_type == "STOP_LIMIT" else order_type
+
+
+async def _event(conn: Connection, kind: EventType, trade: Trade) -> None:
+    payload: dict[str, Any] = {
+        "id": trade.id,
+        "strategy_id": trade.strategy_id,
+        "symbol": trade.symbol,
+        "side": trade.side,
+        "status": trade.status,
+        "entry_price": trade.entry_price,
+        "quantity": trade.filled_quantity,
+        "exit_price": trade.exit_price,
+        "pnl": trade.pnl,
+        "pnl_percent": trade.pnl_percent,
+    }
+    await append_event(conn, kind, payload, aggregate_id=trade.id)
+
+
+__all__ = ["OrderStatus", "TradeFilters", "TradePage", "TradeRepository"]

@@ -1,0 +1,155 @@
+"""Orders: idempotent creates, lifecycle, atomic fills, under real concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.trading.helpers import new_strategy
+from tradestore import Conflict, NotFound, TradeStore, ValidationError
+from tradestore.trading.models import OrderStatus
+
+
+def order_data(strategy_id: uuid.UUID, **overrides: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "strategy_id": strategy_id,
+        "symbol": "BTC-USD",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "1.5",
+        "price": "50000.12345678",
+    }
+    data.update(overrides)
+    return data
+
+
+async def test_create_is_idempotent_per_client_order_id(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    first = await store.orders.create(order_data(strategy.id, client_order_id="c-1"))
+    again = await store.orders.create(order_data(strategy.id, client_order_id="c-1"))
+    assert again.id == first.id and first.remaining_quantity == Decimal("1.5")
+    assert first.price == Decimal("50000.12345678")
+    with pytest.raises(Conflict, match="already used for a different order"):
+        await store.orders.create(order_data(strategy.id, client_order_id="c-1", quantity="2"))
+    other = await new_strategy(store)  # the key is per strategy
+    assert (await store.orders.create(order_data(other.id, client_order_id="c-1"))).id != first.id
+
+
+async def test_concurrent_idempotent_creates_make_one_order(migrated_db_url: str) -> None:
+    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        strategy = await new_strategy(stores[0])
+        data = order_data(strategy.id, client_order_id=f"race-{uuid.uuid4().hex}")
+        results = await asyncio.gather(*(stores[i % 4].orders.create(data) for i in range(20)))
+        assert len({o.id for o in results}) == 1
+        count = await stores[0].db.query_value(
+            "SELECT count(*) FROM orders WHERE client_order_id = %s", (data["client_order_id"],)
+        )
+        events = await stores[0].db.query_value(
+            "SELECT count(*) FROM event_outbox WHERE event_type = 'order.created' "
+            "AND aggregate_id = %s",
+            (str(results[0].id),),
+        )
+        assert count == 1 and events == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_external_order_id_is_unique(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    ext = f"ex-{uuid.uuid4().hex}"
+    created = await store.orders.create(order_data(strategy.id, external_order_id=ext))
+    assert (await store.orders.get_by_external_id(ext)).id == created.id
+    with pytest.raises(Conflict):
+        await store.orders.create(order_data(strategy.id, external_order_id=ext))
+
+
+async def test_fills_update_everything_in_one_statement(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(order_data(strategy.id, quantity="3"))
+    part = await store.orders.record_fill(order.id, quantity="1", price="100", fee="0.1")
+    assert part.status is OrderStatus.PARTIAL_FILLED and part.remaining_quantity == Decimal(2)
+    assert part.submitted_at is not None and part.filled_at is None
+    done = await store.orders.record_fill(order.id, quantity="2", price="103", fee="0.2")
+    assert done.status is OrderStatus.FILLED and done.remaining_quantity == 0
+    assert done.avg_fill_price == Decimal("102") and done.fees == Decimal("0.3")
+    assert done.filled_at is not None
+    with pytest.raises(Conflict, match="illegal transition FILLED -> PARTIAL_FILLED"):
+        await store.orders.record_fill(order.id, quantity="1", price="1")
+
+
+async def test_overfill_is_refused_and_bad_fills_named(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(order_data(strategy.id, quantity="1"))
+    with pytest.raises(Conflict, match="would overfill"):
+        await store.orders.record_fill(order.id, quantity="1.00000001", price="1")
+    with pytest.raises(ValidationError, match="price") as caught:
+        await store.orders.record_fill(order.id, quantity="1", price="-5")
+    assert caught.value.field == "price"
+    with pytest.raises(NotFound):
+        await store.orders.record_fill(uuid.uuid4(), quantity="1", price="1")
+
+
+async def test_concurrent_fills_lose_nothing_and_never_overfill(migrated_db_url: str) -> None:
+    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        strategy = await new_strategy(stores[0])
+        order = await stores[0].orders.create(order_data(strategy.id, quantity="10"))
+
+        async def fill(i: int) -> bool:
+            try:
+                await stores[i % 4].orders.record_fill(
+                    order.id, quantity="0.5", price=str(100 + i), fee="0.01"
+                )
+                return True
+            except Conflict:
+                return False
+
+        outcomes = await asyncio.gather(*(fill(i) for i in range(30)))
+        final = await stores[0].orders.get(order.id)
+        assert sum(outcomes) == 20  # exactly the 20 fills that fit
+        assert final.filled_quantity == Decimal(10) and final.status is OrderStatus.FILLED
+        assert final.fees == Decimal("0.20") and final.remaining_quantity == 0
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_lifecycle_transitions_are_enforced(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(order_data(strategy.id))
+    failed = await store.orders.record_failure(order.id, "exchange timeout")
+    failed = await store.orders.record_failure(order.id, "exchange 503")
+    assert failed.retry_count == 2 and failed.error_message == "exchange 503"
+    assert order.id in {o.id for o in await store.orders.pending(strategy.id)}
+    rejected = await store.orders.reject(order.id, "insufficient margin")
+    assert rejected.status is OrderStatus.REJECTED
+    assert rejected.error_message == "insufficient margin"
+    with pytest.raises(Conflict, match="illegal transition REJECTED -> CANCELLED"):
+        await store.orders.cancel(order.id)
+    second = await store.orders.create(order_data(strategy.id))
+    await store.orders.record_fill(second.id, quantity="0.5", price="1")
+    cancelled = await store.orders.cancel(second.id)
+    assert cancelled.status is OrderStatus.CANCELLED and cancelled.cancelled_at is not None
+    with pytest.raises(Conflict, match="illegal transition CANCELLED -> REJECTED"):
+        await store.orders.reject(second.id, "late")
+
+
+async def test_pending_query_uses_its_partial_index(store: TradeStore) -> None:
+    # With sequential scans priced out (tiny test tables), the partial index must serve.
+    async with store.db.transaction() as conn:
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        cur = await conn.execute(
+            "EXPLAIN SELECT * FROM orders WHERE status = 'PENDING' ORDER BY created_at ASC LIMIT 5"
+        )
+        text = " ".join(r["QUERY PLAN"] for r in await cur.fetchall())
+    assert "idx_orders_pending" in text
