@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tradestore.cli import db, demo
+from tradestore.cli import db, demo, trading
 from tradestore.cli.common import console, open_store, run, setup_logging
 
 app = typer.Typer(
@@ -15,6 +15,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(trading.strategies_app, name="strategies")
+app.add_typer(trading.orders_app, name="orders")
+app.add_typer(trading.trades_app, name="trades")
 app.command("demo")(demo.demo)
 
 

@@ -36,9 +36,13 @@ async def step_schema(store: TradeStore) -> None:
     console.print(health_table(await store.health()))
 
 
-STEPS: list[tuple[str, DemoStep]] = [
-    ("schema and health", step_schema),
-]
+def _steps() -> list[tuple[str, DemoStep]]:
+    from tradestore.cli.demo_trading import step_trading
+
+    return [
+        ("schema and health", step_schema),
+        ("strategies, orders and trades", step_trading),
+    ]
 
 
 def demo() -> None:
@@ -49,7 +53,7 @@ def demo() -> None:
             where = store.embedded_dir or store.database_url
             kind = "embedded PostgreSQL in" if store.embedded_dir else "PostgreSQL at"
             console.print(Panel.fit(f"tradestore demo — {kind} {where}"))
-            for title, step in STEPS:
+            for title, step in _steps():
                 console.rule(title)
                 await step(store)
         console.print("[green]demo finished[/]")

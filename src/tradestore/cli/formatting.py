@@ -1,0 +1,35 @@
+"""Small formatters shared by CLI tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from tradestore.errors import ValidationError
+
+
+def money(value: Decimal | None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.8f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_when(value: str | None, *, option: str) -> datetime | None:
+    """CLI dates: ISO 8601; a date or a naive time means UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            raise ValidationError(
+                f"{option}: not an ISO date or time: {value!r}", field=option, value=value
+            ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

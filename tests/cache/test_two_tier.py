@@ -1,0 +1,129 @@
+"""The two-tier cache against real Redis: single flight, consistency, degradation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import RedisServer, delete_keys, make_settings
+from tests.trading.helpers import new_strategy
+from tradestore import TradeStore
+from tradestore.cache import codec
+
+
+def test_codec_keeps_decimal_datetime_uuid_exact() -> None:
+    value = {
+        "p": Decimal("0.12345678"),
+        "t": datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        "u": uuid.uuid4(),
+        "l": [Decimal("1E+2"), None, 1.5, "s"],
+    }
+    assert codec.loads(codec.dumps(value)) == value
+
+
+async def test_single_flight_100_concurrent_misses_one_load(store: TradeStore) -> None:
+    calls = 0
+
+    async def loader() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return {"v": 1}
+
+    key = f"sf:{uuid.uuid4()}"
+    results = await asyncio.gather(*(store.cache.get_or_load(key, loader) for _ in range(100)))
+    assert calls == 1 and all(r == {"v": 1} for r in results)
+
+
+async def test_strategy_get_hits_the_database_once(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    before = store.cache.stats["loads"]
+    got = await asyncio.gather(*(store.strategies.get(strategy.id) for _ in range(100)))
+    assert all(g == strategy for g in got)
+    assert store.cache.stats["loads"] - before == 1
+
+
+async def test_l2_serves_a_second_process_exactly(migrated_db_url: str) -> None:
+    settings = make_settings(migrated_db_url)
+    async with TradeStore(settings) as a, TradeStore(settings) as b:
+        strategy = await new_strategy(a)
+        await a.strategies.get(strategy.id)  # loads and fills L2
+        hits = b.cache.stats["l2_hits"]
+        assert await b.strategies.get(strategy.id) == strategy  # Decimal, datetime intact
+        assert b.cache.stats["l2_hits"] == hits + 1
+    delete_keys(settings.redis_key_prefix)
+
+
+async def test_writer_never_reads_old_value_and_others_see_new_within_a_second(
+    migrated_db_url: str,
+) -> None:
+    settings = make_settings(migrated_db_url)
+    async with TradeStore(settings) as a, TradeStore(settings) as b:
+        strategy = await new_strategy(a)
+        for store in (a, b):  # both have it in L1 now
+            await store.strategies.get(strategy.id)
+        for version in range(2, 12):
+            await a.strategies.update(strategy.id, version=str(version))
+            assert (await a.strategies.get(strategy.id)).version == str(version)
+            deadline = time.monotonic() + 1.0
+            while (await b.strategies.get(strategy.id)).version != str(version):
+                assert time.monotonic() < deadline, "other process still stale after 1 s"
+                await asyncio.sleep(0.01)
+    delete_keys(settings.redis_key_prefix)
+
+
+async def test_a_load_racing_a_write_cannot_store_the_old_value(store: TradeStore) -> None:
+    key = f"race:{uuid.uuid4()}"
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_old_loader() -> str:
+        started.set()
+        await release.wait()
+        return "old"  # read before the write committed
+
+    slow = asyncio.create_task(store.cache.get_or_load(key, slow_old_loader))
+    await started.wait()
+    await store.cache.invalidate(key)  # the write commits meanwhile
+
+    async def new_loader() -> str:
+        return "new"
+
+    assert await store.cache.get_or_load(key, new_loader) == "new"
+    release.set()
+    assert await slow == "old"  # its own caller asked before the write
+    assert await store.cache.get_or_load(key, new_loader) == "new"  # not overwritten
+
+
+async def test_redis_down_reads_fall_back_and_writes_succeed_with_one_warning(
+    migrated_db_url: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(migrated_db_url, redis_url=redis_server.url, redis_timeout_s=0.3)
+    async with TradeStore(settings) as store:
+        strategy = await new_strategy(store)
+        await store.strategies.get(strategy.id)
+        redis_server.kill()
+        with caplog.at_level(logging.WARNING, logger="tradestore"):
+            for version in ("2", "3", "4"):
+                updated = await store.strategies.update(strategy.id, version=version)
+                assert updated.version == version
+                assert (await store.strategies.get(strategy.id)).version == version
+            trade = await store.trades.open(
+                {
+                    "strategy_id": strategy.id,
+                    "symbol": "BTC-USD",
+                    "side": "BUY",
+                    "entry_price": "1",
+                    "quantity": "1",
+                }
+            )
+            await store.trades.close(trade.id, exit_price="2", exit_reason="SIGNAL")
+        warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+        assert len(warnings) == 1
+        assert (await store.strategies.get(strategy.id)).total_trades == 1
