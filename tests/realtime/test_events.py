@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import psycopg
 import pytest
 
-from tradestore import TradeStore
-from tradestore.realtime.events import EventType, append_event
+from tradestore import Settings, TradeStore
+from tradestore.realtime.events import NOTIFY_CHANNEL, EventType, append_event
 
 
 async def test_event_commits_with_its_transaction(store: TradeStore) -> None:
@@ -26,3 +27,18 @@ async def test_event_commits_with_its_transaction(store: TradeStore) -> None:
             lost = await append_event(conn, EventType.TRADE_CLOSED, {}, aggregate_id=aggregate)
             raise RuntimeError("change failed")
     assert await store.db.query_one("SELECT 1 FROM event_outbox WHERE id = %s", (lost,)) is None
+
+
+async def test_commit_notifies_the_relay_channel(store: TradeStore, settings: Settings) -> None:
+    url = settings.postgres_conninfo()
+    assert url is not None
+    listener = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    try:
+        await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        async with store.db.transaction() as conn:
+            await append_event(conn, EventType.CONFIG_CHANGED, {"key": "k"})
+        gen = listener.notifies(timeout=5)
+        note = await anext(gen)
+        assert note.channel == NOTIFY_CHANNEL
+    finally:
+        await listener.close()

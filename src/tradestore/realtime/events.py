@@ -35,7 +35,7 @@ VALUES (%s, %s, %s::jsonb)
 RETURNING id
 """
 
-NOTIFY_CHANNEL = "tradestore_outbox"
+NOTIFY_CHANNEL = "tradestore_outbox"  # see the trigger in migration 0003
 
 
 def _default(value: Any) -> Any:
@@ -63,7 +63,7 @@ async def append_event(
 ) -> int:
     """Write an event in the caller's transaction; returns its outbox id.
 
-    Also `NOTIFY`s the relay, which PostgreSQL delivers only if the transaction commits.
+    A trigger on the outbox NOTIFYs the relay, delivered only if the transaction commits.
     """
     cur = await conn.execute(
         INSERT_EVENT,
@@ -74,6 +74,5 @@ async def append_event(
         ),
     )
     row = await cur.fetchone()
-    await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
     assert row is not None
     return int(row["id"])

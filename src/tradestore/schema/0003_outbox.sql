@@ -16,3 +16,15 @@ CREATE TABLE event_outbox (
 -- the relay's work queue: unpublished events in order
 CREATE INDEX idx_event_outbox_unpublished ON event_outbox (id) WHERE published_at IS NULL;
 CREATE INDEX idx_event_outbox_created ON event_outbox (created_at);
+
+-- Wake the relay when events commit: one NOTIFY per inserting statement, delivered by
+-- PostgreSQL only if the transaction commits (identical notifications are merged).
+CREATE FUNCTION event_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tradestore_outbox', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER event_outbox_notify AFTER INSERT ON event_outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION event_outbox_notify();

@@ -230,10 +230,11 @@ class TradeRepository:
             row = await cur.fetchone()
             assert row is not None
             closed = to_trade(row)
+            await _event(conn, EventType.TRADE_CLOSED, closed)
+            # Last before COMMIT: every close of the strategy queues on this row's lock.
             await conn.execute(
                 ADD_TO_STRATEGY_STATS, {"pnl": result.pnl, "strategy_id": trade.strategy_id}
             )
-            await _event(conn, EventType.TRADE_CLOSED, closed)
         await self.cache.invalidate(strategy_key(trade.strategy_id), ACTIVE_KEY)
         return closed
 
