@@ -25,6 +25,7 @@ from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import TradeStoreError
 from tradestore.keys import Keys
+from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.redis_link import RedisLink
 from tradestore.settings import Settings, TimeSeriesMode, load_settings, mask_url
 from tradestore.trading.orders import OrderRepository
@@ -149,6 +150,10 @@ class TradeStore:
     @cached_property
     def trades(self) -> TradeRepository:
         return TradeRepository(self.db, self.cache)
+
+    @cached_property
+    def market_data(self) -> MarketDataRepository:
+        return MarketDataRepository(self.db, self.redis, self.keys, self.partitions)
 
     async def partitions(self) -> PartitionManager:
         """The partition manager for this database's time-series mode (after migrate)."""

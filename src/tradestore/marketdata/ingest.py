@@ -1,0 +1,331 @@
+"""Candle ingest: binary COPY into a staging table, then one upsert per chunk.
+
+Per chunk: rows are validated (each rejected one gets its index and reason), scored,
+packed as exact int8 columns and COPYed into a per-connection TEMP table; one
+`INSERT ... SELECT ... ORDER BY timestamp ON CONFLICT DO UPDATE ... WHERE changed`
+moves them into market_data and counts inserted / updated rows (the rest were
+unchanged). Sorting by timestamp makes concurrent ingesters of overlapping ranges take
+row locks in the same order, so they never deadlock. The catalog row of the series is
+updated in the same transaction.
+
+Inserted vs updated: a partitioned table cannot return `xmax`, so a row counts as
+inserted when its `created_at` (DEFAULT now()) equals this transaction's now(). That is
+ambiguous only for a row inserted and then updated by the same transaction, which needs
+a chunk overlapping the time range of an earlier chunk; such chunks count the rows that
+already exist first instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tradestore.db.database import Connection, Database
+from tradestore.db.partitions import PartitionManager
+from tradestore.errors import ValidationError
+from tradestore.marketdata import binary
+from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
+from tradestore.marketdata.quality import quality_scores
+from tradestore.marketdata.validation import accepted_mask, check_symbol, validate_chunk
+from tradestore.timeframes import Timeframe
+
+# Ingesters of one series queue on this (transaction-scoped) lock: two long transactions
+# writing overlapping ranges chunk by chunk could otherwise each wait for the other's rows.
+LOCK_SERIES = "SELECT pg_advisory_xact_lock(hashtext('tradestore.md'), hashtext(%s))"
+CREATE_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS md_stage (
+    ts timestamptz NOT NULL, open int8 NOT NULL, high int8 NOT NULL, low int8 NOT NULL,
+    close int8 NOT NULL, volume int8 NOT NULL, trades_count int4 NOT NULL, vwap int8 NOT NULL,
+    quality int2 NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+COPY_STAGE = (
+    "COPY md_stage (ts, open, high, low, close, volume, trades_count, vwap, quality) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+UPSERT = """
+WITH up AS (
+    INSERT INTO market_data AS m (symbol, timeframe, timestamp, open, high, low, close,
+                                  volume, trades_count, vwap, data_source, data_quality_score)
+    SELECT %(symbol)s, %(timeframe)s, s.ts,
+           s.open * 0.00000001, s.high * 0.00000001, s.low * 0.00000001,
+           s.close * 0.00000001, s.volume * 0.00000001,
+           NULLIF(s.trades_count, -1),
+           CASE WHEN s.vwap = -9223372036854775808 THEN NULL ELSE s.vwap * 0.00000001 END,
+           %(source)s, s.quality
+      FROM md_stage s
+     ORDER BY s.ts
+    ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE
+       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+           close = EXCLUDED.close, volume = EXCLUDED.volume,
+           trades_count = EXCLUDED.trades_count, vwap = EXCLUDED.vwap,
+           data_source = EXCLUDED.data_source, data_quality_score = EXCLUDED.data_quality_score
+     WHERE (m.open, m.high, m.low, m.close, m.volume, m.trades_count, m.vwap)
+           IS DISTINCT FROM
+           (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume,
+            EXCLUDED.trades_count, EXCLUDED.vwap)
+    RETURNING (m.created_at = now()) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+  FROM up
+"""
+# Rows of the stage already in market_data: needed only when a chunk overlaps the time
+# range of an earlier chunk of the same transaction (see _write).
+COUNT_EXISTING = """
+SELECT count(*) AS n FROM md_stage s
+ WHERE EXISTS (SELECT 1 FROM market_data m WHERE m.symbol = %(symbol)s
+                  AND m.timeframe = %(timeframe)s AND m.timestamp = s.ts)
+"""
+UPDATE_CATALOG = """
+INSERT INTO market_data_catalog AS c (symbol, timeframe, first_ts, last_ts, row_count)
+VALUES (%(symbol)s, %(timeframe)s, %(first)s, %(last)s, %(inserted)s)
+ON CONFLICT (symbol, timeframe) DO UPDATE
+   SET first_ts = LEAST(c.first_ts, EXCLUDED.first_ts),
+       last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
+       row_count = c.row_count + EXCLUDED.row_count,
+       version = c.version + CASE WHEN %(changed)s THEN 1 ELSE 0 END,
+       updated_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    index: int  # position in the whole input, 0-based
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    symbol: str
+    timeframe: Timeframe
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    first: datetime | None = None  # earliest timestamp stored
+    last: datetime | None = None  # latest timestamp stored
+    last_candle: dict[str, Any] | None = None  # the newest stored candle (exact values)
+
+    @property
+    def stored(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    def reasons(self) -> dict[str, int]:
+        """How many rows were rejected for each reason."""
+        counts: dict[str, int] = {}
+        for row in self.rejected:
+            counts[row.reason] = counts.get(row.reason, 0) + 1
+        return counts
+
+
+Progress = Callable[[int, IngestResult], None]  # (rows read so far, result so far)
+
+
+class CandleIngest:
+    def __init__(self, db: Database, partitions: Callable[[], Any]) -> None:
+        self.db = db
+        self._partitions = partitions  # async () -> PartitionManager
+
+    async def store(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        data: Any,
+        *,
+        source: str = "dydx",
+        strict: bool = False,
+        atomic: bool = True,
+        chunk_rows: int = CHUNK_ROWS,
+        on_progress: Progress | None = None,
+    ) -> IngestResult:
+        check_symbol(symbol)
+        tf = Timeframe.parse(timeframe)
+        if not source or len(source) > 20:
+            raise ValidationError("source: 1 to 20 characters", field="source", value=source)
+        result = IngestResult(symbol=symbol, timeframe=tf)
+        partitions: PartitionManager = await self._partitions()
+        params = {"symbol": symbol, "timeframe": tf.value, "source": source}
+        if atomic or strict:
+            async with self.db.transaction() as conn:
+                await _ensure_stage(conn)
+                await self._stream(
+                    conn,
+                    data,
+                    tf,
+                    params,
+                    partitions,
+                    result,
+                    strict,
+                    chunk_rows,
+                    on_progress,
+                    commit_each=False,
+                )
+        else:
+            async with self.db.connection() as conn:
+                await _ensure_stage(conn)
+                await self._stream(
+                    conn,
+                    data,
+                    tf,
+                    params,
+                    partitions,
+                    result,
+                    strict,
+                    chunk_rows,
+                    on_progress,
+                    commit_each=True,
+                )
+        return result
+
+    async def _stream(
+        self,
+        conn: Connection,
+        data: Any,
+        tf: Timeframe,
+        params: dict[str, Any],
+        partitions: PartitionManager,
+        result: IngestResult,
+        strict: bool,
+        chunk_rows: int,
+        on_progress: Progress | None,
+        *,
+        commit_each: bool,
+    ) -> None:
+        read = 0
+        written_until: datetime | None = None  # latest timestamp written in this transaction
+        for chunk in chunks(data, chunk_rows=chunk_rows):
+            read += len(chunk)
+            rows = _prepare(chunk, tf, result)
+            if strict and result.rejected:
+                raise _strict_error(result)
+            if rows is not None:
+                first, last = _bounds(rows["ts_unix"])
+                await partitions.ensure("market_data", first, last)
+                if commit_each:
+                    async with conn.transaction():
+                        await _lock_series(conn, params)
+                        await _write(conn, rows, params, result, first, last, overlap=False)
+                else:
+                    if written_until is None:
+                        await _lock_series(conn, params)
+                    overlap = written_until is not None and first <= written_until
+                    await _write(conn, rows, params, result, first, last, overlap=overlap)
+                    written_until = last if written_until is None else max(written_until, last)
+            if on_progress is not None:
+                on_progress(read, result)
+
+
+def _prepare(chunk: Chunk, tf: Timeframe, result: IngestResult) -> dict[str, Any] | None:
+    """Validate, drop rejected rows (recording why), sort by time and score."""
+    validate_chunk(chunk, result.symbol, tf)
+    for local, reason in sorted(chunk.rejected.items()):
+        result.rejected.append(RejectedRow(index=chunk.offset + local, reason=reason))
+    keep = accepted_mask(chunk)
+    if not keep.any():
+        return None
+    order = np.argsort(chunk.ts_us[keep], kind="stable")
+    v = {name: values[keep][order] for name, values in chunk.values.items()}
+    ts = chunk.ts_us[keep][order]
+    rows: dict[str, Any] = {
+        "ts_unix": ts,
+        "ts": binary.unix_us_to_pg(ts),
+        **v,
+        "trades_count": chunk.trades_count[keep][order],
+        "vwap": chunk.vwap[keep][order],
+        "quality": quality_scores(v["open"], v["high"], v["low"], v["close"], v["volume"]),
+        "n": int(keep.sum()),
+    }
+    return rows
+
+
+async def _write(
+    conn: Connection,
+    rows: dict[str, Any],
+    params: dict[str, Any],
+    result: IngestResult,
+    first: datetime,
+    last: datetime,
+    *,
+    overlap: bool,
+) -> None:
+    payload = binary.encode_rows(rows, rows["n"])
+    async with conn.cursor() as cur:
+        async with cur.copy(COPY_STAGE) as copy:
+            await copy.write(binary.HEADER)
+            await copy.write(payload)
+            await copy.write(binary.TRAILER)
+        existing = None
+        if overlap:
+            await cur.execute(COUNT_EXISTING, params)
+            existing = int((await cur.fetchone() or {"n": 0})["n"])
+        await cur.execute(UPSERT, params)
+        counts = await cur.fetchone()
+        assert counts is not None
+        inserted, updated = int(counts["inserted"]), int(counts["updated"])
+        if existing is not None:
+            changed = inserted + updated
+            inserted = rows["n"] - existing
+            updated = changed - inserted
+        await cur.execute(
+            UPDATE_CATALOG,
+            {
+                **params,
+                "first": first,
+                "last": last,
+                "inserted": inserted,
+                "changed": inserted + updated > 0,
+            },
+        )
+        await cur.execute("TRUNCATE md_stage")
+    result.inserted += inserted
+    result.updated += updated
+    result.unchanged += rows["n"] - inserted - updated
+    result.first = first if result.first is None else min(result.first, first)
+    if result.last is None or last >= result.last:
+        result.last = last
+        result.last_candle = _last_candle(rows, last)
+
+
+def _last_candle(rows: dict[str, Any], when: datetime) -> dict[str, Any]:
+    candle: dict[str, Any] = {"timestamp": when}
+    for name in ("open", "high", "low", "close", "volume"):
+        candle[name] = binary.scaled_to_decimal(rows[name][-1:])[0]
+    trades = int(rows["trades_count"][-1])
+    candle["trades_count"] = None if trades == binary.NO_TRADES else trades
+    return candle
+
+
+async def _lock_series(conn: Connection, params: dict[str, Any]) -> None:
+    await conn.execute(LOCK_SERIES, (f"{params['symbol']}|{params['timeframe']}",))
+
+
+async def _ensure_stage(conn: Connection) -> None:
+    await conn.execute(CREATE_STAGE)
+
+
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_unix_us(us: int) -> datetime:
+    return UNIX_EPOCH + timedelta(microseconds=us)
+
+
+def _bounds(ts_unix: npt.NDArray[np.int64]) -> tuple[datetime, datetime]:
+    return from_unix_us(int(ts_unix[0])), from_unix_us(int(ts_unix[-1]))
+
+
+def _strict_error(result: IngestResult) -> ValidationError:
+    shown = "; ".join(f"row {r.index}: {r.reason}" for r in result.rejected[:10])
+    more = len(result.rejected) - 10
+    suffix = f"; and {more} more" if more > 0 else ""
+    return ValidationError(
+        f"strict mode: the batch was rejected because of {len(result.rejected)} bad "
+        f"row(s): {shown}{suffix}",
+        field="data",
+    )

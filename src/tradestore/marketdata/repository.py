@@ -1,0 +1,92 @@
+"""`store.market_data`: the seed's MarketDataRepository, fast and exact."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from tradestore.db.database import Database
+from tradestore.keys import Keys
+from tradestore.marketdata.frame import CandleFrame
+from tradestore.marketdata.ingest import CandleIngest, IngestResult, Progress
+from tradestore.marketdata.inputs import CHUNK_ROWS
+from tradestore.marketdata.reads import CandleReader
+from tradestore.redis_link import RedisLink
+from tradestore.timeframes import Timeframe
+
+SERIES_SQL = """
+SELECT symbol, timeframe, first_ts, last_ts, row_count, updated_at
+  FROM market_data_catalog
+ WHERE (%(symbol)s::text IS NULL OR symbol = %(symbol)s)
+ ORDER BY symbol, timeframe
+"""
+
+AfterIngest = Callable[[IngestResult], Awaitable[None]]
+
+
+class MarketDataRepository:
+    def __init__(
+        self, db: Database, link: RedisLink, keys: Keys, partitions: Callable[[], Any]
+    ) -> None:
+        self.db = db
+        self._ingest = CandleIngest(db, partitions)
+        self._reader = CandleReader(db, link, keys)
+        self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
+
+    async def store_candles(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        data: Any,
+        *,
+        source: str = "dydx",
+        strict: bool = False,
+        atomic: bool = True,
+        chunk_rows: int = CHUNK_ROWS,
+        on_progress: Progress | None = None,
+    ) -> IngestResult:
+        """Upsert candles (see tradestore.marketdata.inputs for what `data` may be).
+
+        Returns inserted / updated / unchanged counts and every rejected row's index and
+        reason. `strict=True` rejects the whole batch if any row is bad. `atomic=False`
+        commits chunk by chunk (long imports keep their progress and hold locks briefly).
+        """
+        result = await self._ingest.store(
+            symbol,
+            timeframe,
+            data,
+            source=source,
+            strict=strict,
+            atomic=atomic,
+            chunk_rows=chunk_rows,
+            on_progress=on_progress,
+        )
+        for hook in self.after_ingest:
+            await hook(result)
+        return result
+
+    async def get_historical_data(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        start: datetime,
+        end: datetime,
+        limit: int | None = None,
+        *,
+        exact: bool = False,
+    ) -> CandleFrame:
+        """Candles with start <= timestamp <= end, oldest first; all of them unless `limit`."""
+        return await self._reader.historical(
+            symbol, timeframe, start, end, limit=limit, exact=exact
+        )
+
+    async def get_latest_candles(
+        self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False
+    ) -> CandleFrame:
+        """The n newest candles, oldest first."""
+        return await self._reader.latest(symbol, timeframe, n, exact=exact)
+
+    async def list_series(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """What is stored: symbol, timeframe, first, last, count (from the catalog)."""
+        return list(await self.db.query(SERIES_SQL, {"symbol": symbol}))

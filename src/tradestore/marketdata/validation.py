@@ -1,0 +1,72 @@
+"""Row checks of a candle chunk, vectorised: each rejected row gets its reason."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tradestore.errors import ValidationError
+from tradestore.marketdata.inputs import Chunk
+from tradestore.timeframes import Timeframe
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}$")
+
+
+def check_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol) or len(symbol) > 20:
+        raise ValidationError(
+            f"symbol: {symbol!r} is not a market symbol (upper case like BTC-USD, BTC/USDT "
+            "or BTCUSDT, at most 20 characters)",
+            field="symbol",
+            value=symbol,
+        )
+    return symbol
+
+
+def validate_chunk(chunk: Chunk, symbol: str, timeframe: Timeframe) -> None:
+    """Add a reason to `chunk.rejected` for every row that must not be stored."""
+    o, h, lo, c, v = (chunk.values[k] for k in ("open", "high", "low", "close", "volume"))
+    chunk.reject((o < 0) | (h < 0) | (lo < 0) | (c < 0), "negative price")
+    broken = (h < lo) | (h < o) | (h < c) | (lo > o) | (lo > c)
+    chunk.reject(broken, "OHLC invariant broken (need low <= open, close <= high)")
+    chunk.reject(v < 0, "negative volume")
+    step_us = timeframe.seconds * 1_000_000
+    chunk.reject(chunk.ts_us % step_us != 0, f"timestamp not on a {timeframe.value} boundary")
+    _check_labels(chunk, chunk.symbols, symbol, "symbol")
+    _check_labels(chunk, chunk.timeframes, timeframe.value, "timeframe")
+    _reject_duplicates(chunk)
+
+
+def _check_labels(chunk: Chunk, labels: npt.NDArray[Any] | None, expected: str, what: str) -> None:
+    if labels is None:
+        return
+    for i, label in enumerate(labels):
+        if label is None or label == expected:
+            continue
+        if what == "timeframe" and label not in {t.value for t in Timeframe}:
+            chunk.rejected.setdefault(i, f"unknown timeframe {label!r}")
+        elif what == "symbol" and not SYMBOL_RE.match(str(label)):
+            chunk.rejected.setdefault(i, f"bad symbol format {label!r}")
+        else:
+            chunk.rejected.setdefault(i, f"{what} {label!r} is not {expected!r}")
+
+
+def _reject_duplicates(chunk: Chunk) -> None:
+    """Of rows with the same timestamp, the last one wins; earlier ones are rejected."""
+    ts = chunk.ts_us
+    if len(ts) < 2:
+        return
+    reversed_first = np.unique(ts[::-1], return_index=True)[1]
+    keep = np.zeros(len(ts), dtype=bool)
+    keep[len(ts) - 1 - reversed_first] = True
+    chunk.reject(~keep, "duplicate timestamp in the input (a later row has the same time)")
+
+
+def accepted_mask(chunk: Chunk) -> npt.NDArray[np.bool_]:
+    mask = np.ones(len(chunk), dtype=bool)
+    if chunk.rejected:
+        mask[list(chunk.rejected)] = False
+    return mask

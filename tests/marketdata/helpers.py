@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+
+def new_symbol() -> str:
+    return f"T{uuid.uuid4().hex[:8].upper()}-USD"
+
+
+def candles(
+    n: int, *, start: datetime | None = None, step_s: int = 60, base: str = "100.12345678"
+) -> list[dict[str, Any]]:
+    start = start or datetime(2024, 1, 1, tzinfo=UTC)
+    out = []
+    price = Decimal(base)
+    for i in range(n):
+        o = price + Decimal(i) / 100
+        out.append(
+            {
+                "timestamp": start + timedelta(seconds=step_s * i),
+                "open": o,
+                "high": o + Decimal("1.00000001"),
+                "low": o - Decimal("0.5"),
+                "close": o + Decimal("0.25"),
+                "volume": Decimal("12.5") + i,
+                "trades_count": i,
+            }
+        )
+    return out

@@ -1,0 +1,232 @@
+"""Ingest against real PostgreSQL: exactness, every bad row, inputs, races, partitions."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from tests.conftest import make_settings
+from tests.marketdata.helpers import candles, new_symbol
+from tradestore import TradeStore, ValidationError
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+async def test_round_trip_is_exact_to_8_decimals(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = candles(50)
+    rows[3] |= {
+        "open": Decimal("9999999999.99999999"),
+        "high": Decimal("9999999999.99999999"),
+        "low": Decimal("0.00000001"),
+        "close": Decimal("1234567890.12345678"),
+    }
+    result = await store.market_data.store_candles(symbol, "1m", rows)
+    assert (result.inserted, result.updated, result.unchanged, result.rejected) == (50, 0, 0, [])
+    frame = await store.market_data.get_historical_data(
+        symbol, "1m", T0, T0 + timedelta(hours=1), exact=True
+    )
+    assert len(frame) == 50
+    for i, row in enumerate(rows):
+        for name in ("open", "high", "low", "close", "volume"):
+            assert frame.columns()[name][i] == row[name], (i, name)
+    assert frame.trades_count is not None and list(frame.trades_count[:3]) == [0, 1, 2]
+    stamps = frame.to_pandas().index
+    assert stamps[0] == pd.Timestamp("2024-01-01T00:00:00Z") and str(stamps.tz) == "UTC"
+    floats = await store.market_data.get_historical_data(symbol, "1m", T0, T0 + timedelta(hours=1))
+    assert floats.close[0] == 100.37345678 and floats.close.dtype == np.float64
+
+
+async def test_upsert_counts_inserted_updated_unchanged(store: TradeStore) -> None:
+    symbol = new_symbol()
+    await store.market_data.store_candles(symbol, "1m", candles(10))
+    again = candles(12)
+    again[0]["close"] += Decimal("0.00000001")  # a correction of one old candle
+    result = await store.market_data.store_candles(symbol, "1m", again)
+    assert (result.inserted, result.updated, result.unchanged) == (2, 1, 9)
+    series = await store.market_data.list_series(symbol)
+    assert series[0]["row_count"] == 12 and series[0]["first_ts"] == T0
+    assert series[0]["last_ts"] == T0 + timedelta(minutes=11)
+
+
+BAD_ROWS = [
+    ({"high": Decimal("90")}, "OHLC invariant broken"),
+    ({"low": Decimal("200")}, "OHLC invariant broken"),
+    ({"volume": Decimal("-1")}, "negative volume"),
+    ({"open": float("nan")}, "open: NaN or infinite value"),
+    ({"close": float("inf")}, "close: NaN or infinite value"),
+    ({"timestamp": T0 + timedelta(seconds=30)}, "timestamp not on a 1m boundary"),
+    ({"open": Decimal("100.123456789")}, "open: more than 8 decimal places"),
+    ({"high": "12345678901"}, "high: too large for NUMERIC(18,8)"),
+    ({"volume": "lots"}, "volume: not a number"),
+    ({"timestamp": "yesterday"}, "timestamp: not a time"),
+    ({"symbol": "ETH-USD"}, "symbol 'ETH-USD' is not"),
+    ({"symbol": "eth usd"}, "bad symbol format"),
+    ({"timeframe": "2m"}, "unknown timeframe '2m'"),
+    ({"trades_count": -3}, "trades_count"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), BAD_ROWS)
+async def test_every_kind_of_bad_row_is_reported(
+    store: TradeStore, change: dict[str, object], reason: str
+) -> None:
+    symbol = new_symbol()
+    rows = candles(5, base="100")
+    rows[2] = rows[2] | change
+    result = await store.market_data.store_candles(symbol, "1m", rows)
+    assert result.inserted == 4
+    assert len(result.rejected) == 1 and result.rejected[0].index == 2
+    assert reason in result.rejected[0].reason
+
+
+async def test_duplicates_in_input_keep_the_last(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = candles(3)
+    rows.append(rows[1] | {"close": rows[1]["open"]})
+    result = await store.market_data.store_candles(symbol, "1m", rows)
+    assert result.inserted == 3 and [r.index for r in result.rejected] == [1]
+    frame = await store.market_data.get_latest_candles(symbol, "1m", 10, exact=True)
+    assert frame.close[1] == rows[1]["open"]
+
+
+async def test_strict_mode_rejects_the_whole_batch(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = candles(300)
+    rows[250]["volume"] = Decimal(-5)
+    with pytest.raises(ValidationError, match="row 250: negative volume"):
+        await store.market_data.store_candles(symbol, "1m", rows, strict=True, chunk_rows=100)
+    assert await store.market_data.list_series(symbol) == []
+    frame = await store.market_data.get_latest_candles(symbol, "1m", 10)
+    assert len(frame) == 0
+
+
+async def test_bad_call_arguments(store: TradeStore) -> None:
+    with pytest.raises(ValidationError, match="unknown timeframe"):
+        await store.market_data.store_candles("BTC-USD", "7m", candles(1))
+    with pytest.raises(ValidationError, match="not a market symbol"):
+        await store.market_data.store_candles("BTC-USD'; DROP TABLE market_data; --", "1m", [])
+    with pytest.raises(ValidationError, match="missing column.*volume"):
+        frame = pd.DataFrame(_columns(3)).drop(columns=["volume"])
+        await store.market_data.store_candles("BTC-USD", "1m", frame)
+    incomplete = await store.market_data.store_candles(new_symbol(), "1m", [{"open": 1}])
+    assert incomplete.inserted == 0 and "timestamp" in incomplete.rejected[0].reason
+    with pytest.raises(ValidationError, match="time zone"):
+        await store.market_data.get_historical_data(
+            "BTC-USD", "1m", datetime(2024, 1, 1), datetime(2024, 1, 2)
+        )
+
+
+def _columns(n: int) -> dict[str, object]:
+    ts = pd.date_range("2024-02-01", periods=n, freq="1min", tz="UTC")
+    price = np.round(np.linspace(100, 101, n), 8)
+    return {
+        "timestamp": ts,
+        "open": price,
+        "high": price + 1,
+        "low": price - 1,
+        "close": price,
+        "volume": np.full(n, 2.5),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["pandas", "pandas-index", "polars", "arrow", "arrow-decimal", "numpy", "iterable"]
+)
+async def test_every_input_type(store: TradeStore, kind: str) -> None:
+    symbol = new_symbol()
+    cols = _columns(240)
+    frame = pd.DataFrame(cols)
+    data: object
+    if kind == "pandas":
+        data = frame
+    elif kind == "pandas-index":
+        data = frame.set_index("timestamp")
+    elif kind == "polars":
+        data = pl.from_pandas(frame)
+    elif kind == "arrow":
+        data = pa.Table.from_pandas(frame)
+    elif kind == "arrow-decimal":
+        table = pa.Table.from_pandas(frame)
+        data = table.set_column(1, "open", table.column("open").cast(pa.decimal128(18, 8)))
+    elif kind == "numpy":
+        dtype = [("timestamp", "datetime64[us]")] + [
+            (c, "f8") for c in ("open", "high", "low", "close", "volume")
+        ]
+        data = np.zeros(240, dtype=dtype)
+        data["timestamp"] = frame["timestamp"].dt.tz_localize(None).to_numpy("datetime64[us]")
+        for c in ("open", "high", "low", "close", "volume"):
+            data[c] = cols[c]
+    else:
+        data = (frame.iloc[i : i + 50] for i in range(0, 240, 50))
+    result = await store.market_data.store_candles(symbol, "1m", data, chunk_rows=64)
+    assert result.inserted == 240 and not result.rejected
+    out = await store.market_data.get_latest_candles(symbol, "1m", 240)
+    np.testing.assert_array_equal(out.open, cols["open"])
+
+
+async def test_time_zones_in_any_zone_stored_in_utc(store: TradeStore) -> None:
+    symbol = new_symbol()
+    tokyo = timezone(timedelta(hours=9))
+    rows = candles(3, start=datetime(2024, 3, 1, 9, 0, tzinfo=tokyo))  # = 00:00 UTC
+    rows[1]["timestamp"] = "2024-03-01T00:01:00Z"
+    rows[2]["timestamp"] = int(datetime(2024, 3, 1, 0, 2, tzinfo=UTC).timestamp() * 1000)
+    result = await store.market_data.store_candles(symbol, "1m", rows)
+    assert result.inserted == 3 and not result.rejected
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    frame = await store.market_data.get_historical_data(
+        symbol, "1m", start, start + timedelta(minutes=2)
+    )
+    assert [str(t) for t in frame.timestamp] == [
+        "2024-03-01T00:00:00.000000",
+        "2024-03-01T00:01:00.000000",
+        "2024-03-01T00:02:00.000000",
+    ]
+
+
+async def test_data_spread_over_many_partitions(store: TradeStore) -> None:
+    symbol = new_symbol()
+    start = datetime(2018, 11, 1, tzinfo=UTC)
+    rows = candles(60, start=start, step_s=86_400 * 7)  # weekly candles over 14 months
+    result = await store.market_data.store_candles(symbol, "1m", rows, chunk_rows=7)
+    assert result.inserted == 60
+    frame = await store.market_data.get_historical_data(
+        symbol, "1m", start, start + timedelta(days=500)
+    )
+    assert len(frame) == 60
+    parts = await store.db.query_value(
+        "SELECT count(DISTINCT tableoid) FROM market_data WHERE symbol = %s", (symbol,)
+    )
+    assert parts >= 14
+
+
+async def test_concurrent_overlapping_ingests(migrated_db_url: str) -> None:
+    symbol = new_symbol()
+    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        batches = [candles(3000, start=T0 + timedelta(minutes=500 * i)) for i in range(4)]
+        results = await asyncio.gather(
+            *(
+                s.market_data.store_candles(symbol, "1m", b, chunk_rows=700, atomic=i % 2 == 0)
+                for i, (s, b) in enumerate(zip(stores, batches, strict=True))
+            )
+        )
+        total = await stores[0].db.query_value(
+            "SELECT count(*) FROM market_data WHERE symbol = %s", (symbol,)
+        )
+        assert total == 3000 + 500 * 3
+        assert sum(r.inserted for r in results) == total
+        series = await stores[0].market_data.list_series(symbol)
+        assert series[0]["row_count"] == total
+    finally:
+        for s in stores:
+            await s.close()
