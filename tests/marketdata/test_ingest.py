@@ -113,7 +113,7 @@ async def test_bad_call_arguments(store: TradeStore) -> None:
         await store.market_data.store_candles("BTC-USD", "7m", candles(1))
     with pytest.raises(ValidationError, match="not a market symbol"):
         await store.market_data.store_candles("BTC-USD'; DROP TABLE market_data; --", "1m", [])
-    with pytest.raises(ValidationError, match="missing column.*volume"):
+    with pytest.raises(ValidationError, match=r"missing column.*volume"):
         frame = pd.DataFrame(_columns(3)).drop(columns=["volume"])
         await store.market_data.store_candles("BTC-USD", "1m", frame)
     incomplete = await store.market_data.store_candles(new_symbol(), "1m", [{"open": 1}])
