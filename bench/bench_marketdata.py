@@ -1,0 +1,182 @@
+"""Market data on 1,000,000 one-minute candles, each against a raw baseline in the run.
+
+- ingest (store_candles from a numpy structured array of floats) vs a raw binary COPY
+  of the same rows into a fresh series of the same table (see _raw_copy);
+- ingest vs the seed's multi-row INSERT ... ON CONFLICT with 8 parameters a row;
+- reading the million rows into numpy / pandas vs a raw binary COPY TO of the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from bench.harness import BenchContext, Result
+
+N = 1_000_000
+SEED_ROWS = 100_000  # the seed's INSERT is measured on 100k rows, reported per row
+START = datetime(2021, 1, 1, tzinfo=UTC)
+
+
+def _frame(n: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    close = np.round(30_000 + np.cumsum(rng.normal(0, 5, n)), 2)
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    high = np.round(np.maximum(open_, close) + rng.uniform(0, 3, n), 2)
+    low = np.round(np.minimum(open_, close) - rng.uniform(0, 3, n), 2)
+    volume = np.round(rng.uniform(0, 50, n), 4)
+    ts = np.datetime64(START.replace(tzinfo=None), "us") + np.arange(n) * np.timedelta64(60, "s")
+    dtype = [
+        ("timestamp", "datetime64[us]"),
+        ("open", "f8"),
+        ("high", "f8"),
+        ("low", "f8"),
+        ("close", "f8"),
+        ("volume", "f8"),
+    ]
+    data = np.empty(n, dtype=dtype)
+    data["timestamp"], data["open"], data["high"] = ts, open_, high
+    data["low"], data["close"], data["volume"] = low, close, volume
+    return {"array": data}
+
+
+async def _ensure_partitions(ctx: BenchContext, n: int) -> None:
+    await (await ctx.store.partitions()).ensure("market_data", START, START + timedelta(minutes=n))
+
+
+async def _ours(ctx: BenchContext, data: np.ndarray, symbol: str) -> float:
+    started = time.perf_counter()
+    result = await ctx.store.market_data.store_candles(symbol, "1m", data)
+    elapsed = time.perf_counter() - started
+    assert result.inserted == len(data), result
+    return len(data) / elapsed
+
+
+async def _raw_copy(ctx: BenchContext, source_symbol: str, symbol: str) -> float:
+    """Raw binary COPY FROM of the same rows into a fresh series of market_data.
+
+    The payload is the server's own binary COPY TO of the rows we ingested, relabelled to
+    a new symbol, prepared before timing: the baseline is the server's insert cost alone,
+    with no client-side encoding at all.
+    """
+    columns = "symbol, timeframe, timestamp, open, high, low, close, volume"
+    async with await psycopg.AsyncConnection.connect(ctx.db_url) as conn:
+        payload = bytearray()
+        async with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY (SELECT %s::varchar, timeframe, timestamp, open, high, low, close, volume"
+                " FROM market_data WHERE symbol = %s AND timeframe = '1m' ORDER BY timestamp)"
+                " TO STDOUT (FORMAT BINARY)",
+                (symbol, source_symbol),
+            ) as out,
+        ):
+            async for chunk in out:
+                payload += chunk
+        started = time.perf_counter()
+        async with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY market_data ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            view = memoryview(payload)
+            for i in range(0, len(view), 1 << 20):
+                await copy.write(view[i : i + (1 << 20)])
+        await conn.commit()
+        return N / (time.perf_counter() - started)
+
+
+async def _seed_insert(ctx: BenchContext, data: np.ndarray, symbol: str) -> float:
+    per_statement = 65_535 // 8
+    async with await psycopg.AsyncConnection.connect(ctx.db_url) as conn:
+        rows = [
+            (symbol, "1m", t.replace(tzinfo=UTC), *vals)
+            for t, *vals in zip(
+                data["timestamp"].astype(datetime),
+                *(data[c].tolist() for c in ("open", "high", "low", "close", "volume")),
+                strict=True,
+            )
+        ]
+        started = time.perf_counter()
+        for i in range(0, len(rows), per_statement):
+            batch = rows[i : i + per_statement]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch))
+            await conn.execute(
+                "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close,"
+                f" volume) VALUES {values} ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE"
+                " SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,"
+                " close = EXCLUDED.close, volume = EXCLUDED.volume",
+                [v for row in batch for v in row],
+            )
+        await conn.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+async def _reads(ctx: BenchContext, symbol: str) -> list[Result]:
+    end = START + timedelta(minutes=N)
+    md = ctx.store.market_data
+    started = time.perf_counter()
+    frame = await md.get_historical_data(symbol, "1m", START, end)
+    numpy_s = time.perf_counter() - started
+    started = time.perf_counter()
+    frame = await md.get_historical_data(symbol, "1m", START, end)
+    frame.to_pandas()
+    pandas_s = time.perf_counter() - started
+    assert len(frame) == N
+    async with await psycopg.AsyncConnection.connect(ctx.db_url) as conn:
+        started = time.perf_counter()
+        size = 0
+        async with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY (SELECT timestamp, open, high, low, close, volume, trades_count, vwap"
+                " FROM market_data WHERE symbol = %s AND timeframe = '1m'"
+                " AND timestamp BETWEEN %s AND %s ORDER BY timestamp) TO STDOUT (FORMAT BINARY)",
+                (symbol, START, end),
+            ) as copy,
+        ):
+            async for chunk in copy:
+                size += len(chunk)
+        raw_s = time.perf_counter() - started
+    return [
+        Result(
+            "read 1M candles into numpy",
+            numpy_s,
+            raw_s,
+            "s",
+            "raw binary COPY TO (bytes)",
+            higher_is_better=False,
+        ),
+        Result(
+            "read 1M candles into pandas",
+            pandas_s,
+            raw_s,
+            "s",
+            "raw binary COPY TO (bytes)",
+            higher_is_better=False,
+        ),
+    ]
+
+
+async def run(ctx: BenchContext) -> list[Result]:
+    await _ensure_partitions(ctx, N)
+    data = _frame(N, 1)["array"]
+    ours_symbol = f"OUR{uuid.uuid4().hex[:6].upper()}"
+    ours = await _ours(ctx, data, ours_symbol)
+    raw = await _raw_copy(ctx, ours_symbol, f"RAW{uuid.uuid4().hex[:6].upper()}")
+    seed = await _seed_insert(ctx, data[:SEED_ROWS], f"SEED{uuid.uuid4().hex[:6].upper()}")
+    return [
+        Result("ingest 1M 1m candles", ours, raw, "rows/s", "raw binary COPY into market_data"),
+        Result(
+            "ingest 1M 1m candles",
+            ours,
+            seed,
+            "rows/s",
+            "seed multi-row INSERT ON CONFLICT (8 params/row)",
+        ),
+        *await _reads(ctx, ours_symbol),
+    ]
