@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from bench.harness import BenchContext, Result
 
@@ -104,12 +105,15 @@ async def _seed_insert(ctx: BenchContext, data: np.ndarray, symbol: str) -> floa
         started = time.perf_counter()
         for i in range(0, len(rows), per_statement):
             batch = rows[i : i + per_statement]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch))
-            await conn.execute(
+            row_sql = sql.SQL("(%s, %s, %s, %s, %s, %s, %s, %s)")
+            statement = sql.SQL(
                 "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close,"
-                f" volume) VALUES {values} ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE"
+                " volume) VALUES {} ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE"
                 " SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,"
-                " close = EXCLUDED.close, volume = EXCLUDED.volume",
+                " close = EXCLUDED.close, volume = EXCLUDED.volume"
+            ).format(sql.SQL(", ").join([row_sql] * len(batch)))
+            await conn.execute(
+                statement,
                 [v for row in batch for v in row],
             )
         await conn.commit()
