@@ -3,8 +3,8 @@ repeated candles and outliers. The score functions are pure (numpy, no I/O).
 
 data_quality_score (0..100) starts at 100 and loses:
 - 60 when the candle is an outlier: its log return from the previous close, or its
-  high-low range, is more than 12 robust standard deviations (MAD * 1.4826) from the
-  median of its neighbours in the same batch (a bad tick or a unit error);
+  high-low range, is more than 12 robust standard deviations (MAD * 1.4826, at least
+  0.001) from the median of its neighbours in the same batch (a bad tick, a unit error);
 - 30 when it is an "empty" candle: zero volume and O = H = L = C (a period without
   trades that the source filled with the previous close);
 - 20 when it repeats the previous candle exactly with non-zero volume (a feed glitch).
@@ -19,20 +19,25 @@ import numpy as np
 import numpy.typing as npt
 
 OUTLIER_SIGMAS = 12.0
+MIN_SCALE = 0.001  # log units: moves under 1.2% are never outliers
 OUTLIER_PENALTY = 60
 EMPTY_PENALTY = 30
 REPEAT_PENALTY = 20
 
 
-def robust_z(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """|x - median| / (1.4826 * MAD); 0 where the spread is zero."""
+def robust_z(
+    values: npt.NDArray[np.float64], *, floor: float = MIN_SCALE
+) -> npt.NDArray[np.float64]:
+    """|x - median| / max(1.4826 * MAD, floor).
+
+    The floor keeps a very quiet series (MAD near 0) from calling a 0.01% move an
+    outlier: log moves smaller than floor * OUTLIER_SIGMAS never are.
+    """
     if len(values) == 0:
         return values
     median = np.median(values)
-    mad = np.median(np.abs(values - median)) * 1.4826
-    if mad == 0:
-        return np.zeros_like(values)
-    z: npt.NDArray[np.float64] = np.abs(values - median) / mad
+    scale = max(float(np.median(np.abs(values - median))) * 1.4826, floor)
+    z: npt.NDArray[np.float64] = np.abs(values - median) / scale
     return z
 
 

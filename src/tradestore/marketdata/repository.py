@@ -8,10 +8,12 @@ from typing import Any
 
 from tradestore.db.database import Database
 from tradestore.keys import Keys
+from tradestore.marketdata.checks import QualityChecks
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.ingest import CandleIngest, IngestResult, Progress
 from tradestore.marketdata.inputs import CHUNK_ROWS
 from tradestore.marketdata.reads import CandleReader
+from tradestore.marketdata.resample import resample
 from tradestore.redis_link import RedisLink
 from tradestore.timeframes import Timeframe
 
@@ -32,6 +34,7 @@ class MarketDataRepository:
         self.db = db
         self._ingest = CandleIngest(db, partitions)
         self._reader = CandleReader(db, link, keys)
+        self.quality = QualityChecks(db, self._reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
 
     async def store_candles(
@@ -86,6 +89,21 @@ class MarketDataRepository:
     ) -> CandleFrame:
         """The n newest candles, oldest first."""
         return await self._reader.latest(symbol, timeframe, n, exact=exact)
+
+    async def resample(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        start: datetime,
+        end: datetime,
+        *,
+        source: Timeframe | str = Timeframe.M1,
+        exact: bool = False,
+    ) -> CandleFrame:
+        """`timeframe` candles computed in SQL from stored `source` candles (see resample)."""
+        return await resample(
+            self._reader, symbol, timeframe, start, end, source=source, exact=exact
+        )
 
     async def list_series(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """What is stored: symbol, timeframe, first, last, count (from the catalog)."""

@@ -1,0 +1,91 @@
+"""Resampling stored candles into a coarser timeframe, in SQL.
+
+Buckets are UTC-aligned (`date_bin` from the Unix epoch; every timeframe divides a day,
+so buckets also start at midnight UTC) and labelled by their start, closed on the left:
+the same as pandas `resample(rule, label="left", closed="left")`. Per bucket: first open,
+max high, min low, last close, summed volume and trade count (NULL when no source candle
+has one), and the volume-weighted price sum(p_i * v_i) / sum(v_i), where p_i is the
+source candle's vwap or, when it has none, its close (NULL when the volume is 0).
+Buckets with no source candle are absent (pandas would give a NaN row).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg import sql
+
+from tradestore.errors import ValidationError
+from tradestore.marketdata.frame import CandleFrame
+from tradestore.marketdata.reads import CandleReader, to_frame
+from tradestore.marketdata.validation import check_symbol
+from tradestore.timeframes import Timeframe
+
+# Aggregates over `src` (market_data rows of one series), grouped by `bucket`.
+BUCKET_AGGREGATES = sql.SQL("""
+    (array_agg(open ORDER BY timestamp))[1] AS open,
+    max(high) AS high,
+    min(low) AS low,
+    (array_agg(close ORDER BY timestamp DESC))[1] AS close,
+    sum(volume) AS volume,
+    sum(trades_count) AS trades_count,
+    round(sum(coalesce(vwap, close) * volume) / nullif(sum(volume), 0), 8) AS vwap
+""")
+
+RESAMPLE_SQL = sql.SQL("""
+SELECT bucket AS timestamp,
+       (open * 100000000)::int8, (high * 100000000)::int8, (low * 100000000)::int8,
+       (close * 100000000)::int8, (volume * 100000000)::int8,
+       coalesce(trades_count, -1)::int4,
+       coalesce((vwap * 100000000)::int8, -9223372036854775808)
+  FROM (SELECT date_bin({step}, timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
+               {aggregates}
+          FROM market_data
+         WHERE symbol = {symbol} AND timeframe = {source}
+           AND timestamp >= {start} AND timestamp < {end}
+         GROUP BY 1) b
+ ORDER BY 1
+""")
+
+
+def check_coarser(source: Timeframe, target: Timeframe) -> None:
+    if target.seconds <= source.seconds or target.seconds % source.seconds:
+        raise ValidationError(
+            f"cannot resample {source.value} into {target.value}: the target must be a "
+            "coarser multiple of the source",
+            field="timeframe",
+            value=target.value,
+        )
+
+
+async def resample(
+    reader: CandleReader,
+    symbol: str,
+    target: Timeframe | str,
+    start: datetime,
+    end: datetime,
+    *,
+    source: Timeframe | str = Timeframe.M1,
+    exact: bool = False,
+) -> CandleFrame:
+    """Candles of `target` built from stored `source` candles in [start, end), both
+    bounds snapped outward to `target` buckets so no bucket is partial."""
+    check_symbol(symbol)
+    tgt, src = Timeframe.parse(target), Timeframe.parse(source)
+    check_coarser(src, tgt)
+    for name, value in (("start", start), ("end", end)):
+        if value.utcoffset() is None:
+            raise ValidationError(f"{name} must have a time zone", field=name, value=value)
+    first = tgt.bucket_start(start)
+    last = tgt.bucket_start(end)
+    if last < end:
+        last = last + tgt.delta
+    query = RESAMPLE_SQL.format(
+        step=sql.Literal(tgt.delta),
+        aggregates=BUCKET_AGGREGATES,
+        symbol=sql.Literal(symbol),
+        source=sql.Literal(src.value),
+        start=sql.Literal(first),
+        end=sql.Literal(last),
+    )
+    return to_frame(await reader.copy_out(query), symbol, tgt, exact=exact)

@@ -1,0 +1,56 @@
+"""Quality: gaps listed exactly, repeated candles, outliers, scores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+
+from tests.marketdata.helpers import candles, new_symbol
+from tradestore import TradeStore
+from tradestore.marketdata.quality import quality_scores
+
+T0 = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+async def test_gaps_are_listed_interval_by_interval(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = [r for i, r in enumerate(candles(60, start=T0)) if not (10 <= i < 13 or i == 40)]
+    await store.market_data.store_candles(symbol, "1m", rows)
+    gaps = await store.market_data.quality.gaps(symbol, "1m", T0, T0 + timedelta(hours=1))
+    assert [(g.start, g.end, g.missing) for g in gaps] == [
+        (T0 + timedelta(minutes=10), T0 + timedelta(minutes=12), 3),
+        (T0 + timedelta(minutes=40), T0 + timedelta(minutes=40), 1),
+    ]
+    plan = await store.db.query(
+        "EXPLAIN SELECT timestamp FROM market_data WHERE symbol = 'X' AND timeframe = '1m' "
+        "AND timestamp >= now() - interval '1 day' ORDER BY timestamp"
+    )
+    assert "Sort" not in " ".join(r["QUERY PLAN"] for r in plan)  # read in key order
+
+
+async def test_report_finds_repeats_outliers_and_rescore_stores_them(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = candles(100, start=T0)
+    rows[50] = rows[50] | {"high": Decimal(100000), "close": Decimal(90000)}  # a bad tick
+    rows[70] = dict(rows[69], timestamp=rows[70]["timestamp"])  # an exact repeat
+    await store.market_data.store_candles(symbol, "1m", rows)
+    report = await store.market_data.quality.report(symbol, "1m", T0, T0 + timedelta(hours=2))
+    assert report.candles == 100 and report.gaps == []
+    assert T0 + timedelta(minutes=50) in report.outliers
+    assert report.repeated == [T0 + timedelta(minutes=70)]
+    await store.market_data.quality.rescore(symbol, "1m", T0, T0 + timedelta(hours=2))
+    scores = await store.db.query(
+        "SELECT timestamp, data_quality_score AS s FROM market_data WHERE symbol = %s "
+        "AND data_quality_score < 100 ORDER BY timestamp",
+        (symbol,),
+    )
+    low = {r["timestamp"]: r["s"] for r in scores}
+    assert low[T0 + timedelta(minutes=50)] == 40 and low[T0 + timedelta(minutes=70)] == 80
+
+
+def test_scores_of_empty_and_normal_candles() -> None:
+    flat = np.array([5.0, 5.0, 5.0])
+    scores = quality_scores(flat, flat, flat, flat, np.array([0.0, 1.0, 2.0]))
+    assert list(scores) == [70, 100, 100]
