@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tradestore.cli import db, demo, trading
+from tradestore.cli import db, demo, market, trading
 from tradestore.cli.common import console, open_store, run, setup_logging
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(trading.strategies_app, name="strategies")
 app.add_typer(trading.orders_app, name="orders")
 app.add_typer(trading.trades_app, name="trades")
+app.add_typer(market.app, name="market")
 app.command("demo")(demo.demo)
 
 

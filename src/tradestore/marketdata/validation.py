@@ -55,14 +55,17 @@ def _check_labels(chunk: Chunk, labels: npt.NDArray[Any] | None, expected: str, 
 
 
 def _reject_duplicates(chunk: Chunk) -> None:
-    """Of rows with the same timestamp, the last one wins; earlier ones are rejected."""
-    ts = chunk.ts_us
-    if len(ts) < 2:
+    """Of valid rows with the same timestamp, the last one wins; earlier ones are
+    rejected. (A later row that is itself rejected does not replace an earlier one.)"""
+    valid = np.flatnonzero(accepted_mask(chunk))
+    if len(valid) < 2:
         return
+    ts = chunk.ts_us[valid]
     reversed_first = np.unique(ts[::-1], return_index=True)[1]
     keep = np.zeros(len(ts), dtype=bool)
     keep[len(ts) - 1 - reversed_first] = True
-    chunk.reject(~keep, "duplicate timestamp in the input (a later row has the same time)")
+    for i in valid[~keep]:
+        chunk.rejected[int(i)] = "duplicate timestamp in the input (a later row has the same time)"
 
 
 def accepted_mask(chunk: Chunk) -> npt.NDArray[np.bool_]:

@@ -1,0 +1,218 @@
+"""Which layout a market-data file has, from its content (names only suggest the series).
+
+Layouts (facts from ../shared/formats.md):
+- Binance kline CSV (.csv, or the .zip it ships in): 12 columns, no header in spot files,
+  a header from about 2022-05 in futures files; times in ms, or µs (spot from 2025).
+- freqtrade OHLCV: feather (Arrow IPC, lz4), parquet, json / json.gz (a list of
+  [ms, open, high, low, close, volume]); names `<PAIR>-<timeframe>[-futures].<ext>`.
+- CCXT fetch_ohlcv saved as JSON: the same list shape as freqtrade json.
+- plain CSV with a header naming timestamp (or date/time), open, high, low, close, volume.
+- any Parquet file with those columns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+from tradestore.errors import ValidationError
+
+BATCH_BYTES = 8 << 20  # CSV block size: bounded memory per batch
+BATCH_ROWS = 100_000
+BINANCE_COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+]
+FREQTRADE_NAME = re.compile(
+    r"^(?P<pair>.+?)-(?P<tf>\d+(?:m|h|d|w|Mo))(?:-(?P<kind>futures|mark|index|funding_rate))?$"
+)
+BINANCE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<tf>\d+[smhdwM])-\d{4}-\d{2}(?:-\d{2})?$")
+
+
+class FileFormat(StrEnum):
+    BINANCE_CSV = "binance-csv"
+    BINANCE_ZIP = "binance-zip"
+    PLAIN_CSV = "csv"
+    FEATHER = "feather"
+    PARQUET = "parquet"
+    JSON_LIST = "json"  # freqtrade json or CCXT fetch_ohlcv
+    JSON_GZ = "jsongz"
+
+
+@dataclass
+class Source:
+    """An opened file: its layout, suggested series and a stream of Arrow tables."""
+
+    path: Path
+    format: FileFormat
+    size: int
+    symbol: str | None = None  # suggested by the file name
+    timeframe: str | None = None
+    header_lines: int = 0  # lines before the first candle (for row numbers)
+    notes: list[str] = field(default_factory=list)
+    _position: Any = None  # callable giving bytes consumed so far
+
+    def bytes_read(self) -> int:
+        return int(self._position()) if self._position else 0
+
+
+def detect(path: Path) -> FileFormat:
+    head = _head(path, 4096)
+    if head.startswith(b"PAR1"):
+        return FileFormat.PARQUET
+    if head.startswith(b"ARROW1"):
+        return FileFormat.FEATHER
+    if head.startswith(b"\x1f\x8b"):
+        return FileFormat.JSON_GZ
+    if head.startswith(b"PK\x03\x04"):
+        return FileFormat.BINANCE_ZIP
+    text = head.lstrip()
+    if text.startswith(b"["):
+        return FileFormat.JSON_LIST
+    first = text.split(b"\n", 1)[0].decode("utf-8", "replace").strip().lower()
+    if not first:
+        raise ValidationError(f"{path}: the file is empty", field="path", value=str(path))
+    if first[0].isdigit() and first.count(",") == 11:
+        return FileFormat.BINANCE_CSV
+    if first.replace(" ", "").startswith("open_time,open,high,low,close,volume,close_time"):
+        return FileFormat.BINANCE_CSV
+    names = {c.strip().strip('"') for c in first.split(",")}
+    if {"open", "high", "low", "close", "volume"} <= names:
+        return FileFormat.PLAIN_CSV
+    raise ValidationError(
+        f"{path}: unrecognised layout (first line {first[:80]!r}); expected a Binance kline "
+        "CSV, a CSV with timestamp/open/high/low/close/volume columns, freqtrade feather/"
+        "parquet/json, or a CCXT fetch_ohlcv JSON list",
+        field="path",
+        value=str(path),
+    )
+
+
+def suggest_series(path: Path) -> tuple[str | None, str | None]:
+    """(symbol, timeframe) from freqtrade or Binance file names, if they follow them."""
+    stem = path.name.split(".")[0]
+    if match := BINANCE_NAME.match(stem):
+        return match["symbol"], match["tf"]
+    if match := FREQTRADE_NAME.match(stem):
+        pair = match["pair"]
+        parts = pair.split("_")
+        symbol = f"{parts[0]}/{parts[1]}" if len(parts) >= 2 else pair
+        tf = match["tf"].replace("Mo", "M")
+        return symbol.upper(), tf
+    return None, None
+
+
+def open_source(path: Path, *, batch_rows: int = BATCH_ROWS) -> tuple[Source, Iterator[Any]]:
+    """Detect the layout and return the source description and its stream of tables."""
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file", field="path", value=str(path))
+    fmt = detect(path)
+    symbol, timeframe = suggest_series(path)
+    source = Source(
+        path=path, format=fmt, size=path.stat().st_size, symbol=symbol, timeframe=timeframe
+    )
+    from tradestore.marketdata.importers import readers
+
+    return source, readers.stream(source, batch_rows=batch_rows)
+
+
+def verify_binance_checksum(path: Path) -> str | None:
+    """Check `<file>.CHECKSUM` (sha256) when it sits beside the file; a note, or None."""
+    checksum_file = path.with_name(path.name + ".CHECKSUM")
+    if not checksum_file.exists():
+        return None
+    expected = checksum_file.read_text().split()[0].lower()
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ValidationError(
+            f"{path}: sha256 does not match {checksum_file.name}", field="path", value=str(path)
+        )
+    return f"sha256 verified against {checksum_file.name}"
+
+
+def _head(path: Path, n: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(n)
+
+
+class _ZipMember(io.BufferedReader):
+    """The member's stream, closing the zip file (and its OS file) with it."""
+
+    def __init__(self, member: IO[bytes], archive: zipfile.ZipFile, raw: IO[bytes]) -> None:
+        super().__init__(member)  # type: ignore[arg-type]
+        self._owned = (archive, raw)
+
+    def close(self) -> None:
+        super().close()
+        for owned in self._owned:
+            owned.close()
+
+
+def open_text_member(path: Path) -> tuple[IO[bytes], Any]:
+    """The CSV inside a Binance zip, and a callable of compressed bytes read so far."""
+    raw = path.open("rb")
+    archive = zipfile.ZipFile(raw)
+    members = [m for m in archive.namelist() if m.lower().endswith(".csv")]
+    if len(members) != 1:
+        raise ValidationError(
+            f"{path}: expected one CSV inside the zip, found {members}",
+            field="path",
+            value=str(path),
+        )
+    return _ZipMember(archive.open(members[0]), archive, raw), raw.tell
+
+
+class _GzipFile(gzip.GzipFile):
+    """A GzipFile that closes the OS file it reads."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(fileobj=raw)
+        self._raw = raw
+
+    def close(self) -> None:
+        super().close()
+        self._raw.close()
+
+
+def gzip_stream(path: Path) -> tuple[gzip.GzipFile, Any]:
+    raw = path.open("rb")
+    return _GzipFile(raw), raw.tell
+
+
+class BufferedCounter(io.RawIOBase):
+    """A read-only file wrapper that knows how many bytes were read (for progress)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n

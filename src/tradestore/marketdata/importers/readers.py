@@ -1,0 +1,213 @@
+"""Streaming readers, one per layout: each yields Arrow tables of at most a batch of rows
+with columns timestamp, open, high, low, close, volume [, trades_count, vwap]."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from tradestore.errors import ValidationError
+from tradestore.marketdata.importers.detect import (
+    BATCH_BYTES,
+    BINANCE_COLUMNS,
+    BufferedCounter,
+    FileFormat,
+    Source,
+    gzip_stream,
+    open_text_member,
+    verify_binance_checksum,
+)
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+TIME_ALIASES = ("timestamp", "date", "time", "datetime", "open_time")
+
+
+def stream(source: Source, *, batch_rows: int) -> Iterator[pa.Table]:
+    fmt = source.format
+    if fmt in (FileFormat.BINANCE_CSV, FileFormat.BINANCE_ZIP):
+        yield from _binance(source)
+    elif fmt is FileFormat.PLAIN_CSV:
+        yield from _plain_csv(source)
+    elif fmt is FileFormat.PARQUET:
+        yield from _parquet(source, batch_rows)
+    elif fmt is FileFormat.FEATHER:
+        yield from _feather(source)
+    else:
+        yield from _json_list(source, batch_rows)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def _binance(source: Source) -> Iterator[pa.Table]:
+    with ExitStack() as files:
+        if source.format is FileFormat.BINANCE_ZIP:
+            note = verify_binance_checksum(source.path)
+            if note:
+                source.notes.append(note)
+            member, position = open_text_member(source.path)
+            raw: Any = files.enter_context(member)
+            source._position = position
+        else:
+            counter = BufferedCounter(files.enter_context(source.path.open("rb")))
+            raw = counter
+            source._position = lambda: counter.count
+        has_header = not _peek_first_byte(source).isdigit()
+        source.header_lines = 1 if has_header else 0
+        read = pacsv.ReadOptions(
+            column_names=BINANCE_COLUMNS, block_size=BATCH_BYTES, skip_rows=source.header_lines
+        )
+        convert = pacsv.ConvertOptions(
+            column_types={
+                "open_time": pa.int64(),
+                "count": pa.int64(),
+                **{c: pa.string() for c in (*PRICE_COLUMNS, "quote_volume")},
+            },
+            include_columns=["open_time", *PRICE_COLUMNS, "quote_volume", "count"],
+        )
+        for batch in pacsv.open_csv(raw, read_options=read, convert_options=convert):
+            yield _binance_table(pa.Table.from_batches([batch]))
+
+
+def _binance_table(table: pa.Table) -> pa.Table:
+    prices = {c: _exact(table.column(c)) for c in PRICE_COLUMNS}
+    volume = pc.cast(table.column("volume"), pa.float64(), safe=False)
+    quote = pc.cast(table.column("quote_volume"), pa.float64(), safe=False)
+    vwap = pc.if_else(pc.greater(volume, 0), pc.divide(quote, volume), None)
+    return pa.table(
+        {
+            "timestamp": table.column("open_time"),
+            **prices,
+            "trades_count": table.column("count"),
+            "vwap": vwap,
+        }
+    )
+
+
+def _plain_csv(source: Source) -> Iterator[pa.Table]:
+    with source.path.open("rb") as f:
+        header = f.readline().decode("utf-8", "replace")
+    names = [c.strip().strip('"') for c in header.strip().split(",")]
+    types = {n: pa.string() for n in names if n.lower() in PRICE_COLUMNS}
+    source.header_lines = 1
+    with source.path.open("rb") as f:
+        counter = BufferedCounter(f)
+        source._position = lambda: counter.count
+        read = pacsv.ReadOptions(block_size=BATCH_BYTES)
+        convert = pacsv.ConvertOptions(column_types=types)
+        for batch in pacsv.open_csv(counter, read_options=read, convert_options=convert):
+            table = pa.Table.from_batches([batch])
+            yield _standard({n.lower(): table.column(n) for n in table.column_names})
+
+
+def _peek_first_byte(source: Source) -> str:
+    if source.format is FileFormat.BINANCE_ZIP:
+        member, _ = open_text_member(source.path)
+        with member:
+            return member.read(1).decode("ascii", "replace")
+    with source.path.open("rb") as f:
+        return f.read(1).decode("ascii", "replace")
+
+
+# --- columnar files -------------------------------------------------------------------------
+
+
+def _parquet(source: Source, batch_rows: int) -> Iterator[pa.Table]:
+    file = pq.ParquetFile(source.path)
+    done = 0
+    total_rows = max(file.metadata.num_rows, 1)
+    source._position = lambda: source.size * done // total_rows
+    for batch in file.iter_batches(batch_size=batch_rows):
+        done += batch.num_rows
+        table = pa.Table.from_batches([batch])
+        yield _standard({n.lower(): table.column(n) for n in table.column_names})
+
+
+def _feather(source: Source) -> Iterator[pa.Table]:
+    with pa.memory_map(str(source.path)) as mapped:
+        reader = ipc.open_file(mapped)
+        done = 0
+        source._position = lambda: source.size * done // max(reader.num_record_batches, 1)
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            done = i + 1
+            table = pa.Table.from_batches([batch])
+            yield _standard({n.lower(): table.column(n) for n in table.column_names})
+
+
+def _json_list(source: Source, batch_rows: int) -> Iterator[pa.Table]:
+    """freqtrade json/jsongz and CCXT fetch_ohlcv: [[ms, o, h, l, c, v], ...].
+
+    These files are read whole (json has no streaming parser in the standard library);
+    freqtrade and CCXT write them per pair and timeframe, so they stay modest."""
+    if source.format is FileFormat.JSON_GZ:
+        stream_, position = gzip_stream(source.path)
+        source._position = position
+        with stream_:
+            data = json.load(stream_)
+    else:
+        with source.path.open("rb") as f:
+            data = json.load(f)
+        source._position = lambda: source.size
+    if not isinstance(data, list) or (data and not isinstance(data[0], list)):
+        raise ValidationError(
+            f"{source.path}: expected a JSON list of "
+            "[timestamp, open, high, low, close, volume] lists",
+            field="path",
+            value=str(source.path),
+        )
+    for start in range(0, len(data), batch_rows):
+        rows = data[start : start + batch_rows]
+        bad = [i for i, r in enumerate(rows) if not isinstance(r, list) or len(r) < 6]
+        if bad:
+            raise ValidationError(
+                f"{source.path}: entry {start + bad[0]} is not [timestamp, open, high, low, "
+                "close, volume]",
+                field="path",
+                value=str(source.path),
+            )
+        columns = list(zip(*(r[:6] for r in rows), strict=True))
+        names = ("timestamp", *PRICE_COLUMNS)
+        # json numbers: decimal text through str() keeps what the file wrote
+        yield pa.table(
+            {
+                n: pa.array([str(v) if n != "timestamp" else v for v in col])
+                for n, col in zip(names, columns, strict=True)
+            }
+        )
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+def _standard(columns: dict[str, Any]) -> pa.Table:
+    time_name = next((n for n in TIME_ALIASES if n in columns), None)
+    missing = [c for c in PRICE_COLUMNS if c not in columns]
+    if time_name is None or missing:
+        need = ", ".join((["timestamp"] if time_name is None else []) + missing)
+        raise ValidationError(f"missing column(s): {need}", field=need)
+    out: dict[str, Any] = {"timestamp": columns[time_name]}
+    for name in PRICE_COLUMNS:
+        col = columns[name]
+        out[name] = _exact(col) if pa.types.is_string(col.type) else col
+    for optional in ("trades_count", "vwap"):
+        if optional in columns:
+            out[optional] = columns[optional]
+    return pa.table(out)
+
+
+def _exact(column: Any) -> Any:
+    """Text prices as decimal128(38, 8) when every value fits exactly; else the text
+    itself, so that each bad value is reported with its row by the ingest."""
+    try:
+        return pc.cast(column, pa.decimal128(38, 8))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return column
