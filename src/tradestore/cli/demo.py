@@ -37,11 +37,13 @@ async def step_schema(store: TradeStore) -> None:
 
 
 def _steps() -> list[tuple[str, DemoStep]]:
+    from tradestore.cli.demo_market import step_market_data
     from tradestore.cli.demo_trading import step_trading
 
     return [
         ("schema and health", step_schema),
         ("strategies, orders and trades", step_trading),
+        ("market data", step_market_data),
     ]
 
 
