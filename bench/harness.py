@@ -81,5 +81,6 @@ def bench_settings(db_url: str) -> Settings:
         redis_url=REDIS_URL,
         redis_key_prefix=f"tsbench:{uuid.uuid4().hex[:8]}:",
         timeseries_mode="native",
+        event_relay=False,
         _env_file=None,
     )

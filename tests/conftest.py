@@ -63,6 +63,7 @@ def make_settings(db_url: str | None, **overrides: object) -> Settings:
         "pool_min_size": 1,
         "pool_max_size": 10,
         "timeseries_mode": "native",
+        "event_relay": False,  # tests that relay start their own, on their own database
         "_env_file": None,
     }
     values.update(overrides)

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     )
     redis_timeout_s: float = Field(1.0, gt=0, validation_alias=_env("TRADESTORE_REDIS_TIMEOUT_S"))
 
+    event_relay: bool = Field(True, validation_alias=_env("TRADESTORE_EVENT_RELAY"))
+
     # --- cache -------------------------------------------------------------------------
     cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
     cache_l1_ttl_ms: int = Field(30_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_TTL_MS"))

@@ -25,7 +25,13 @@ from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import TradeStoreError
 from tradestore.keys import Keys
+from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.realtime.bus import EventBus
+from tradestore.realtime.latest import LatestMarketData
+from tradestore.realtime.ratelimit import RateLimiter
+from tradestore.realtime.sessions import SessionStore
+from tradestore.realtime.state import StrategyState
 from tradestore.redis_link import RedisLink
 from tradestore.settings import Settings, TimeSeriesMode, load_settings, mask_url
 from tradestore.trading.orders import OrderRepository
@@ -72,7 +78,8 @@ class TradeStore:
         self._db: Database | None = None
         self._partitions: PartitionManager | None = None
         self.embedded_dir: str | None = None
-        self.database_url: str | None = None
+        self.database_url: str | None = None  # masked, for display
+        self._conninfo: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------
     async def open(self) -> TradeStore:
@@ -86,9 +93,12 @@ class TradeStore:
         self._db = db
         await self.redis.open()
         await self.cache.start()
+        if self.settings.event_relay and self.redis.configured:
+            self.events.start_relay(self._conninfo or _pool_conninfo(self._given_pool))
         return self
 
     async def close(self) -> None:
+        await self.events.stop_relay()
         await self.cache.stop()
         if self._db is not None:
             await self._db.close()
@@ -110,10 +120,12 @@ class TradeStore:
         url = self.settings.postgres_conninfo()
         if url is not None:
             self.database_url = mask_url(url)
+            self._conninfo = url
             return url
         server = await start_embedded(self.settings.data_dir)
         self.embedded_dir = str(server.data_dir)
         self.database_url = server.url
+        self._conninfo = server.url
         log.warning("no DATABASE_URL set: using the embedded PostgreSQL in %s", server.data_dir)
         return server.url
 
@@ -153,7 +165,54 @@ class TradeStore:
 
     @cached_property
     def market_data(self) -> MarketDataRepository:
-        return MarketDataRepository(self.db, self.redis, self.keys, self.partitions)
+        repository = MarketDataRepository(self.db, self.redis, self.keys, self.partitions)
+        repository.after_ingest.append(self._record_latest_candle)
+        return repository
+
+    async def _record_latest_candle(self, result: IngestResult) -> None:
+        if result.last_candle is not None:
+            await self.latest.record_candle(
+                result.symbol, result.timeframe.value, result.last_candle
+            )
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(self.redis, self.keys)
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        return SessionStore(self.redis, self.keys)
+
+    @cached_property
+    def strategy_state(self) -> StrategyState:
+        return StrategyState(self.redis, self.keys, self.db)
+
+    @cached_property
+    def events(self) -> EventBus:
+        return EventBus(self.db, self.redis, self.keys)
+
+    @cached_property
+    def latest(self) -> LatestMarketData:
+        return LatestMarketData(self.redis, self.keys)
+
+    async def services_health(self) -> dict[str, Any]:
+        """Per-service state of the Redis-backed services; never raises."""
+        redis = await self.redis.health()
+        shared = "shared (Redis)" if redis.ok else "per process (fallback)"
+        available = "available" if redis.ok else f"unavailable: {redis.detail}"
+        try:
+            backlog: dict[str, Any] = await self.events.backlog()
+        except TradeStoreError as exc:
+            backlog = {"error": str(exc)}
+        return {
+            "redis": redis.ok,
+            "rate_limits": shared,
+            "sessions": available,
+            "strategy_state": available,
+            "latest_market_data": available,
+            "cache_l2": "on" if redis.ok else "off (L1 and PostgreSQL only)",
+            "events": backlog,
+        }
 
     async def partitions(self) -> PartitionManager:
         """The partition manager for this database's time-series mode (after migrate)."""
@@ -203,3 +262,7 @@ class TradeStore:
             return ComponentHealth(ok=False, latency_ms=None, detail=str(exc) or "timeout")
         latency = (time.perf_counter() - started) * 1000
         return ComponentHealth(ok=True, latency_ms=latency, detail="ok")
+
+
+def _pool_conninfo(pool: AsyncConnectionPool[Connection] | None) -> str | None:
+    return pool.conninfo if pool is not None and isinstance(pool.conninfo, str) else None

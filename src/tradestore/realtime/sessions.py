@@ -1,0 +1,173 @@
+"""User sessions in Redis. The token is 256 random bits handed to the caller once; Redis
+keeps only its SHA-256, so a Redis dump cannot be replayed as sessions. An expired or
+revoked token is simply not found. Sessions need Redis: without it, calls raise
+TransientError (nothing here is a PostgreSQL record)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from tradestore.errors import TransientError, ValidationError
+from tradestore.keys import Keys
+from tradestore.redis_link import RedisLink
+
+DEFAULT_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str  # the token's hash: safe to show and log
+    user_id: str
+    data: dict[str, Any]
+    created_at: datetime
+    last_seen_at: datetime
+    ttl_s: int
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore:
+    def __init__(self, link: RedisLink, keys: Keys) -> None:
+        self.link = link
+        self.keys = keys
+
+    async def create(
+        self, user_id: str, data: dict[str, Any] | None = None, *, ttl_s: int = DEFAULT_TTL_S
+    ) -> tuple[str, Session]:
+        """A new session; returns (token, session). The token is not stored anywhere."""
+        if not user_id or len(user_id) > 100:
+            raise ValidationError("user_id: 1 to 100 characters", field="user_id", value=user_id)
+        if data is not None and not isinstance(data, dict):
+            raise ValidationError("data must be a JSON object", field="data", value=data)
+        if ttl_s < 1:
+            raise ValidationError("ttl_s must be at least 1", field="ttl_s", value=ttl_s)
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        session = Session(token_hash(token), user_id, data or {}, now, now, ttl_s)
+        client = self._client()
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(session.id), _encode(session), ex=ttl_s)
+                pipe.zadd(self._user_key(user_id), {session.id: now.timestamp() + ttl_s})
+                pipe.expire(self._user_key(user_id), ttl_s, gt=True)
+                pipe.expire(self._user_key(user_id), ttl_s, nx=True)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        return token, session
+
+    async def get(self, token: str) -> Session | None:
+        return await self._get_by_id(token_hash(token))
+
+    async def touch(self, token: str) -> Session | None:
+        """Mark the session used now and restart its TTL (sliding expiry)."""
+        session = await self.get(token)
+        if session is None:
+            return None
+        now = datetime.now(UTC)
+        renewed = Session(
+            session.id, session.user_id, session.data, session.created_at, now, session.ttl_s
+        )
+        client = self._client()
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(session.id), _encode(renewed), ex=session.ttl_s, xx=True)
+                pipe.zadd(
+                    self._user_key(session.user_id),
+                    {session.id: now.timestamp() + session.ttl_s},
+                    xx=True,
+                )
+                pipe.expire(self._user_key(session.user_id), session.ttl_s, gt=True)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        return renewed if replies[0] else None
+
+    async def revoke(self, token: str) -> bool:
+        session = await self.get(token)
+        if session is None:
+            return False
+        await self._delete([session.id], session.user_id)
+        return True
+
+    async def revoke_all(self, user_id: str) -> int:
+        ids = [s.id for s in await self.of_user(user_id)]
+        if ids:
+            await self._delete(ids, user_id)
+        return len(ids)
+
+    async def of_user(self, user_id: str) -> list[Session]:
+        """The user's live sessions, newest activity first."""
+        client = self._client()
+        try:
+            now = datetime.now(UTC).timestamp()
+            await client.zremrangebyscore(self._user_key(user_id), "-inf", now)
+            ids = [i.decode() for i in await client.zrange(self._user_key(user_id), 0, -1)]
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        sessions = [s for s in [await self._get_by_id(i) for i in ids] if s is not None]
+        return sorted(sessions, key=lambda s: s.last_seen_at, reverse=True)
+
+    async def _get_by_id(self, session_id: str) -> Session | None:
+        try:
+            raw = await self._client().get(self._key(session_id))
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        return None if raw is None else _decode(session_id, raw)
+
+    async def _delete(self, ids: list[str], user_id: str) -> None:
+        try:
+            async with self._client().pipeline(transaction=True) as pipe:
+                pipe.delete(*[self._key(i) for i in ids])
+                pipe.zrem(self._user_key(user_id), *ids)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+
+    def _client(self) -> Any:
+        if self.link.client is None:
+            raise TransientError("sessions need Redis: set REDIS_URL")
+        return self.link.client
+
+    def _down(self, exc: BaseException) -> TransientError:
+        self.link.failed(exc)
+        return TransientError(f"sessions unavailable: Redis error ({type(exc).__name__})")
+
+    def _key(self, session_id: str) -> str:
+        return self.keys.key("session", session_id)
+
+    def _user_key(self, user_id: str) -> str:
+        return self.keys.key("user-sessions", user_id)
+
+
+def _encode(session: Session) -> str:
+    return json.dumps(
+        {
+            "user_id": session.user_id,
+            "data": session.data,
+            "created_at": session.created_at.isoformat(),
+            "last_seen_at": session.last_seen_at.isoformat(),
+            "ttl_s": session.ttl_s,
+        }
+    )
+
+
+def _decode(session_id: str, raw: bytes) -> Session:
+    body = json.loads(raw)
+    return Session(
+        session_id,
+        body["user_id"],
+        body["data"],
+        datetime.fromisoformat(body["created_at"]),
+        datetime.fromisoformat(body["last_seen_at"]),
+        int(body["ttl_s"]),
+    )
