@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import sys
 import time
 import uuid
@@ -72,20 +71,17 @@ async def test_twenty_clients_in_two_processes_hold_the_rate_within_5_percent() 
     prefix = f"tstest:{uuid.uuid4().hex[:8]}:"
     name = "exchange-key-1:/api/v3/order"
     start = time.time() + 2.0
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            WORKER,
-            REDIS_URL,
-            prefix,
-            name,
-            str(start),
-            str(SECONDS),
-            str(TASKS),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WORKER,
+        REDIS_URL,
+        prefix,
+        name,
+        str(start),
+        str(SECONDS),
+        str(TASKS),
+        stdout=asyncio.subprocess.PIPE,
     )
     limits, link = limiter(prefix)
     await link.open()
@@ -104,8 +100,9 @@ async def test_twenty_clients_in_two_processes_hold_the_rate_within_5_percent() 
                 granted += 1
 
     await asyncio.gather(*(worker() for _ in range(TASKS)))
-    out, _ = child.communicate(timeout=30)
-    total = granted + int(out.strip())
+    out_bytes, _ = await asyncio.wait_for(child.communicate(), timeout=30)
+    out = out_bytes.decode().strip()
+    total = granted + int(out)
     expected = BURST + RATE * SECONDS
     assert abs(total - expected) <= 0.05 * expected, (total, expected)
     assert granted > 0 and int(out) > 0  # both processes were served

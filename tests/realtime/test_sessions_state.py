@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -90,7 +89,7 @@ async def test_state_ttl_and_snapshot_restore_after_a_flush(store: TradeStore) -
         "last_id": 43
     }
     await store.strategy_state.set(strategy.id, "blink", 1, ttl_s=0.1)
-    time.sleep(0.25)
+    await asyncio.sleep(0.25)
     assert await store.strategy_state.get(strategy.id, "blink") is None
 
 

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tradestore.cli import db, demo, market, trading
+from tradestore.cli import db, demo, market, realtime, trading
 from tradestore.cli.common import console, open_store, run, setup_logging
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app.add_typer(trading.strategies_app, name="strategies")
 app.add_typer(trading.orders_app, name="orders")
 app.add_typer(trading.trades_app, name="trades")
 app.add_typer(market.app, name="market")
+app.add_typer(realtime.events_app, name="events")
+app.add_typer(realtime.sessions_app, name="sessions")
+app.add_typer(realtime.ratelimit_app, name="ratelimit")
 app.command("demo")(demo.demo)
 
 

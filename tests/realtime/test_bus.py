@@ -1,0 +1,125 @@
+"""Notifications end to end: outbox -> relay -> Redis stream / pub/sub -> consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import RedisServer, delete_keys, make_settings
+from tests.trading.helpers import new_strategy
+from tradestore import TradeStore
+from tradestore.realtime.bus import Event
+
+
+@pytest.fixture
+async def bus_store(empty_database: Callable[[], str]) -> AsyncIterator[TradeStore]:
+    settings = make_settings(empty_database())
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        yield store
+    delete_keys(settings.redis_key_prefix)
+
+
+async def make_orders(store: TradeStore, n: int) -> None:
+    strategy = await new_strategy(store)
+    for _ in range(n):
+        await store.orders.create({"strategy_id": strategy.id, "symbol": "BTC-USD",
+                                   "side": "BUY", "type": "MARKET", "quantity": "1"})
+
+
+async def outbox_ids(store: TradeStore) -> set[int]:
+    return {r["id"] for r in await store.db.query("SELECT id FROM event_outbox")}
+
+
+async def stream_ids(store: TradeStore) -> list[int]:
+    client = store.redis.client
+    assert client is not None
+    return [int(fields[b"outbox_id"]) for _, fields in await client.xrange(store.events.stream)]
+
+
+async def take(events: AsyncIterator[Event], n: int, within_s: float = 10.0) -> list[Event]:
+    got: list[Event] = []
+
+    async def collect() -> None:
+        async for event in events:
+            got.append(event)
+            if len(got) == n:
+                return
+
+    await asyncio.wait_for(collect(), within_s)
+    return got
+
+
+async def test_relay_delivers_to_stream_and_live_listeners(bus_store: TradeStore) -> None:
+    live = bus_store.events.subscribe({"order.created"})
+    first = asyncio.ensure_future(take(live, 3))
+    await asyncio.sleep(0.2)  # subscribed
+    await make_orders(bus_store, 3)
+    assert await bus_store.events.publish_pending() == 4  # strategy.updated + 3 orders
+    received = await first
+    assert [e.type for e in received] == ["order.created"] * 3
+    assert received[0].payload["symbol"] == "BTC-USD"
+    assert sorted(await stream_ids(bus_store)) == sorted(await outbox_ids(bus_store))
+    backlog = await bus_store.events.backlog()
+    assert backlog["pending"] == 0
+    replayed = [e async for e in bus_store.events.replay(datetime.now(UTC) - timedelta(
+        minutes=1), types={"strategy.updated"})]
+    assert len(replayed) == 1
+
+
+async def test_consumer_restart_gets_unacknowledged_events_again(bus_store: TradeStore) -> None:
+    consumer = bus_store.events.consume("risk", "worker-1", start="0")
+    await make_orders(bus_store, 3)
+    await bus_store.events.publish_pending()
+    events = await take(consumer, 4)
+    await bus_store.events.ack("risk", events[0])  # the rest were in flight at the "crash"
+    await consumer.aclose()
+    restarted = bus_store.events.consume("risk", "worker-1", start="0")
+    again = await take(restarted, 3)
+    assert [e.outbox_id for e in again] == [e.outbox_id for e in events[1:]]
+    for event in again:
+        await bus_store.events.ack("risk", event)
+    await restarted.aclose()
+
+
+async def test_no_event_lost_when_relays_die_mid_batch(bus_store: TradeStore) -> None:
+    settings_url = bus_store.settings.postgres_conninfo()
+    writer = asyncio.ensure_future(make_orders(bus_store, 60))
+    rng = random.Random(7)
+    while not writer.done():
+        bus_store.events.start_relay(settings_url, poll_s=0.05)
+        await asyncio.sleep(rng.uniform(0.0, 0.05))
+        await bus_store.events.stop_relay()  # killed wherever it was
+    await writer
+    while await bus_store.events.publish_pending() > 0:
+        pass
+    delivered = await stream_ids(bus_store)
+    assert set(delivered) == await outbox_ids(bus_store)  # nothing lost (duplicates allowed)
+    assert (await bus_store.events.backlog())["pending"] == 0
+
+
+async def test_redis_killed_and_restarted_mid_operation(
+    empty_database: Callable[[], str], redis_server: RedisServer
+) -> None:
+    url = empty_database()
+    settings = make_settings(url, redis_url=redis_server.url, redis_timeout_s=0.3)
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        store.events.start_relay(url, poll_s=0.1)
+        consumer = store.events.consume("audit", "a1", start="0", block_ms=200)
+        await make_orders(store, 5)
+        before = await take(consumer, 6)
+        redis_server.kill()
+        await make_orders(store, 5)  # PostgreSQL writes carry on while Redis is down
+        await asyncio.sleep(0.5)
+        assert (await store.events.backlog())["pending"] == 6
+        redis_server.start()  # a fresh, empty Redis on the same port
+        after = await take(consumer, 6, within_s=20)
+        received = {e.outbox_id for e in before} | {e.outbox_id for e in after}
+        assert received == await outbox_ids(store)
+        await consumer.aclose()
+        await store.events.stop_relay()
