@@ -18,7 +18,6 @@ from tradestore.errors import ValidationError
 from tradestore.marketdata.importers.detect import (
     BATCH_BYTES,
     BINANCE_COLUMNS,
-    BufferedCounter,
     FileFormat,
     Source,
     gzip_stream,
@@ -27,6 +26,7 @@ from tradestore.marketdata.importers.detect import (
 )
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+COMBINED_ROWS = 100_000
 TIME_ALIASES = ("timestamp", "date", "time", "datetime", "open_time")
 
 
@@ -57,9 +57,10 @@ def _binance(source: Source) -> Iterator[pa.Table]:
             raw: Any = files.enter_context(member)
             source._position = position
         else:
-            counter = BufferedCounter(files.enter_context(source.path.open("rb")))
-            raw = counter
-            source._position = lambda: counter.count
+            # a native Arrow file: given a Python file object, Arrow reads it all at once
+            native = files.enter_context(pa.OSFile(str(source.path), "rb"))
+            raw = native
+            source._position = native.tell
         has_header = not _peek_first_byte(source).isdigit()
         source.header_lines = 1 if has_header else 0
         read = pacsv.ReadOptions(
@@ -73,8 +74,8 @@ def _binance(source: Source) -> Iterator[pa.Table]:
             },
             include_columns=["open_time", *PRICE_COLUMNS, "quote_volume", "count"],
         )
-        for batch in pacsv.open_csv(raw, read_options=read, convert_options=convert):
-            yield _binance_table(pa.Table.from_batches([batch]))
+        for table in _combined(pacsv.open_csv(raw, read_options=read, convert_options=convert)):
+            yield _binance_table(table)
 
 
 def _binance_table(table: pa.Table) -> pa.Table:
@@ -98,13 +99,11 @@ def _plain_csv(source: Source) -> Iterator[pa.Table]:
     names = [c.strip().strip('"') for c in header.strip().split(",")]
     types = {n: pa.string() for n in names if n.lower() in PRICE_COLUMNS}
     source.header_lines = 1
-    with source.path.open("rb") as f:
-        counter = BufferedCounter(f)
-        source._position = lambda: counter.count
+    with pa.OSFile(str(source.path), "rb") as native:
+        source._position = native.tell
         read = pacsv.ReadOptions(block_size=BATCH_BYTES)
         convert = pacsv.ConvertOptions(column_types=types)
-        for batch in pacsv.open_csv(counter, read_options=read, convert_options=convert):
-            table = pa.Table.from_batches([batch])
+        for table in _combined(pacsv.open_csv(native, read_options=read, convert_options=convert)):
             yield _standard({n.lower(): table.column(n) for n in table.column_names})
 
 
@@ -186,6 +185,21 @@ def _json_list(source: Source, batch_rows: int) -> Iterator[pa.Table]:
 
 
 # --- shared ---------------------------------------------------------------------------------
+
+
+def _combined(batches: Any, rows: int = COMBINED_ROWS) -> Iterator[pa.Table]:
+    """Small CSV batches (bounded memory) joined into tables of ~`rows` rows (fewer,
+    larger upserts)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def _standard(columns: dict[str, Any]) -> pa.Table:
