@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(1.0, gt=0, validation_alias=_env("TRADESTORE_REDIS_TIMEOUT_S"))
 
     event_relay: bool = Field(True, validation_alias=_env("TRADESTORE_EVENT_RELAY"))
+    config_key: SecretStr | None = Field(None, validation_alias=_env("TRADESTORE_CONFIG_KEY"))
+    db_disk_bytes: int | None = Field(None, gt=0, validation_alias=_env("TRADESTORE_DB_DISK_BYTES"))
 
     # --- cache -------------------------------------------------------------------------
     cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
@@ -207,7 +209,7 @@ def _describe(exc: pydantic.ValidationError) -> str:
         loc = error.get("loc") or ()
         name = _env_name(str(loc[0])) if loc else "settings"
         given = error.get("input")
-        shown = "" if name.endswith(("PASSWORD", "URL")) else f" (got {given!r})"
+        shown = "" if name.endswith(("PASSWORD", "URL", "KEY")) else f" (got {given!r})"
         lines.append(f"{name}: {error['msg']}{shown}")
     return "invalid configuration: " + "; ".join(lines)
 

@@ -27,6 +27,9 @@ from tradestore.errors import TradeStoreError
 from tradestore.keys import Keys
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.ops.config_store import ConfigStore
+from tradestore.ops.monitoring import Monitor
+from tradestore.ops.system_logs import LogFilter, SystemLogHandler, search_logs
 from tradestore.realtime.bus import EventBus
 from tradestore.realtime.latest import LatestMarketData
 from tradestore.realtime.ratelimit import RateLimiter
@@ -80,6 +83,7 @@ class TradeStore:
         self.embedded_dir: str | None = None
         self.database_url: str | None = None  # masked, for display
         self._conninfo: str | None = None
+        self._extra_dbs: list[Database] = []  # e.g. the monitor's own small pool
 
     # --- lifecycle -----------------------------------------------------------------
     async def open(self) -> TradeStore:
@@ -98,6 +102,10 @@ class TradeStore:
         return self
 
     async def close(self) -> None:
+        for extra in self._extra_dbs:
+            await extra.close()
+        self._extra_dbs.clear()
+        self.__dict__.pop("monitor", None)
         await self.events.stop_relay()
         await self.cache.stop()
         if self._db is not None:
@@ -190,6 +198,37 @@ class TradeStore:
     @cached_property
     def events(self) -> EventBus:
         return EventBus(self.db, self.redis, self.keys)
+
+    @cached_property
+    def config(self) -> ConfigStore:
+        key = self.settings.config_key
+        return ConfigStore(self.db, self.cache, key.get_secret_value() if key else None)
+
+    @cached_property
+    def monitor(self) -> Monitor:
+        """Metrics and alerts; queries go through a separate pool of at most two
+        connections, so a saturated application pool is measured, not suffered."""
+        conninfo = self._conninfo or _pool_conninfo(self._given_pool)
+        query_db = self.db
+        if conninfo is not None:
+            small = self.settings.model_copy(
+                update={"pool_min_size": 0, "pool_max_size": 2, "statement_timeout_ms": 5000}
+            )
+            # never queue behind the locks it is there to report
+            query_db = Database(build_pool(conninfo, small, lock_timeout_ms=250))
+            self._extra_dbs.append(query_db)
+        return Monitor(
+            query_db, self.redis, pool_db=self.db, disk_bytes=self.settings.db_disk_bytes
+        )
+
+    async def log_handler(self, **options: Any) -> SystemLogHandler:
+        """A started logging.Handler writing to system_logs (see ops/system_logs.py)."""
+        handler = SystemLogHandler(self.db, await self.partitions(), **options)
+        handler.start()
+        return handler
+
+    async def search_logs(self, filters: LogFilter | None = None, *, limit: int = 100) -> list[Any]:
+        return await search_logs(self.db, filters or LogFilter(), limit=limit)
 
     @cached_property
     def latest(self) -> LatestMarketData:

@@ -27,8 +27,15 @@ async def bus_store(empty_database: Callable[[], str]) -> AsyncIterator[TradeSto
 async def make_orders(store: TradeStore, n: int) -> None:
     strategy = await new_strategy(store)
     for _ in range(n):
-        await store.orders.create({"strategy_id": strategy.id, "symbol": "BTC-USD",
-                                   "side": "BUY", "type": "MARKET", "quantity": "1"})
+        await store.orders.create(
+            {
+                "strategy_id": strategy.id,
+                "symbol": "BTC-USD",
+                "side": "BUY",
+                "type": "MARKET",
+                "quantity": "1",
+            }
+        )
 
 
 async def outbox_ids(store: TradeStore) -> set[int]:
@@ -66,8 +73,12 @@ async def test_relay_delivers_to_stream_and_live_listeners(bus_store: TradeStore
     assert sorted(await stream_ids(bus_store)) == sorted(await outbox_ids(bus_store))
     backlog = await bus_store.events.backlog()
     assert backlog["pending"] == 0
-    replayed = [e async for e in bus_store.events.replay(datetime.now(UTC) - timedelta(
-        minutes=1), types={"strategy.updated"})]
+    replayed = [
+        e
+        async for e in bus_store.events.replay(
+            datetime.now(UTC) - timedelta(minutes=1), types={"strategy.updated"}
+        )
+    ]
     assert len(replayed) == 1
 
 

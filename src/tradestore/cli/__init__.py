@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tradestore.cli import db, demo, market, realtime, trading
+from tradestore.cli import db, demo, market, ops, realtime, trading
 from tradestore.cli.common import console, open_store, run, setup_logging
 
 app = typer.Typer(
@@ -22,6 +22,10 @@ app.add_typer(market.app, name="market")
 app.add_typer(realtime.events_app, name="events")
 app.add_typer(realtime.sessions_app, name="sessions")
 app.add_typer(realtime.ratelimit_app, name="ratelimit")
+app.add_typer(ops.metrics_app, name="metrics")
+app.add_typer(ops.logs_app, name="logs")
+app.add_typer(ops.config_app, name="config")
+app.command("status")(ops.status)
 app.command("demo")(demo.demo)
 
 

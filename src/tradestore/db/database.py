@@ -44,9 +44,13 @@ async def check_connection_alive(conn: AsyncConnection[Any]) -> None:
         await conn.execute("SELECT 1")
 
 
-def build_pool(conninfo: str, settings: Settings) -> AsyncConnectionPool[Connection]:
+def build_pool(
+    conninfo: str, settings: Settings, *, lock_timeout_ms: int | None = None
+) -> AsyncConnectionPool[Connection]:
     kwargs: dict[str, Any] = settings.postgres_connect_kwargs()
     kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    if lock_timeout_ms is not None:
+        kwargs["options"] += f" -c lock_timeout={lock_timeout_ms}"
     kwargs["row_factory"] = dict_row
     kwargs["autocommit"] = True
     return AsyncConnectionPool(

@@ -1,0 +1,288 @@
+"""`tradestore status | metrics serve | logs | config`: operating the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from tradestore.cli.common import console, open_store, run
+from tradestore.cli.demo import health_table
+from tradestore.cli.formatting import parse_when, when
+from tradestore.ops.alerts import Alert, evaluate
+from tradestore.ops.config_store import REDACTED
+from tradestore.ops.monitoring import DatabaseMetrics
+from tradestore.ops.system_logs import LogFilter
+from tradestore.store import Health, TradeStore
+
+metrics_app = typer.Typer(help="Metrics: Prometheus exporter.", no_args_is_help=True)
+logs_app = typer.Typer(help="system_logs.", no_args_is_help=True)
+config_app = typer.Typer(help="system_config.", no_args_is_help=True)
+
+
+async def _snapshot(store: TradeStore) -> tuple[Health, DatabaseMetrics, list[Alert]]:
+    metrics = await store.monitor.collect()  # first: its pool figures exclude our own queries
+    health = await store.health()
+    return health, metrics, evaluate(metrics)
+
+
+def _dashboard(health: Health, m: DatabaseMetrics, alerts: list[Alert]) -> Group:
+    summary = Table("metric", "value", title=f"database metrics at {when(m.collected_at)}")
+    summary.add_row("connections", ", ".join(f"{k}: {v}" for k, v in m.connections.items()))
+    summary.add_row("pool", f"{m.pool_utilisation:.0%} used ({m.pool})")
+    summary.add_row(
+        "cache hit ratio", "-" if m.cache_hit_ratio is None else f"{m.cache_hit_ratio:.2%}"
+    )
+    summary.add_row(
+        "database size", "-" if m.database_bytes is None else f"{m.database_bytes / 1e6:,.1f} MB"
+    )
+    summary.add_row(
+        "disk",
+        "unknown (set TRADESTORE_DB_DISK_BYTES)"
+        if m.disk_usage is None
+        else f"{m.disk_usage:.0%} used",
+    )
+    summary.add_row(
+        "replication lag",
+        "no replicas" if m.replication_lag_ms is None else f"{m.replication_lag_ms / 1000:,.1f} s",
+    )
+    summary.add_row("lock waits", str(len(m.lock_waits)))
+    summary.add_row("redis", json.dumps(m.redis, default=str))
+    summary.add_row("top queries", m.top_queries_note or f"{len(m.top_queries)} shown below")
+    for part, error in m.errors.items():
+        summary.add_row(f"[red]{part} failed[/]", error)
+    tables = Table("table", "heap MB", "index MB", "rows (est.)", title="largest tables")
+    for t in m.tables[:8]:
+        tables.add_row(
+            t["table_name"],
+            f"{t['table_bytes'] / 1e6:,.2f}",
+            f"{t['index_bytes'] / 1e6:,.2f}",
+            f"{t['rows_estimate']:,}",
+        )
+    alert_table = Table("alert", "severity", "value", "threshold", "message", title="alerts")
+    for a in alerts:
+        alert_table.add_row(a.name, a.severity, f"{a.value:,.3f}", f"{a.threshold:,.3f}", a.message)
+    if not alerts:
+        alert_table.add_row("none", "", "", "", "all thresholds respected")
+    parts: list[Any] = [health_table(health), summary, tables, alert_table]
+    if m.top_queries:
+        top = Table("calls", "total ms", "mean ms", "query", title="top queries")
+        for q in m.top_queries[:5]:
+            top.add_row(str(q["calls"]), str(q["total_ms"]), str(q["mean_ms"]), q["query"])
+        parts.append(top)
+    return Group(*parts)
+
+
+def status(
+    watch: bool = typer.Option(False, "--watch", help="Refresh as a live dashboard."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON once, for scripts."),
+    interval_s: float = typer.Option(2.0, "--interval", help="Refresh interval with --watch."),
+) -> None:
+    """Health, database metrics and alerts (exit 1 when PostgreSQL is down)."""
+
+    async def main() -> bool:
+        async with open_store() as store:
+            health, metrics, alerts = await _snapshot(store)
+            if as_json:
+                console.print_json(
+                    json.dumps(
+                        {
+                            "health": health.to_dict(),
+                            "metrics": metrics.to_dict(),
+                            "alerts": [a.__dict__ for a in alerts],
+                        },
+                        default=str,
+                    )
+                )
+                return health.ok
+            if not watch:
+                console.print(_dashboard(health, metrics, alerts))
+                return health.ok
+            with Live(
+                _dashboard(health, metrics, alerts), console=console, refresh_per_second=4
+            ) as live:
+                while True:
+                    await asyncio.sleep(interval_s)
+                    live.update(_dashboard(*await _snapshot(store)))
+
+    if not run(main):
+        raise typer.Exit(1)
+
+
+@metrics_app.command("serve")
+def serve(
+    port: int = typer.Option(9187, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+) -> None:
+    """Serve Prometheus /metrics and /health (200 or 503) until interrupted."""
+    from tradestore.ops.exporter import serve as serve_http
+
+    async def main() -> None:
+        async with open_store() as store:
+            console.print(f"serving http://{host}:{port}/metrics and /health (Ctrl-C to stop)")
+            await serve_http(store, host, port)
+
+    run(main)
+
+
+def _log_table(rows: list[Any], title: str) -> Table:
+    table = Table("time", "level", "category", "message", "context", title=title)
+    for r in reversed(rows):
+        context = {
+            k: str(r[k])
+            for k in ("strategy_id", "trade_id", "order_id", "user_id")
+            if r[k] is not None
+        }
+        table.add_row(
+            when(r["timestamp"]),
+            r["level"],
+            r["category"],
+            r["message"],
+            json.dumps(context) if context else "",
+        )
+    return table
+
+
+@logs_app.command("search")
+def logs_search(
+    level: str | None = typer.Option(None, help="This level and above."),
+    category: str | None = typer.Option(None),
+    strategy: str | None = typer.Option(None, help="Strategy name."),
+    since: str | None = typer.Option(None, help="From (ISO; UTC if no zone)."),
+    until: str | None = typer.Option(None, help="Up to (ISO; UTC if no zone)."),
+    text: str | None = typer.Option(None, help="Text in the message."),
+    limit: int = typer.Option(100, min=1, max=100_000),
+) -> None:
+    """Search system_logs, newest last."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            sid = None if strategy is None else (await store.strategies.get_by_name(strategy)).id
+            rows = await store.search_logs(
+                LogFilter(
+                    level=level,
+                    category=category,
+                    strategy_id=sid,
+                    since=parse_when(since, option="--since"),
+                    until=parse_when(until, option="--until"),
+                    text=text,
+                ),
+                limit=limit,
+            )
+        console.print(_log_table(rows, f"{len(rows)} log record(s)"))
+
+    run(main)
+
+
+@logs_app.command("tail")
+def logs_tail(
+    n: int = typer.Option(20, "-n", help="How many recent records first."),
+    level: str | None = typer.Option(None, help="This level and above."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new records."),
+) -> None:
+    """The most recent records; with --follow, new ones as they arrive."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            rows = await store.search_logs(LogFilter(level=level), limit=n)
+            console.print(_log_table(rows, "recent log records"))
+            last = rows[0]["id"] if rows else 0
+            while follow:
+                await asyncio.sleep(1.0)
+                fresh = [
+                    r
+                    for r in await store.search_logs(LogFilter(level=level), limit=500)
+                    if r["id"] > last
+                ]
+                if fresh:
+                    last = max(r["id"] for r in fresh)
+                    for r in reversed(fresh):
+                        console.print(
+                            f"{when(r['timestamp'])} {r['level']:5} "
+                            f"{r['category']}: {r['message']}",
+                            highlight=False,
+                        )
+
+    run(main)
+
+
+@config_app.command("get")
+def config_get(
+    key: str, reveal: bool = typer.Option(False, help="Show a sensitive value in clear.")
+) -> None:
+    """One configuration value (sensitive values redacted unless --reveal)."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            entry = await store.config.entry(key, reveal=reveal)
+        if entry is None:
+            from tradestore.errors import NotFound
+
+            raise NotFound(f"no configuration value {key!r}")
+        console.print(json.dumps(entry.value), highlight=False)
+
+    run(main)
+
+
+@config_app.command("set")
+def config_set(
+    key: str,
+    value: str = typer.Argument(..., help='A JSON value: 5, true, "text", {...}, [...].'),
+    data_type: str | None = typer.Option(
+        None, "--type", help="string|number|boolean|object|array (default: from the value)."
+    ),
+    category: str = typer.Option("general"),
+    description: str | None = typer.Option(None),
+    sensitive: bool = typer.Option(False, help="Encrypt at rest (needs TRADESTORE_CONFIG_KEY)."),
+    by: str | None = typer.Option(None, help="Who is changing it."),
+) -> None:
+    """Set a configuration value (typed; history kept)."""
+
+    async def main() -> None:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value  # a bare word is a string
+        async with open_store() as store:
+            entry = await store.config.set(
+                key,
+                parsed,
+                data_type=data_type,
+                category=category,
+                description=description,
+                sensitive=sensitive or None,
+                changed_by=by,
+            )
+        shown = REDACTED if entry.is_sensitive else json.dumps(entry.value)
+        console.print(
+            f"{entry.key} = {shown} ({entry.data_type}, {entry.category})", highlight=False
+        )
+
+    run(main)
+
+
+@config_app.command("list")
+def config_list(category: str | None = typer.Option(None)) -> None:
+    """Every configuration value, sensitive ones redacted."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            entries = await store.config.entries(category)
+        table = Table("key", "value", "type", "category", "updated", "by", title="configuration")
+        for e in entries:
+            table.add_row(
+                e.key,
+                REDACTED if e.is_sensitive else json.dumps(e.value),
+                e.data_type,
+                e.category,
+                when(e.updated_at),
+                e.updated_by or "-",
+            )
+        console.print(table)
+
+    run(main)

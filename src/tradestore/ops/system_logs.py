@@ -1,0 +1,335 @@
+"""system_logs: a logging.Handler that never blocks its caller, and queries.
+
+    handler = store.log_handler()          # started on the store's event loop
+    logging.getLogger("bot").addHandler(handler)
+    log.info("order sent", extra={"category": "ORDER", "order_id": oid})
+    with log_context(strategy_id=sid):     # context for every record inside
+        ...
+
+`emit` only puts the record on a bounded, thread-safe queue (any thread may log); when
+the queue is full the record is dropped and counted (`handler.dropped`), and a WARN row
+saying how many were dropped is written as soon as there is room. A background task on
+the store's loop writes batches with binary COPY. `close()` (or `await aclose()`)
+flushes what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import ipaddress
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from tradestore.db.database import Database
+from tradestore.errors import ValidationError
+
+if TYPE_CHECKING:
+    from tradestore.db.partitions import PartitionManager
+
+LEVELS = {
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARNING": "WARN",
+    "WARN": "WARN",
+    "ERROR": "ERROR",
+    "CRITICAL": "FATAL",
+    "FATAL": "FATAL",
+}
+CONTEXT_FIELDS = (
+    "category",
+    "strategy_id",
+    "trade_id",
+    "order_id",
+    "user_id",
+    "session_id",
+    "ip_address",
+    "user_agent",
+)
+COLUMNS = (
+    "timestamp",
+    "level",
+    "category",
+    "strategy_id",
+    "trade_id",
+    "order_id",
+    "message",
+    "details",
+    "user_id",
+    "session_id",
+    "ip_address",
+    "user_agent",
+)
+COPY_SQL = f"COPY system_logs ({', '.join(COLUMNS)}) FROM STDIN"
+COPY_TYPES = [
+    "timestamptz",
+    "varchar",
+    "varchar",
+    "uuid",
+    "uuid",
+    "uuid",
+    "text",
+    "jsonb",
+    "varchar",
+    "varchar",
+    "inet",
+    "text",
+]
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tradestore_log_context", default=None
+)
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Attach context (category, strategy_id, ...) to every record logged inside."""
+    unknown = set(fields) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown log context field(s): {', '.join(sorted(unknown))}")
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def to_row(record: logging.LogRecord) -> tuple[Any, ...]:
+    """The system_logs row of a record: level mapped, context from extras or context var."""
+    context = dict(_context.get() or {})
+    for name in CONTEXT_FIELDS:
+        if name in record.__dict__:
+            context[name] = record.__dict__[name]
+    details = {
+        k: v
+        for k, v in record.__dict__.items()
+        if k not in _STANDARD_ATTRS and k not in CONTEXT_FIELDS
+    }
+    details["logger"] = record.name
+    if record.exc_info and record.exc_info[0] is not None:
+        details["exception"] = logging.Formatter().formatException(record.exc_info)
+    return (
+        datetime.fromtimestamp(record.created, UTC),
+        LEVELS.get(record.levelname, "INFO"),
+        str(context.get("category") or record.name.split(".")[0].upper())[:50],
+        _uuid(context.get("strategy_id")),
+        _uuid(context.get("trade_id")),
+        _uuid(context.get("order_id")),
+        record.getMessage(),
+        Jsonb(details, dumps=_dumps),
+        _text(context.get("user_id"), 100),
+        _text(context.get("session_id"), 100),
+        _ip(context.get("ip_address")),
+        context.get("user_agent"),
+    )
+
+
+class SystemLogHandler(logging.Handler):
+    def __init__(
+        self,
+        db: Database,
+        partitions: PartitionManager,
+        *,
+        queue_size: int = 100_000,
+        batch_size: int = 5000,
+        flush_interval_s: float = 0.5,
+        level: int = logging.INFO,
+    ) -> None:
+        super().__init__(level)
+        self.db = db
+        self.partitions = partitions
+        self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=queue_size)
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.dropped = 0  # records lost to a full queue, ever
+        self.written = 0
+        self._unreported_drops = 0
+        self._lock = threading.Lock()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._pending: list[tuple[Any, ...]] = []  # taken from the queue, not yet written
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="system-log-writer")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            row = to_row(record)
+        except Exception:  # a logging handler must not raise into its caller
+            self.handleError(record)
+            return
+        try:
+            self.queue.put_nowait(row)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                self._unreported_drops += 1
+            return
+        if self.queue.qsize() >= self.batch_size and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def aclose(self) -> None:
+        """Stop the writer once everything queued is written (it is not cancelled
+        mid-batch: a batch taken from the queue is written or kept for a retry)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._flush_all()
+        super().close()
+
+    async def flush_now(self) -> None:
+        await self._flush_all()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            self._wake.clear()
+            try:
+                await self._flush_all()
+            except Exception as exc:  # keep the writer alive; the batch is retried
+                logging.getLogger(__name__).warning("system_logs write failed: %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _flush_all(self) -> None:
+        while True:
+            if not self._pending:
+                self._pending = self._take(self.batch_size)
+                drops = self._drop_notice()
+                if drops is not None:
+                    self._pending.append(drops)
+            if not self._pending:
+                return
+            await self._write(self._pending)
+            self._pending = []
+
+    def _take(self, n: int) -> list[tuple[Any, ...]]:
+        batch: list[tuple[Any, ...]] = []
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < n:
+                batch.append(self.queue.get_nowait())
+        return batch
+
+    def _drop_notice(self) -> tuple[Any, ...] | None:
+        with self._lock:
+            count, self._unreported_drops = self._unreported_drops, 0
+        if not count:
+            return None
+        record = logging.LogRecord(
+            "tradestore.system_logs",
+            logging.WARNING,
+            __file__,
+            0,
+            "%d log records were dropped: the queue was full",
+            (count,),
+            None,
+        )
+        record.__dict__.update(category="LOGGING", dropped=count)
+        return to_row(record)
+
+    async def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        times = [row[0] for row in batch]
+        await self.partitions.ensure("system_logs", min(times), max(times))
+        async with (
+            self.db.connection() as conn,
+            conn.cursor() as cur,
+            cur.copy(COPY_SQL) as copy,
+        ):
+            copy.set_types(COPY_TYPES)
+            for row in batch:
+                await copy.write_row(row)
+        self.written += len(batch)
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    level: str | None = None  # this level and above
+    category: str | None = None
+    strategy_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None  # substring of the message
+
+
+SEVERITY = ["DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+SEARCH_SQL = """
+SELECT id, timestamp, level, category, strategy_id, trade_id, order_id, message, details,
+       user_id, session_id, ip_address, user_agent
+  FROM system_logs
+ WHERE level = ANY(%(levels)s)
+   AND (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(strategy_id)s::uuid IS NULL OR strategy_id = %(strategy_id)s)
+   AND timestamp >= %(since)s AND timestamp <= %(until)s
+   AND (%(text)s::text IS NULL OR message ILIKE '%%' || %(text)s || '%%')
+ ORDER BY timestamp DESC, id DESC
+ LIMIT %(limit)s
+"""
+
+
+async def search_logs(db: Database, filters: LogFilter, *, limit: int = 100) -> list[Any]:
+    level = (filters.level or "DEBUG").upper()
+    level = LEVELS.get(level, level)
+    if level not in SEVERITY:
+        raise ValidationError(
+            f"level: unknown level {filters.level!r}", field="level", value=filters.level
+        )
+    return list(
+        await db.query(
+            SEARCH_SQL,
+            {
+                "levels": SEVERITY[SEVERITY.index(level) :],
+                "category": filters.category,
+                "strategy_id": filters.strategy_id,
+                "since": filters.since or datetime(1970, 1, 1, tzinfo=UTC),
+                "until": filters.until or datetime(9999, 1, 1, tzinfo=UTC),
+                "text": filters.text,
+                "limit": limit,
+            },
+        )
+    )
+
+
+def _uuid(value: Any) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)  # extras of any type: never fail a log call
+
+
+def _ip(value: Any) -> str | None:
+    """A valid INET or None: one bad address must not fail a whole batch."""
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        return None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return None if value is None else str(value)[:limit]
