@@ -18,6 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from tradestore.analytics.backtests import BacktestRepository
+from tradestore.analytics.daily import DailyMetrics
+from tradestore.analytics.portfolio import PortfolioRepository
 from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database, build_pool
 from tradestore.db.embedded import start_embedded
@@ -198,6 +201,18 @@ class TradeStore:
     @cached_property
     def events(self) -> EventBus:
         return EventBus(self.db, self.redis, self.keys)
+
+    @cached_property
+    def metrics(self) -> DailyMetrics:
+        return DailyMetrics(self.db, lambda: self.market_data)
+
+    @cached_property
+    def portfolio(self) -> PortfolioRepository:
+        return PortfolioRepository(self.db, self.partitions)
+
+    @cached_property
+    def backtests(self) -> BacktestRepository:
+        return BacktestRepository(self.db)
 
     @cached_property
     def config(self) -> ConfigStore:

@@ -1,0 +1,164 @@
+"""Portfolio snapshots: record (positions validated), latest, a range, the equity curve
+as columnar arrays, and daily P&L against the previous UTC day's last snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
+
+from tradestore.db.database import Database
+from tradestore.db.partitions import PartitionManager
+from tradestore.errors import ValidationError
+from tradestore.trading.models import (
+    AwareDatetime,
+    Money,
+    NonNegativeMoney,
+    Symbol,
+    from_pydantic,
+)
+
+
+class Position(BaseModel):
+    """One open position; extra fields are kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+    symbol: Symbol
+    quantity: Money
+    side: str | None = Field(None, pattern="^(LONG|SHORT|BUY|SELL)$")
+    entry_price: Money | None = None
+    market_value: Money | None = None
+
+
+class NewSnapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    strategy_id: UUID | None = None
+    snapshot_time: AwareDatetime | None = None
+    total_value: Money
+    cash_balance: Money
+    unrealized_pnl: Money = Decimal(0)
+    realized_pnl: Money = Decimal(0)
+    positions: list[Position] = Field(default_factory=list)
+    open_orders_count: int = Field(0, ge=0)
+    total_exposure: NonNegativeMoney = Decimal(0)
+    leverage: Decimal = Field(Decimal(0), ge=0, le=Decimal("9999.9999"))
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+INSERT = """
+WITH prev AS (
+    SELECT total_value FROM portfolio_snapshots
+     WHERE strategy_id IS NOT DISTINCT FROM %(strategy_id)s
+       AND snapshot_time < date_trunc('day', %(at)s::timestamptz AT TIME ZONE 'UTC')
+                           AT TIME ZONE 'UTC'
+     ORDER BY snapshot_time DESC LIMIT 1)
+INSERT INTO portfolio_snapshots (strategy_id, snapshot_time, total_value, cash_balance,
+    unrealized_pnl, realized_pnl, positions, open_orders_count, total_exposure, leverage,
+    daily_pnl, daily_pnl_percent, metadata)
+SELECT %(strategy_id)s, %(at)s, %(total_value)s, %(cash_balance)s, %(unrealized_pnl)s,
+       %(realized_pnl)s, %(positions)s, %(open_orders_count)s, %(total_exposure)s,
+       %(leverage)s,
+       %(total_value)s - prev.total_value,
+       CASE WHEN prev.total_value > 0 THEN greatest(-9999.9999, least(9999.9999,
+            round((%(total_value)s - prev.total_value) / prev.total_value * 100, 4))) END,
+       %(metadata)s
+  FROM (SELECT 1) one LEFT JOIN prev ON true
+RETURNING *
+"""
+LATEST = """
+SELECT * FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
+ ORDER BY snapshot_time DESC LIMIT 1
+"""
+RANGE = """
+SELECT * FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
+   AND snapshot_time >= %s AND snapshot_time <= %s ORDER BY snapshot_time
+"""
+EQUITY = """
+SELECT snapshot_time, total_value::float8 AS total_value, cash_balance::float8 AS cash,
+       coalesce(daily_pnl, 0)::float8 AS daily_pnl
+  FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
+   AND snapshot_time >= %s AND snapshot_time <= %s ORDER BY snapshot_time
+"""
+# The last snapshot of each UTC day: the daily equity series of strategy_metrics.
+DAILY_EQUITY = """
+SELECT DISTINCT ON (day) (snapshot_time AT TIME ZONE 'UTC')::date AS day,
+       total_value::float8 AS total_value
+  FROM portfolio_snapshots WHERE strategy_id = %s AND snapshot_time <= %s
+ ORDER BY day, snapshot_time DESC
+"""
+
+
+@dataclass(frozen=True)
+class EquityCurve:
+    timestamp: npt.NDArray[np.datetime64]
+    total_value: npt.NDArray[np.float64]
+    cash_balance: npt.NDArray[np.float64]
+    daily_pnl: npt.NDArray[np.float64]
+
+
+class PortfolioRepository:
+    def __init__(self, db: Database, partitions: Any) -> None:
+        self.db = db
+        self._partitions = partitions
+
+    async def record(self, data: NewSnapshot | dict[str, Any]) -> dict[str, Any]:
+        snap = _parse(data)
+        at = snap.snapshot_time or datetime.now().astimezone()
+        partitions: PartitionManager = await self._partitions()
+        await partitions.ensure("portfolio_snapshots", at, at)
+        params = snap.model_dump(exclude={"positions", "metadata", "snapshot_time"})
+        params.update(
+            at=at,
+            positions=Jsonb([p.model_dump(mode="json", exclude_none=True) for p in snap.positions]),
+            metadata=Jsonb(snap.metadata),
+        )
+        row = await self.db.query_one(INSERT, params)
+        assert row is not None
+        return dict(row)
+
+    async def latest(self, strategy_id: UUID | None) -> dict[str, Any] | None:
+        row = await self.db.query_one(LATEST, (strategy_id,))
+        return None if row is None else dict(row)
+
+    async def range(
+        self, strategy_id: UUID | None, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.db.query(RANGE, (strategy_id, start, end))]
+
+    async def equity_curve(
+        self, strategy_id: UUID | None, start: datetime, end: datetime
+    ) -> EquityCurve:
+        rows = await self.db.query(EQUITY, (strategy_id, start, end))
+        stamps = np.array(
+            [r["snapshot_time"].replace(tzinfo=None) for r in rows], dtype="datetime64[us]"
+        )
+        return EquityCurve(
+            stamps,
+            np.array([r["total_value"] for r in rows], dtype=np.float64),
+            np.array([r["cash"] for r in rows], dtype=np.float64),
+            np.array([r["daily_pnl"] for r in rows], dtype=np.float64),
+        )
+
+
+def _parse(data: NewSnapshot | dict[str, Any]) -> NewSnapshot:
+    import pydantic
+
+    if isinstance(data, NewSnapshot):
+        return data
+    if isinstance(data, dict) and not isinstance(data.get("positions", []), list):
+        raise ValidationError(
+            "positions must be a JSON array of position objects",
+            field="positions",
+            value=data.get("positions"),
+        )
+    try:
+        return NewSnapshot.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise from_pydantic(exc) from None
