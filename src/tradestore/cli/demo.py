@@ -37,6 +37,7 @@ async def step_schema(store: TradeStore) -> None:
 
 
 def _steps() -> list[tuple[str, DemoStep]]:
+    from tradestore.cli.demo_analytics import step_analytics
     from tradestore.cli.demo_market import step_market_data
     from tradestore.cli.demo_trading import step_trading
 
@@ -44,6 +45,7 @@ def _steps() -> list[tuple[str, DemoStep]]:
         ("schema and health", step_schema),
         ("strategies, orders and trades", step_trading),
         ("market data", step_market_data),
+        ("performance analytics", step_analytics),
     ]
 
 
