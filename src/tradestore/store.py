@@ -32,6 +32,8 @@ from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.ops.config_store import ConfigStore
 from tradestore.ops.monitoring import Monitor
+from tradestore.ops.retention import Retention
+from tradestore.ops.rollups import Rollups
 from tradestore.ops.system_logs import LogFilter, SystemLogHandler, search_logs
 from tradestore.realtime.bus import EventBus
 from tradestore.realtime.latest import LatestMarketData
@@ -87,6 +89,7 @@ class TradeStore:
         self.database_url: str | None = None  # masked, for display
         self._conninfo: str | None = None
         self._extra_dbs: list[Database] = []  # e.g. the monitor's own small pool
+        self._rollups: Rollups | None = None
 
     # --- lifecycle -----------------------------------------------------------------
     async def open(self) -> TradeStore:
@@ -276,6 +279,16 @@ class TradeStore:
                 raise TradeStoreError("the schema is not migrated: run `tradestore db migrate`")
             self._partitions = PartitionManager(self.db, mode)
         return self._partitions
+
+    async def rollups(self) -> Rollups:
+        """Rollups of 1m candles (tables + triggers, or continuous aggregates)."""
+        if self._rollups is None:
+            mode = await self.timeseries_mode() or TimeSeriesMode.NATIVE
+            self._rollups = Rollups(self.db, self.market_data.reader, mode)
+        return self._rollups
+
+    async def retention(self) -> Retention:
+        return Retention(self.db, await self.timeseries_mode() or TimeSeriesMode.NATIVE)
 
     async def timeseries_mode(self) -> TimeSeriesMode | None:
         return (await self.migrator().status()).mode

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tradestore.cli import analytics, db, demo, market, ops, realtime, trading
+from tradestore.cli import analytics, db, demo, maintain, market, ops, realtime, trading
 from tradestore.cli.common import console, open_store, run, setup_logging
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(ops.config_app, name="config")
 app.command("status")(ops.status)
 app.command("report")(analytics.report)
 app.add_typer(analytics.backtests_app, name="backtests")
+app.add_typer(maintain.app, name="maintain")
 app.command("demo")(demo.demo)
 
 

@@ -33,8 +33,8 @@ class MarketDataRepository:
     ) -> None:
         self.db = db
         self._ingest = CandleIngest(db, partitions)
-        self._reader = CandleReader(db, link, keys)
-        self.quality = QualityChecks(db, self._reader)
+        self.reader = CandleReader(db, link, keys)
+        self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
 
     async def store_candles(
@@ -80,15 +80,13 @@ class MarketDataRepository:
         exact: bool = False,
     ) -> CandleFrame:
         """Candles with start <= timestamp <= end, oldest first; all of them unless `limit`."""
-        return await self._reader.historical(
-            symbol, timeframe, start, end, limit=limit, exact=exact
-        )
+        return await self.reader.historical(symbol, timeframe, start, end, limit=limit, exact=exact)
 
     async def get_latest_candles(
         self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False
     ) -> CandleFrame:
         """The n newest candles, oldest first."""
-        return await self._reader.latest(symbol, timeframe, n, exact=exact)
+        return await self.reader.latest(symbol, timeframe, n, exact=exact)
 
     async def resample(
         self,
@@ -102,7 +100,7 @@ class MarketDataRepository:
     ) -> CandleFrame:
         """`timeframe` candles computed in SQL from stored `source` candles (see resample)."""
         return await resample(
-            self._reader, symbol, timeframe, start, end, source=source, exact=exact
+            self.reader, symbol, timeframe, start, end, source=source, exact=exact
         )
 
     async def list_series(self, symbol: str | None = None) -> list[dict[str, Any]]:

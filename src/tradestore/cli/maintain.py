@@ -1,0 +1,139 @@
+"""`tradestore maintain plan|run|schedule|export|import|compression`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from tradestore.cli.common import console, open_store, run
+from tradestore.ops import maintenance
+from tradestore.ops.compression import Compression
+from tradestore.ops.partition_export import export_partition, import_partition
+from tradestore.settings import TimeSeriesMode
+
+app = typer.Typer(
+    help="Partitions, retention, archive, compression, rollups.", no_args_is_help=True
+)
+
+
+@app.command("plan")
+def plan() -> None:
+    """What `maintain run` would do now."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            actions = await maintenance.plan(store)
+        table = Table("task", "action", "target", "detail", title="maintenance plan")
+        for a in actions:
+            table.add_row(a.task, a.action, a.target, a.detail)
+        if not actions:
+            table.add_row("-", "nothing to do", "", "")
+        console.print(table)
+
+    run(main)
+
+
+@app.command("run")
+def run_now() -> None:
+    """Do it: premake partitions, apply retention, archive trades, compress, refresh rollups."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+
+                def on_task(name: str) -> maintenance.Progress:
+                    task = bar.add_task(name, total=None)
+                    return lambda done, total: bar.update(task, completed=done, total=total)
+
+                done = await maintenance.run(store, on_task=on_task)
+        for line in done or ["nothing to do"]:
+            console.print(line)
+
+    run(main)
+
+
+@app.command("schedule")
+def schedule(
+    interval_s: float = typer.Option(3600, "--interval", help="Seconds between runs."),
+) -> None:
+    """Run maintenance every interval until interrupted (on TimescaleDB its policies,
+    installed by the migrations, compress, drop old log chunks and refresh aggregates)."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            mode = await store.timeseries_mode()
+            if mode is TimeSeriesMode.TIMESCALE:
+                jobs = await store.db.query(
+                    "SELECT proc_name, hypertable_name, schedule_interval "
+                    "FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL"
+                )
+                for j in jobs:
+                    console.print(
+                        f"TimescaleDB policy: {j['proc_name']} on "
+                        f"{j['hypertable_name']} every {j['schedule_interval']}"
+                    )
+            console.print(f"running maintenance every {interval_s:g} s (Ctrl-C to stop)")
+            await maintenance.schedule(store, interval_s=interval_s, on_round=_print_lines)
+
+    run(main)
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines or ["nothing to do"]:
+        console.print(line)
+
+
+@app.command("export")
+def export(
+    partition: str,
+    directory: Path = typer.Option(Path("archive"), "--dir", help="Where the files go."),
+    drop: bool = typer.Option(False, help="Drop the partition once the export is verified."),
+) -> None:
+    """Export one market_data partition to Parquet with a manifest."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            manifest = await export_partition(
+                store.db, await store.retention(), partition, directory, drop_after=drop
+            )
+        console.print(
+            f"exported {manifest.rows:,} rows of {partition} to "
+            f"{directory / manifest.file} (sha256 {manifest.sha256[:12]}…)"
+            + (", partition dropped" if drop else "")
+        )
+
+    run(main)
+
+
+@app.command("import")
+def import_(manifest: Path) -> None:
+    """Load an exported partition back (checksum verified)."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            n = await import_partition(store.db, await store.partitions(), manifest)
+        console.print(f"imported {n:,} rows from {manifest}")
+
+    run(main)
+
+
+@app.command("compression")
+def compression() -> None:
+    """Compression state of market_data (TimescaleDB) and its ratio."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            mode = await store.timeseries_mode() or TimeSeriesMode.NATIVE
+            status = await Compression(store.db, mode).status()
+        console.print(status.message)
+
+    run(main)

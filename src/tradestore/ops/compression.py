@@ -1,0 +1,114 @@
+"""Compression of market_data: a TimescaleDB policy (chunks older than 7 days, segmented
+by symbol and timeframe, ordered by time; installed by migration 0009) and its ratio.
+Plain PostgreSQL has no compression: say so, and point at the Parquet archive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tradestore.db.database import Database
+from tradestore.ops.tasks import PlannedAction, Progress
+from tradestore.settings import TimeSeriesMode
+
+if TYPE_CHECKING:
+    from tradestore.store import TradeStore
+
+NOT_AVAILABLE = (
+    "compression is not available on plain PostgreSQL (it needs TimescaleDB); "
+    "export old market_data partitions to Parquet instead: tradestore maintain export"
+)
+STATS = """
+SELECT coalesce(sum(before_compression_total_bytes), 0) AS before,
+       coalesce(sum(after_compression_total_bytes), 0) AS after,
+       count(*) FILTER (WHERE compression_status = 'Compressed') AS compressed,
+       count(*) AS chunks
+  FROM chunk_compression_stats('market_data')
+"""
+UNCOMPRESSED_OLD = """
+SELECT count(*) FROM timescaledb_information.chunks
+ WHERE hypertable_name = 'market_data' AND NOT is_compressed
+   AND range_end < now() - INTERVAL '7 days'
+"""
+
+
+@dataclass(frozen=True)
+class CompressionStatus:
+    available: bool
+    message: str
+    chunks: int = 0
+    compressed_chunks: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        return self.bytes_before / self.bytes_after if self.bytes_after else None
+
+
+class Compression:
+    def __init__(self, db: Database, mode: TimeSeriesMode) -> None:
+        self.db = db
+        self.mode = mode
+
+    async def status(self) -> CompressionStatus:
+        if self.mode is not TimeSeriesMode.TIMESCALE:
+            return CompressionStatus(False, NOT_AVAILABLE)
+        row = await self.db.query_one(STATS)
+        assert row is not None
+        status = CompressionStatus(
+            True,
+            "",
+            int(row["chunks"]),
+            int(row["compressed"]),
+            int(row["before"]),
+            int(row["after"]),
+        )
+        ratio = f"{status.ratio:.1f}x" if status.ratio else "n/a"
+        return CompressionStatus(
+            True,
+            f"{status.compressed_chunks}/{status.chunks} chunks compressed, ratio {ratio}",
+            status.chunks,
+            status.compressed_chunks,
+            status.bytes_before,
+            status.bytes_after,
+        )
+
+    async def compress_now(self) -> int:
+        """Compress eligible chunks now instead of waiting for the policy."""
+        if self.mode is not TimeSeriesMode.TIMESCALE:
+            return 0
+        rows = await self.db.query(
+            "SELECT compress_chunk(c, if_not_compressed => TRUE) AS chunk "
+            "FROM show_chunks('market_data', older_than => INTERVAL '7 days') c"
+        )
+        return len(rows)
+
+
+class CompressionTask:
+    name = "compression"
+
+    async def plan(self, store: TradeStore) -> list[PlannedAction]:
+        compression = Compression(store.db, await _mode(store))
+        if compression.mode is not TimeSeriesMode.TIMESCALE:
+            return [PlannedAction("compression", "none", "market_data", NOT_AVAILABLE)]
+        n = int(await store.db.query_value(UNCOMPRESSED_OLD))
+        return (
+            [PlannedAction("compression", "compress", f"{n} chunk(s)", "older than 7 days")]
+            if n
+            else []
+        )
+
+    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
+        compression = Compression(store.db, await _mode(store))
+        n = await compression.compress_now()
+        return (
+            [f"compression: {n} chunk(s) compressed; {(await compression.status()).message}"]
+            if n
+            else []
+        )
+
+
+async def _mode(store: TradeStore) -> TimeSeriesMode:
+    mode = await store.timeseries_mode()
+    return mode or TimeSeriesMode.NATIVE

@@ -1,0 +1,98 @@
+"""One maintenance entry point: plan what would be done, run it, or run it on a schedule.
+
+Tasks (tradestore.ops.tasks.MaintenanceTask): partitions (premake ahead of now),
+retention, trade archive, compression, rollups. `run` holds a PostgreSQL advisory lock
+for its duration: a second maintainer started meanwhile is told so and does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tradestore.errors import Conflict
+from tradestore.ops.archive import ArchiveTask
+from tradestore.ops.compression import CompressionTask
+from tradestore.ops.retention import RetentionTask
+from tradestore.ops.rollups import RollupTask
+from tradestore.ops.tasks import MaintenanceTask, PlannedAction, Progress
+from tradestore.settings import TimeSeriesMode
+
+if TYPE_CHECKING:
+    from tradestore.store import TradeStore
+
+log = logging.getLogger(__name__)
+LOCK_KEY = 7_415_203_982  # pg_advisory_lock key of maintenance (migrations use ...981)
+
+
+class PartitionsTask:
+    name = "partitions"
+
+    async def plan(self, store: TradeStore) -> list[PlannedAction]:
+        if await store.timeseries_mode() is TimeSeriesMode.TIMESCALE:
+            return []
+        rows = await store.db.query(
+            "SELECT p.table_name, g.ts FROM ts_partition_policy p, LATERAL "
+            "generate_series(0, p.premake) AS k, LATERAL (SELECT ts_partition_start("
+            "p.partition_interval, now() + p.partition_interval * k) AS ts) g"
+        )
+        existing = {r["relname"] for r in await store.db.query("SELECT relname FROM pg_class")}
+        return [
+            PlannedAction("partitions", "create", name, "ahead of now")
+            for r in rows
+            if (name := f"{r['table_name']}_p{r['ts']:%Y%m%d}") not in existing
+        ]
+
+    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
+        before = {a.target for a in await self.plan(store)}
+        await (await store.partitions()).premake()
+        return [f"partitions: created {name}" for name in sorted(before)]
+
+
+TASKS: list[MaintenanceTask] = [
+    PartitionsTask(),
+    RetentionTask(),
+    ArchiveTask(),
+    CompressionTask(),
+    RollupTask(),
+]
+
+
+async def plan(store: TradeStore) -> list[PlannedAction]:
+    actions: list[PlannedAction] = []
+    for task in TASKS:
+        actions += await task.plan(store)
+    return actions
+
+
+async def run(store: TradeStore, *, on_task: Callable[[str], Progress] | None = None) -> list[str]:
+    """Run every task once under the maintenance lock; lines of what was done."""
+    async with store.db.connection() as conn:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (LOCK_KEY,))
+        row = await cur.fetchone()
+        if not (row and row["got"]):
+            raise Conflict("another maintainer is running: nothing done")
+        try:
+            done: list[str] = []
+            for task in TASKS:
+                done += await task.run(store, on_task(task.name) if on_task else None)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+async def schedule(
+    store: TradeStore, *, interval_s: float, on_round: Callable[[list[str]], None] | None = None
+) -> None:
+    """Run maintenance every interval_s until cancelled (TimescaleDB's own policies
+    handle compression, retention of logs and aggregate refreshes meanwhile)."""
+    while True:
+        try:
+            done = await run(store)
+        except Conflict as exc:
+            done = [str(exc)]
+        if on_round is not None:
+            on_round(done)
+        await asyncio.sleep(interval_s)

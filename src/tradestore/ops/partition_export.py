@@ -1,0 +1,164 @@
+"""Whole old market_data partitions to Parquet, with a manifest, and back.
+
+export: the partition's rows, ordered by key, go to <dir>/<partition>.parquet (prices as
+exact decimal128(18,8)); the manifest <partition>.manifest.json records table,
+partition, range, rows and the file's sha256. The file is read back and its row count
+checked against the partition before the export is reported done; only then may the
+partition be dropped (`drop_after=True` does it in the same call).
+import: the manifest's checksum and row count are verified, the partition is made if
+needed, and the rows are inserted (existing keys are left as they are).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from tradestore.db.database import Database
+from tradestore.db.partitions import PartitionManager
+from tradestore.errors import ValidationError
+from tradestore.ops.retention import Partition, Retention, partitions_of
+
+COLUMNS = (
+    "symbol",
+    "timeframe",
+    "timestamp",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "trades_count",
+    "vwap",
+    "data_source",
+    "data_quality_score",
+    "created_at",
+)
+SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("timeframe", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        *[(c, pa.decimal128(18, 8)) for c in ("open", "high", "low", "close", "volume")],
+        ("trades_count", pa.int32()),
+        ("vwap", pa.decimal128(18, 8)),
+        ("data_source", pa.string()),
+        ("data_quality_score", pa.int16()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class Manifest:
+    table: str
+    partition: str
+    range_start: str
+    range_end: str
+    rows: int
+    sha256: str
+    file: str
+    exported_at: str
+
+
+async def export_partition(
+    db: Database,
+    retention: Retention,
+    partition: str,
+    directory: Path,
+    *,
+    drop_after: bool = False,
+) -> Manifest:
+    part = await _find(db, partition)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{partition}.parquet"
+    rows = 0
+    query = sql.SQL("SELECT {} FROM {} ORDER BY symbol, timeframe, timestamp").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.Identifier(partition)
+    )
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        async with db.connection() as conn, conn.transaction(), conn.cursor(name="export") as cur:
+            await cur.execute(query)
+            while batch := await cur.fetchmany(BATCH):
+                writer.write_table(pa.Table.from_pylist([dict(r) for r in batch], SCHEMA))
+                rows += len(batch)
+    stored = pq.ParquetFile(path).metadata.num_rows
+    count = int(
+        await db.query_value(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(partition)))
+    )
+    if stored != rows or count != rows:
+        raise ValidationError(
+            f"export of {partition} is incomplete: {stored} in the file, {count} in the partition"
+        )
+    manifest = Manifest(
+        "market_data",
+        partition,
+        part.start.isoformat(),
+        part.end.isoformat(),
+        rows,
+        _sha256(path),
+        path.name,
+        datetime.now().astimezone().isoformat(),
+    )
+    (directory / f"{partition}.manifest.json").write_text(json.dumps(asdict(manifest), indent=2))
+    if drop_after:
+        await retention.drop(part)
+    return manifest
+
+
+async def import_partition(db: Database, partitions: PartitionManager, manifest_path: Path) -> int:
+    manifest = Manifest(**json.loads(manifest_path.read_text()))
+    path = manifest_path.parent / manifest.file
+    if _sha256(path) != manifest.sha256:
+        raise ValidationError(f"{path.name}: sha256 does not match its manifest")
+    table = pq.read_table(path, schema=SCHEMA)
+    if table.num_rows != manifest.rows:
+        raise ValidationError(f"{path.name}: {table.num_rows} rows, manifest says {manifest.rows}")
+    start = datetime.fromisoformat(manifest.range_start)
+    end = datetime.fromisoformat(manifest.range_end)
+    await partitions.ensure("market_data", start, end - (end - start) / 1e6)
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    inserted = 0
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TEMP TABLE md_import (LIKE market_data) ON COMMIT DROP")
+        async with (
+            conn.cursor() as cur,
+            cur.copy(sql.SQL("COPY md_import ({}) FROM STDIN").format(columns)) as copy,
+        ):
+            for row in table.to_pylist():
+                await copy.write_row([row[c] for c in COLUMNS])
+        cur2 = await conn.execute(
+            sql.SQL(
+                "INSERT INTO market_data ({0}) SELECT {0} FROM md_import ORDER BY timestamp "
+                "ON CONFLICT DO NOTHING"
+            ).format(columns)
+        )
+        inserted = cur2.rowcount
+        await conn.execute(
+            "SELECT market_data_catalog_refresh(symbol, timeframe) FROM "
+            "(SELECT DISTINCT symbol, timeframe FROM md_import) s"
+        )
+    return inserted
+
+
+async def _find(db: Database, name: str) -> Partition:
+    for part in await partitions_of(db, "market_data"):
+        if part.name == name:
+            return part
+    raise ValidationError(f"no market_data partition named {name!r}", field="partition", value=name)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,147 @@
+"""Retention: drop whole partitions (plain PostgreSQL) or chunks (TimescaleDB) older
+than each table's policy (retention_policy: system_logs 30 days, others keep forever
+by default). Never a row-by-row DELETE. Market-data catalog counts are corrected from
+the dropped partition's own per-series counts before it goes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+from tradestore.db.database import Database
+from tradestore.errors import ValidationError
+from tradestore.ops.tasks import PlannedAction, Progress
+from tradestore.settings import TimeSeriesMode
+
+if TYPE_CHECKING:
+    from tradestore.store import TradeStore
+
+TABLES = ("market_data", "portfolio_snapshots", "system_logs")
+POLICIES = "SELECT table_name, keep FROM retention_policy WHERE keep IS NOT NULL"
+SET_POLICY = """
+UPDATE retention_policy SET keep = %s, updated_at = now() WHERE table_name = %s
+"""
+PARTITIONS = """
+SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = %s::regclass ORDER BY c.relname
+"""
+BOUND_RE = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
+SERIES_IN = sql.SQL("SELECT symbol, timeframe, count(*) AS n FROM {} GROUP BY symbol, timeframe")
+CATALOG_SUBTRACT = """
+UPDATE market_data_catalog SET row_count = greatest(row_count - %(n)s, 0),
+       first_ts = coalesce((SELECT min(timestamp) FROM market_data
+                             WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
+                               AND timestamp >= %(after)s), first_ts),
+       version = version + 1, updated_at = now()
+ WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
+"""
+CATALOG_EMPTY = "DELETE FROM market_data_catalog WHERE row_count = 0"
+
+
+@dataclass(frozen=True)
+class Partition:
+    table: str
+    name: str
+    start: datetime
+    end: datetime
+
+
+async def partitions_of(db: Database, table: str) -> list[Partition]:
+    out = []
+    for row in await db.query(PARTITIONS, (table,)):
+        match = BOUND_RE.search(row["bound"] or "")
+        if match:
+            out.append(Partition(table, row["name"], _ts(match[1]), _ts(match[2])))
+    return out
+
+
+def _ts(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace(" ", "T"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Retention:
+    def __init__(self, db: Database, mode: TimeSeriesMode) -> None:
+        self.db = db
+        self.mode = mode
+
+    async def set_policy(self, table: str, keep: timedelta | None) -> None:
+        if table not in TABLES:
+            raise ValidationError(f"no retention for {table!r}", field="table", value=table)
+        await self.db.execute(SET_POLICY, (keep, table))
+
+    async def expired(self, now: datetime | None = None) -> list[Partition]:
+        """Native partitions entirely older than their table's policy."""
+        now = now or datetime.now(UTC)
+        out: list[Partition] = []
+        for policy in await self.db.query(POLICIES):
+            cutoff = now - policy["keep"]
+            out += [
+                p for p in await partitions_of(self.db, policy["table_name"]) if p.end <= cutoff
+            ]
+        return out
+
+    async def plan(self) -> list[PlannedAction]:
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            return [
+                PlannedAction(
+                    "retention", "drop", f"{r['table_name']} chunks", f"older than {r['keep']}"
+                )
+                for r in await self.db.query(POLICIES)
+            ]
+        return [
+            PlannedAction("retention", "drop", p.name, f"{p.start:%Y-%m-%d} to {p.end:%Y-%m-%d}")
+            for p in await self.expired()
+        ]
+
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            done = []
+            for r in await self.db.query(POLICIES):
+                await self.db.execute(
+                    "SELECT drop_chunks(%s::regclass, older_than => %s)",
+                    (r["table_name"], r["keep"]),
+                )
+                done.append(f"retention: dropped {r['table_name']} chunks older than {r['keep']}")
+            return done
+        expired = await self.expired()
+        for i, part in enumerate(expired, 1):
+            await self.drop(part)
+            if progress is not None:
+                progress(i, len(expired))
+        return [f"retention: dropped {p.name}" for p in expired]
+
+    async def drop(self, part: Partition) -> None:
+        async with self.db.transaction() as conn:
+            if part.table == "market_data":
+                cur = await conn.execute(SERIES_IN.format(sql.Identifier(part.name)))
+                counts = await cur.fetchall()
+            else:
+                counts = []
+            await conn.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                    sql.Identifier(part.table), sql.Identifier(part.name)
+                )
+            )
+            await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part.name)))
+            for c in counts:
+                await conn.execute(CATALOG_SUBTRACT, {**c, "after": part.end})
+            if counts:
+                await conn.execute(CATALOG_EMPTY)
+
+
+class RetentionTask:
+    name = "retention"
+
+    async def plan(self, store: TradeStore) -> list[PlannedAction]:
+        return await (await store.retention()).plan()
+
+    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
+        done = await (await store.retention()).run(progress)
+        (await store.partitions()).forget()
+        return done

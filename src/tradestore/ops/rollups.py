@@ -1,0 +1,205 @@
+"""Rollups of one-minute candles into 5m, 15m, 30m, 1h, 4h and 1d.
+
+Plain PostgreSQL: market_data_rollup holds them; a statement-level trigger on
+market_data marks each (symbol, UTC day) whose 1m rows were inserted, updated or deleted
+in rollup_dirty, and `refresh()` recomputes exactly those days, a batch per short
+transaction (so late corrections of old candles and deletions are picked up, and nothing
+else is recomputed). TimescaleDB: continuous aggregates market_data_<tf> with refresh
+policies (migration 0009), read in real-time mode.
+
+Both use the aggregates of tradestore.marketdata.resample, so a rollup and a direct
+resample of the same data give identical numbers. `candles()` serves a coarse timeframe
+from the rollup when its range has no dirty day, and resamples otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+from tradestore.db.database import Database
+from tradestore.marketdata.frame import CandleFrame
+from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
+from tradestore.marketdata.resample import BUCKET_AGGREGATES, resample
+from tradestore.ops.tasks import PlannedAction, Progress
+from tradestore.settings import TimeSeriesMode
+from tradestore.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from tradestore.store import TradeStore
+
+TARGETS = (Timeframe.M5, Timeframe.M15, Timeframe.M30, Timeframe.H1, Timeframe.H4, Timeframe.D1)
+TAKE_DIRTY = """
+DELETE FROM rollup_dirty WHERE (symbol, day) IN (
+    SELECT symbol, day FROM rollup_dirty ORDER BY day, symbol LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING symbol, day
+"""
+CLEAR = """
+DELETE FROM market_data_rollup r
+ USING unnest(%(symbols)s::text[], %(days)s::date[]) AS b(symbol, day)
+ WHERE r.symbol = b.symbol AND r.timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
+   AND r.timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')
+"""
+FILL = sql.SQL("""
+INSERT INTO market_data_rollup (symbol, timeframe, timestamp, open, high, low, close, volume,
+                                trades_count, vwap)
+SELECT m.symbol, tf.name, date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
+       {aggregates}
+  FROM unnest(%(symbols)s::text[], %(days)s::date[]) AS b(symbol, day)
+  JOIN market_data m ON m.symbol = b.symbol AND m.timeframe = '1m'
+   AND m.timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
+   AND m.timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')
+ CROSS JOIN (VALUES {targets}) AS tf(name, step)
+ GROUP BY m.symbol, tf.name, 3
+""")
+DIRTY_COUNT = "SELECT count(*) AS days, count(DISTINCT symbol) AS symbols FROM rollup_dirty"
+DIRTY_IN_RANGE = """
+SELECT 1 FROM rollup_dirty WHERE symbol = %s AND day BETWEEN %s AND %s LIMIT 1
+"""
+ROLLUP_NATIVE = sql.SQL(
+    "SELECT {columns} FROM market_data_rollup WHERE symbol = {symbol} AND timeframe = {tf}"
+    " AND timestamp BETWEEN {start} AND {end} ORDER BY timestamp"
+)
+ROLLUP_TIMESCALE = sql.SQL(
+    "SELECT {columns} FROM (SELECT bucket AS timestamp, open, high, low, close, volume,"
+    " trades_count, vwap FROM {view} WHERE symbol = {symbol}"
+    " AND bucket BETWEEN {start} AND {end}) r ORDER BY timestamp"
+)
+
+
+@dataclass
+class RefreshResult:
+    days: int = 0
+    rows: int = 0
+
+
+class Rollups:
+    def __init__(self, db: Database, reader: CandleReader, mode: TimeSeriesMode) -> None:
+        self.db = db
+        self.reader = reader
+        self.mode = mode
+
+    async def refresh(
+        self, *, batch_days: int = 200, progress: Progress | None = None
+    ) -> RefreshResult:
+        """Recompute every dirty day (native); TimescaleDB refreshes by its own policies."""
+        result = RefreshResult()
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            for tf in TARGETS:
+                await self.db.execute(
+                    sql.SQL("CALL refresh_continuous_aggregate({}, NULL, NULL)").format(
+                        sql.Literal(f"market_data_{tf.value}")
+                    )
+                )
+            return result
+        total = int((await self.db.query_one(DIRTY_COUNT) or {"days": 0})["days"])
+        targets = sql.SQL(", ").join(
+            sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
+            for t in TARGETS
+        )
+        fill = FILL.format(aggregates=BUCKET_AGGREGATES, targets=targets)
+        while True:
+            async with self.db.transaction() as conn:
+                cur = await conn.execute(TAKE_DIRTY, (batch_days,))
+                batch = await cur.fetchall()
+                if not batch:
+                    break
+                params = {
+                    "symbols": [r["symbol"] for r in batch],
+                    "days": [r["day"] for r in batch],
+                }
+                await conn.execute(CLEAR, params)
+                cur = await conn.execute(fill, params)
+                result.rows += cur.rowcount
+            result.days += len(batch)
+            if progress is not None:
+                progress(result.days, max(total, result.days))
+        await self.db.execute("UPDATE rollup_state SET last_refresh_at = now()")
+        return result
+
+    async def is_fresh(self, symbol: str, start: datetime, end: datetime) -> bool:
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            return True  # real-time continuous aggregates include unmaterialised data
+        row = await self.db.query_one(DIRTY_IN_RANGE, (symbol, _day(start), _day(end)))
+        return row is None
+
+    async def read(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        *,
+        exact: bool = False,
+    ) -> CandleFrame:
+        """Rollup candles with start <= bucket <= end (as stored; see is_fresh)."""
+        if timeframe not in TARGETS:
+            raise ValueError(f"no rollup for {timeframe.value}")
+        literals = {
+            "symbol": sql.Literal(symbol),
+            "start": sql.Literal(start),
+            "end": sql.Literal(end),
+            "columns": SCALED_COLUMNS,
+        }
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            query = ROLLUP_TIMESCALE.format(
+                view=sql.Identifier(f"market_data_{timeframe.value}"), **literals
+            )
+        else:
+            query = ROLLUP_NATIVE.format(tf=sql.Literal(timeframe.value), **literals)
+        return to_frame(await self.reader.copy_out(query), symbol, timeframe, exact=exact)
+
+    async def candles(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        *,
+        exact: bool = False,
+    ) -> tuple[CandleFrame, str]:
+        """Coarse candles from the rollup when fresh, else resampled: (frame, source)."""
+        if timeframe in TARGETS and await self.is_fresh(symbol, start, end):
+            return await self.read(symbol, timeframe, start, end, exact=exact), "rollup"
+        frame = await resample(self.reader, symbol, timeframe, start, end, exact=exact)
+        return frame, "resample"
+
+    async def plan(self) -> list[PlannedAction]:
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            return [
+                PlannedAction(
+                    "rollups", "refresh", "continuous aggregates", "by TimescaleDB refresh policies"
+                )
+            ]
+        row = await self.db.query_one(DIRTY_COUNT)
+        days = int(row["days"]) if row else 0
+        if not days:
+            return []
+        return [
+            PlannedAction(
+                "rollups",
+                "refresh",
+                f"{days} day(s) of 1m data",
+                f"{row['symbols'] if row else 0} symbol(s)",
+            )
+        ]
+
+
+def _day(ts: datetime) -> date:
+    return ts.astimezone(UTC).date()
+
+
+class RollupTask:
+    name = "rollups"
+
+    async def plan(self, store: TradeStore) -> list[PlannedAction]:
+        return await (await store.rollups()).plan()
+
+    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
+        result = await (await store.rollups()).refresh(progress=progress)
+        return (
+            [f"rollups: {result.days} day(s) recomputed, {result.rows} rows"] if result.days else []
+        )
