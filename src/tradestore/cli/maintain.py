@@ -12,6 +12,7 @@ from tradestore.cli.common import console, open_store, run
 from tradestore.ops import maintenance
 from tradestore.ops.compression import Compression
 from tradestore.ops.partition_export import export_partition, import_partition
+from tradestore.ops.tasks import Progress as Progress_
 from tradestore.settings import TimeSeriesMode
 
 app = typer.Typer(
@@ -50,7 +51,7 @@ def run_now() -> None:
                 transient=True,
             ) as bar:
 
-                def on_task(name: str) -> maintenance.Progress:
+                def on_task(name: str) -> Progress_:
                     task = bar.add_task(name, total=None)
                     return lambda done, total: bar.update(task, completed=done, total=total)
 
