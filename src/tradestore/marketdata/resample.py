@@ -48,6 +48,13 @@ SELECT bucket AS timestamp,
 """)
 
 
+def bucket_range(tf: Timeframe, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[first, last): the whole buckets of tf covering [start, end)."""
+    first = tf.bucket_start(start)
+    last = tf.bucket_start(end)
+    return first, (last + tf.delta if last < end else last)
+
+
 def check_coarser(source: Timeframe, target: Timeframe) -> None:
     if target.seconds <= source.seconds or target.seconds % source.seconds:
         raise ValidationError(
@@ -76,10 +83,7 @@ async def resample(
     for name, value in (("start", start), ("end", end)):
         if value.utcoffset() is None:
             raise ValidationError(f"{name} must have a time zone", field=name, value=value)
-    first = tgt.bucket_start(start)
-    last = tgt.bucket_start(end)
-    if last < end:
-        last = last + tgt.delta
+    first, last = bucket_range(tgt, start, end)
     query = RESAMPLE_SQL.format(
         step=sql.Literal(tgt.delta),
         aggregates=BUCKET_AGGREGATES,

@@ -128,7 +128,9 @@ async def import_partition(db: Database, partitions: PartitionManager, manifest_
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     inserted = 0
     async with db.transaction() as conn:
-        await conn.execute("CREATE TEMP TABLE md_import (LIKE market_data) ON COMMIT DROP")
+        await conn.execute(
+            "CREATE TEMP TABLE md_import (LIKE market_data INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
         async with (
             conn.cursor() as cur,
             cur.copy(sql.SQL("COPY md_import ({}) FROM STDIN").format(columns)) as copy,

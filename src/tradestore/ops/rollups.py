@@ -23,7 +23,7 @@ from psycopg import sql
 from tradestore.db.database import Database
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
-from tradestore.marketdata.resample import BUCKET_AGGREGATES, resample
+from tradestore.marketdata.resample import BUCKET_AGGREGATES, bucket_range, resample
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 from tradestore.timeframes import Timeframe
@@ -61,12 +61,12 @@ SELECT 1 FROM rollup_dirty WHERE symbol = %s AND day BETWEEN %s AND %s LIMIT 1
 """
 ROLLUP_NATIVE = sql.SQL(
     "SELECT {columns} FROM market_data_rollup WHERE symbol = {symbol} AND timeframe = {tf}"
-    " AND timestamp BETWEEN {start} AND {end} ORDER BY timestamp"
+    " AND timestamp >= {start} AND timestamp < {end} ORDER BY timestamp"
 )
 ROLLUP_TIMESCALE = sql.SQL(
     "SELECT {columns} FROM (SELECT bucket AS timestamp, open, high, low, close, volume,"
     " trades_count, vwap FROM {view} WHERE symbol = {symbol}"
-    " AND bucket BETWEEN {start} AND {end}) r ORDER BY timestamp"
+    " AND bucket >= {start} AND bucket < {end}) r ORDER BY timestamp"
 )
 
 
@@ -138,10 +138,11 @@ class Rollups:
         """Rollup candles with start <= bucket <= end (as stored; see is_fresh)."""
         if timeframe not in TARGETS:
             raise ValueError(f"no rollup for {timeframe.value}")
+        first, last = bucket_range(timeframe, start, end)  # whole buckets, as resample()
         literals = {
             "symbol": sql.Literal(symbol),
-            "start": sql.Literal(start),
-            "end": sql.Literal(end),
+            "start": sql.Literal(first),
+            "end": sql.Literal(last),
             "columns": SCALED_COLUMNS,
         }
         if self.mode is TimeSeriesMode.TIMESCALE:

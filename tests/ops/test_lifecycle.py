@@ -1,0 +1,214 @@
+"""Data lifecycle on plain PostgreSQL: rollups, retention, archive, Parquet, maintain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import delete_keys, make_settings
+from tests.marketdata.helpers import candles
+from tests.trading.helpers import new_strategy
+from tradestore import Conflict, TradeStore
+from tradestore.ops import maintenance
+from tradestore.ops.archive import TradeArchiver
+from tradestore.ops.partition_export import export_partition, import_partition
+from tradestore.ops.retention import partitions_of
+from tradestore.ops.rollups import TARGETS
+
+T0 = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def fresh(empty_database: Callable[[], str]) -> AsyncIterator[TradeStore]:
+    settings = make_settings(empty_database())
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        yield store
+    delete_keys(settings.redis_key_prefix)
+
+
+async def assert_rollups_equal_resampling(store: TradeStore, symbol: str) -> None:
+    rollups = await store.rollups()
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=3)
+    assert await rollups.is_fresh(symbol, start, end)
+    for tf in TARGETS:
+        rolled = await rollups.read(symbol, tf, start, end, exact=True)
+        direct = await store.market_data.resample(symbol, tf, start, end, exact=True)
+        assert len(rolled) == len(direct) > 0, tf
+        for name, values in direct.columns().items():
+            assert list(rolled.columns()[name]) == list(values), (tf, name)
+
+
+async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeStore) -> None:
+    symbol = "ROLL-USD"
+    rows = candles(2000, start=T0)  # crosses two UTC midnights
+    await fresh.market_data.store_candles(symbol, "1m", rows)
+    refreshed = await (await fresh.rollups()).refresh()
+    assert refreshed.days == 3
+    await assert_rollups_equal_resampling(fresh, symbol)
+    # a late correction of an old candle, and a deletion: only that day is redone
+    fixed = dict(rows[5], high=rows[5]["high"] + Decimal("7.5"))
+    await fresh.market_data.store_candles(symbol, "1m", [fixed])
+    await fresh.db.execute(
+        "DELETE FROM market_data WHERE symbol = %s AND timestamp = %s",
+        (symbol, rows[1500]["timestamp"]),
+    )
+    rollups = await fresh.rollups()
+    assert not await rollups.is_fresh(symbol, T0, T0 + timedelta(days=2))
+    stale, source = await rollups.candles(symbol, TARGETS[-1], T0, T0 + timedelta(days=2))
+    assert source == "resample"  # not fresh: served by resampling meanwhile
+    assert (await rollups.refresh()).days == 2
+    await assert_rollups_equal_resampling(fresh, symbol)
+    fresh_frame, source = await rollups.candles(symbol, TARGETS[-1], T0, T0 + timedelta(days=2))
+    assert source == "rollup"
+    np.testing.assert_array_equal(fresh_frame.high, stale.high)
+
+
+async def test_retention_drops_only_old_partitions(fresh: TradeStore) -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=45)
+    for when in (old, now - timedelta(days=2), now):
+        partitions = await fresh.partitions()
+        await partitions.ensure("system_logs", when, when)
+        await fresh.db.execute(
+            "INSERT INTO system_logs (timestamp, level, category, message) "
+            "VALUES (%s, 'INFO', 'TEST', 'x')",
+            (when,),
+        )
+    plan = await (await fresh.retention()).plan()
+    assert [a.target for a in plan] == [f"system_logs_p{old:%Y%m%d}"]
+    await (await fresh.retention()).run()
+    left = await fresh.db.query_value("SELECT count(*) FROM system_logs")
+    assert left == 2
+    names = {p.name for p in await partitions_of(fresh.db, "system_logs")}
+    assert f"system_logs_p{old:%Y%m%d}" not in names and f"system_logs_p{now:%Y%m%d}" in names
+
+
+async def test_market_data_retention_keeps_the_catalog_true(fresh: TradeStore) -> None:
+    start = (datetime.now(UTC) - timedelta(days=500)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    await fresh.market_data.store_candles(  # straddles the one-year cutoff
+        "RET-USD", "1d", candles(480, start=start, step_s=86_400)
+    )
+    await (await fresh.retention()).set_policy("market_data", timedelta(days=365))
+    await maintenance.run(fresh)
+    truth = await fresh.db.query_one(
+        "SELECT count(*) AS n, min(timestamp) AS first FROM market_data WHERE symbol = 'RET-USD'"
+    )
+    series = (await fresh.market_data.list_series("RET-USD"))[0]
+    assert truth is not None and 0 < series["row_count"] == truth["n"] < 480
+    assert series["first_ts"] == truth["first"]
+
+
+async def _old_trades(store: TradeStore, n: int, *, years: float = 3) -> object:
+    strategy = await new_strategy(store)
+    start = datetime.now(UTC) - timedelta(days=365 * years)
+    for i in range(n):
+        trade = await store.trades.open(
+            {
+                "strategy_id": strategy.id,
+                "symbol": "BTC-USD",
+                "side": "BUY",
+                "entry_price": "100",
+                "quantity": "1",
+                "entry_time": start + timedelta(hours=i),
+            }
+        )
+        if i == 0:
+            order = await store.orders.create(
+                {
+                    "strategy_id": strategy.id,
+                    "symbol": "BTC-USD",
+                    "side": "BUY",
+                    "type": "MARKET",
+                    "quantity": "1",
+                    "trade_id": trade.id,
+                }
+            )
+            store.__dict__["_probe_order"] = order.id
+    return strategy
+
+
+async def test_archive_under_concurrent_inserts_moves_exactly_the_old(fresh: TradeStore) -> None:
+    strategy = await _old_trades(fresh, 120)
+    sid = strategy.id  # type: ignore[attr-defined]
+
+    async def keep_writing() -> int:
+        n = 0
+        for _ in range(40):
+            await fresh.trades.open(
+                {
+                    "strategy_id": sid,
+                    "symbol": "ETH-USD",
+                    "side": "SELL",
+                    "entry_price": "10",
+                    "quantity": "1",
+                }
+            )
+            n += 1
+        return n
+
+    writer = asyncio.ensure_future(keep_writing())
+    result = await TradeArchiver(fresh.db).run(batch=7)
+    new = await writer
+    assert result.status == "DONE" and result.moved == 120, result
+    assert await fresh.db.query_value("SELECT count(*) FROM trades_archive") == 120
+    assert await fresh.db.query_value("SELECT count(*) FROM trades") == new
+    order = await fresh.orders.get(fresh.__dict__["_probe_order"])
+    assert order.trade_id is None and order.metadata.get("archived_trade_id")
+
+
+async def test_interrupted_archive_resumes(fresh: TradeStore) -> None:
+    await _old_trades(fresh, 50)
+    archiver = TradeArchiver(fresh.db)
+    first = await archiver.run(batch=10, max_batches=2)  # "crashes" after two batches
+    assert first.status == "RUNNING" and first.moved == 20
+    second = await archiver.run(batch=10)
+    assert second.resumed and second.run_id == first.run_id
+    assert second.status == "DONE" and second.moved == 50
+    runs = await fresh.db.query("SELECT status, moved FROM archive_runs")
+    assert [(r["status"], r["moved"]) for r in runs] == [("DONE", 50)]
+
+
+async def test_parquet_round_trip_of_a_partition(fresh: TradeStore, tmp_path: Path) -> None:
+    rows = candles(3000, start=datetime(2022, 3, 1, tzinfo=UTC))
+    await fresh.market_data.store_candles("PQ-USD", "1m", rows)
+    before = await fresh.market_data.get_historical_data(
+        "PQ-USD", "1m", rows[0]["timestamp"], rows[-1]["timestamp"], exact=True
+    )
+    manifest = await export_partition(
+        fresh.db, await fresh.retention(), "market_data_p20220301", tmp_path, drop_after=True
+    )
+    assert manifest.rows == 3000 and len(manifest.sha256) == 64
+    assert (tmp_path / "market_data_p20220301.manifest.json").exists()
+    assert await fresh.market_data.list_series("PQ-USD") == []
+    (await fresh.partitions()).forget()
+    restored = await import_partition(
+        fresh.db, await fresh.partitions(), tmp_path / "market_data_p20220301.manifest.json"
+    )
+    assert restored == 3000
+    after = await fresh.market_data.get_historical_data(
+        "PQ-USD", "1m", rows[0]["timestamp"], rows[-1]["timestamp"], exact=True
+    )
+    for name, values in before.columns().items():
+        assert list(after.columns()[name]) == list(values), name
+    assert (await fresh.market_data.list_series("PQ-USD"))[0]["row_count"] == 3000
+
+
+async def test_two_maintainers_one_runs(fresh: TradeStore, empty_database: object) -> None:
+    async with TradeStore(fresh.settings) as other:
+        async with fresh.db.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (maintenance.LOCK_KEY,))
+            with pytest.raises(Conflict, match="another maintainer is running"):
+                await maintenance.run(other)
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (maintenance.LOCK_KEY,))
+        plan = await maintenance.plan(other)
+        assert any(a.task == "compression" and "not available" in a.detail for a in plan)
+        await maintenance.run(other)

@@ -1,0 +1,95 @@
+"""TimescaleDB-only paths. They run when TRADESTORE_TEST_TIMESCALE_URL names a server
+with the timescaledb extension (an admin URL: the test creates and drops a database),
+and are skipped otherwise."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import delete_keys, make_settings
+from tests.marketdata.helpers import candles
+from tradestore import TradeStore
+from tradestore.ops.compression import Compression
+from tradestore.ops.rollups import TARGETS
+from tradestore.settings import TimeSeriesMode
+
+URL = os.environ.get("TRADESTORE_TEST_TIMESCALE_URL")
+pytestmark = [
+    pytest.mark.timescale,
+    pytest.mark.skipif(not URL, reason="TRADESTORE_TEST_TIMESCALE_URL is not set"),
+]
+T0 = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def ts_store() -> AsyncIterator[TradeStore]:
+    assert URL is not None
+    name = f"tradestore_ts_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(URL)._replace(path=f"/{name}"))
+    settings = make_settings(url, timeseries_mode="timescale")
+    try:
+        async with TradeStore(settings) as store:
+            result = await store.migrate()
+            assert result.mode is TimeSeriesMode.TIMESCALE
+            yield store
+    finally:
+        delete_keys(settings.redis_key_prefix)
+        with psycopg.connect(URL, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+async def test_hypertables_with_the_seed_chunk_intervals(ts_store: TradeStore) -> None:
+    rows = await ts_store.db.query(
+        "SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions"
+    )
+    intervals = {r["hypertable_name"]: r["time_interval"] for r in rows}
+    assert intervals["market_data"] == timedelta(days=1)
+    assert intervals["portfolio_snapshots"] == timedelta(days=7)
+    assert intervals["system_logs"] == timedelta(days=1)
+
+
+async def test_continuous_aggregates_equal_resampling(ts_store: TradeStore) -> None:
+    await ts_store.market_data.store_candles("TSR-USD", "1m", candles(2000, start=T0))
+    rollups = await ts_store.rollups()
+    await rollups.refresh()
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=3)
+    for tf in TARGETS:
+        rolled = await rollups.read("TSR-USD", tf, start, end, exact=True)
+        direct = await ts_store.market_data.resample("TSR-USD", tf, start, end, exact=True)
+        assert len(rolled) == len(direct) > 0
+        for name, values in direct.columns().items():
+            assert list(rolled.columns()[name]) == list(values), (tf, name)
+
+
+async def test_compression_and_retention_policies(ts_store: TradeStore) -> None:
+    jobs = await ts_store.db.query(
+        "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs "
+        "WHERE hypertable_name IS NOT NULL"
+    )
+    kinds = {(j["proc_name"], j["hypertable_name"]) for j in jobs}
+    assert ("policy_compression", "market_data") in kinds
+    assert ("policy_retention", "system_logs") in kinds
+    settings = await ts_store.db.query(
+        "SELECT attname, segmentby_column_index, orderby_column_index "
+        "FROM timescaledb_information.compression_settings WHERE hypertable_name = 'market_data'"
+    )
+    segment = {s["attname"] for s in settings if s["segmentby_column_index"] is not None}
+    assert segment == {"symbol", "timeframe"}
+    old = datetime.now(UTC) - timedelta(days=30)
+    await ts_store.market_data.store_candles("TSC-USD", "1m", candles(3000, start=old))
+    compression = Compression(ts_store.db, TimeSeriesMode.TIMESCALE)
+    assert await compression.compress_now() > 0
+    status = await compression.status()
+    assert status.available and status.compressed_chunks > 0 and status.ratio is not None
