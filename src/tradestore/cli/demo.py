@@ -39,6 +39,7 @@ async def step_schema(store: TradeStore) -> None:
 def _steps() -> list[tuple[str, DemoStep]]:
     from tradestore.cli.demo_analytics import step_analytics
     from tradestore.cli.demo_market import step_market_data
+    from tradestore.cli.demo_ops import step_lifecycle, step_operations, step_realtime
     from tradestore.cli.demo_trading import step_trading
 
     return [
@@ -46,6 +47,9 @@ def _steps() -> list[tuple[str, DemoStep]]:
         ("strategies, orders and trades", step_trading),
         ("market data", step_market_data),
         ("performance analytics", step_analytics),
+        ("real-time services", step_realtime),
+        ("operations: config, logs, metrics, alerts", step_operations),
+        ("data lifecycle", step_lifecycle),
     ]
 
 
