@@ -103,3 +103,23 @@ async def test_logging_never_blocks_even_when_the_database_is_slow(store: TradeS
         await asyncio.sleep(0.1)  # the writer tries, and waits on the lock, meanwhile
     await handler.aclose()
     assert handler.dropped == 0 and handler.written == 10_000
+
+
+async def test_unknown_ids_become_null_and_a_bad_batch_cannot_block(store: TradeStore) -> None:
+    handler = await store.log_handler(batch_size=10)
+    logger = logging.getLogger(f"ids.{uuid.uuid4().hex}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    marker = uuid.uuid4().hex
+    logger.info(
+        "for a strategy that does not exist",
+        extra={"run": marker, "strategy_id": uuid.uuid4(), "order_id": "not-a-uuid"},
+    )
+    await handler.flush_now()
+    row = await store.db.query_one(
+        "SELECT strategy_id, order_id FROM system_logs WHERE details->>'run' = %s", (marker,)
+    )
+    assert row == {"strategy_id": None, "order_id": None}
+    assert handler.failed == 0
+    await handler.aclose()

@@ -71,6 +71,27 @@ COLUMNS = (
     "user_agent",
 )
 COPY_SQL = f"COPY system_logs ({', '.join(COLUMNS)}) FROM STDIN"
+# Records are staged, then inserted with their ids checked: a strategy, trade or order id
+# that does not exist (yet, or any more) becomes NULL instead of failing the batch on a
+# foreign key.
+STAGE_SQL = """
+CREATE TEMP TABLE log_stage ON COMMIT DROP AS
+SELECT timestamp, level, category, strategy_id, trade_id, order_id, message, details,
+       user_id, session_id, ip_address, user_agent
+  FROM system_logs WITH NO DATA
+"""
+COPY_STAGE_SQL = f"COPY log_stage ({', '.join(COLUMNS)}) FROM STDIN"
+INSERT_STAGED = """
+INSERT INTO system_logs (timestamp, level, category, strategy_id, trade_id, order_id, message,
+                         details, user_id, session_id, ip_address, user_agent)
+SELECT l.timestamp, l.level, l.category, s.id, t.id, o.id, l.message, l.details, l.user_id,
+       l.session_id, l.ip_address, l.user_agent
+  FROM log_stage l
+  LEFT JOIN strategies s ON s.id = l.strategy_id
+  LEFT JOIN trades t ON t.id = l.trade_id
+  LEFT JOIN orders o ON o.id = l.order_id
+"""
+MAX_ATTEMPTS = 3  # a batch that fails this often is dropped (counted in `failed`)
 COPY_TYPES = [
     "timestamptz",
     "varchar",
@@ -156,7 +177,9 @@ class SystemLogHandler(logging.Handler):
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.dropped = 0  # records lost to a full queue, ever
+        self.failed = 0  # records lost because their batch could not be written
         self.written = 0
+        self._attempts = 0
         self._unreported_drops = 0
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
@@ -219,8 +242,20 @@ class SystemLogHandler(logging.Handler):
                     self._pending.append(drops)
             if not self._pending:
                 return
-            await self._write(self._pending)
+            try:
+                await self._write(self._pending)
+            except Exception:
+                self._attempts += 1
+                if self._attempts < MAX_ATTEMPTS:
+                    raise
+                self.failed += len(self._pending)  # give up on it: never block all logging
+                logging.getLogger(__name__).warning(
+                    "system_logs: dropped a batch of %d records after %d failed writes",
+                    len(self._pending),
+                    self._attempts,
+                )
             self._pending = []
+            self._attempts = 0
 
     def _take(self, n: int) -> list[tuple[Any, ...]]:
         batch: list[tuple[Any, ...]] = []
@@ -249,14 +284,13 @@ class SystemLogHandler(logging.Handler):
     async def _write(self, batch: list[tuple[Any, ...]]) -> None:
         times = [row[0] for row in batch]
         await self.partitions.ensure("system_logs", min(times), max(times))
-        async with (
-            self.db.connection() as conn,
-            conn.cursor() as cur,
-            cur.copy(COPY_SQL) as copy,
-        ):
-            copy.set_types(COPY_TYPES)
-            for row in batch:
-                await copy.write_row(row)
+        async with self.db.transaction() as conn:
+            await conn.execute(STAGE_SQL)
+            async with conn.cursor() as cur, cur.copy(COPY_STAGE_SQL) as copy:
+                copy.set_types(COPY_TYPES)
+                for row in batch:
+                    await copy.write_row(row)
+            await conn.execute(INSERT_STAGED)
         self.written += len(batch)
 
 

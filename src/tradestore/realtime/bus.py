@@ -84,6 +84,7 @@ class EventBus:
         self.stream = keys.key("events")
         self.stream_maxlen = stream_maxlen
         self._relay: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def channel(self, event_type: str) -> str:
         return self.keys.key("events-live", event_type)
@@ -129,8 +130,8 @@ class EventBus:
         """Relay until cancelled: on every outbox NOTIFY, and every poll_s regardless."""
         listener = await _listen(conninfo) if conninfo else None
         try:
-            while True:
-                while await self.publish_pending() > 0:
+            while not self._stopping:
+                while not self._stopping and await self.publish_pending() > 0:
                     pass
                 await _wait(listener, poll_s)
         finally:
@@ -139,16 +140,23 @@ class EventBus:
 
     def start_relay(self, conninfo: str | None = None, *, poll_s: float = 1.0) -> None:
         if self._relay is None or self._relay.done():
+            self._stopping = False
             self._relay = asyncio.create_task(
                 self.run_relay(conninfo, poll_s=poll_s), name="event-relay"
             )
 
     async def stop_relay(self) -> None:
-        if self._relay is not None:
-            self._relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay
-            self._relay = None
+        """Stop the relay wherever it is (a batch it was sending is sent again later).
+
+        Cancellation alone is not enough: a wait inside psycopg's notifies() may end quietly
+        when cancelled, so the loop also checks a flag."""
+        if self._relay is None:
+            return
+        self._stopping = True
+        self._relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._relay), timeout=5)
+        self._relay = None
 
     async def backlog(self) -> dict[str, Any]:
         """Events committed but not yet relayed, and the age of the oldest."""
@@ -252,20 +260,31 @@ class EventBus:
 async def _listen(conninfo: str) -> psycopg.AsyncConnection[Any] | None:
     try:
         conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        return conn
     except psycopg.Error as exc:
         log.warning("event relay cannot LISTEN (%s); polling only", exc)
         return None
+    try:
+        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    except BaseException:  # cancelled or failed while setting up: do not leak it
+        await conn.close()
+        raise
+    return conn
 
 
 async def _wait(listener: psycopg.AsyncConnection[Any] | None, poll_s: float) -> None:
     if listener is None:
         await asyncio.sleep(poll_s)
         return
-    with contextlib.suppress(TimeoutError):
-        async for _ in listener.notifies(timeout=poll_s, stop_after=1):
+    # The generator holds the connection's lock while it waits: close it explicitly (also
+    # when cancelled), or closing the connection afterwards would wait on that lock forever.
+    notifies = listener.notifies(timeout=poll_s, stop_after=1)
+    try:
+        async for _ in notifies:
             pass
+    except TimeoutError:
+        pass
+    finally:
+        await notifies.aclose()
 
 
 def _text(value: Any) -> str:
