@@ -151,36 +151,22 @@ class CandleIngest:
         result = IngestResult(symbol=symbol, timeframe=tf)
         partitions: PartitionManager = await self._partitions()
         params = {"symbol": symbol, "timeframe": tf.value, "source": source}
-        if atomic or strict:
-            async with self.db.transaction() as conn:
-                await _ensure_stage(conn)
-                await self._stream(
-                    conn,
-                    data,
-                    tf,
-                    params,
-                    partitions,
-                    result,
-                    strict,
-                    chunk_rows,
-                    on_progress,
-                    commit_each=False,
-                )
-        else:
-            async with self.db.connection() as conn:
-                await _ensure_stage(conn)
-                await self._stream(
-                    conn,
-                    data,
-                    tf,
-                    params,
-                    partitions,
-                    result,
-                    strict,
-                    chunk_rows,
-                    on_progress,
-                    commit_each=True,
-                )
+        one_transaction = atomic or strict
+        scope = self.db.transaction() if one_transaction else self.db.connection()
+        async with scope as conn:
+            await _ensure_stage(conn)
+            await self._stream(
+                conn,
+                data,
+                tf,
+                params,
+                partitions,
+                result,
+                strict,
+                chunk_rows,
+                on_progress,
+                commit_each=not one_transaction,
+            )
         return result
 
     async def _stream(
