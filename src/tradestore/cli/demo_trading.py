@@ -36,28 +36,17 @@ async def demo_strategy(store: TradeStore) -> Strategy:
 async def step_trading(store: TradeStore) -> None:
     strategy = await demo_strategy(store)
     client_id = f"demo-{uuid.uuid4().hex[:8]}"
-    order = await store.orders.create(
-        {
-            "strategy_id": strategy.id,
-            "symbol": "BTC-USD",
-            "side": "BUY",
-            "type": "LIMIT",
-            "quantity": "0.5",
-            "price": "64000",
-            "client_order_id": client_id,
-        }
-    )
-    retried = await store.orders.create(
-        {
-            "strategy_id": strategy.id,
-            "symbol": "BTC-USD",
-            "side": "BUY",
-            "type": "LIMIT",
-            "quantity": "0.5",
-            "price": "64000",
-            "client_order_id": client_id,
-        }
-    )
+    request = {
+        "strategy_id": strategy.id,
+        "symbol": "BTC-USD",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "0.5",
+        "price": "64000",
+        "client_order_id": client_id,
+    }
+    order = await store.orders.create(request)
+    retried = await store.orders.create(request)  # a retry after a timeout, say
     console.print(
         f"order {order.id} created; retried create returned the same order: "
         f"{retried.id == order.id}"
