@@ -21,7 +21,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+_VERBOSE = False
+
+
 def setup_logging(verbose: bool = False) -> None:
+    global _VERBOSE
+    _VERBOSE = verbose
     handler = RichHandler(console=err_console, show_time=False, show_path=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
@@ -45,6 +50,10 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except Exception as exc:  # a bug of ours: one line, the traceback only with -v
+        if _VERBOSE:
+            raise
+        fail(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)", code=2)
 
 
 async def _call(main: Callable[[], Awaitable[T]]) -> T:

@@ -54,7 +54,8 @@ async def step_market_data(store: TradeStore) -> None:
     )
     frame = await store.market_data.get_historical_data(SYMBOL, "1m", start, end)
     console.print(
-        f"read back {len(frame):,} candles as numpy; as pandas: {frame.to_pandas().shape}"
+        f"read back {len(frame):,} candles as numpy arrays; as an Arrow table: "
+        f"{frame.to_arrow().num_rows:,} rows x {frame.to_arrow().num_columns} columns"
     )
     hourly = await store.market_data.resample(SYMBOL, "4h", start, end + timedelta(minutes=1))
     table = Table(

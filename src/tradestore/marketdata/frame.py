@@ -6,12 +6,14 @@ exact mode (`exact=True` on reads). Timestamps are `datetime64[us]` in UTC.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from tradestore.errors import ConfigurationError
 from tradestore.timeframes import Timeframe
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -55,14 +57,14 @@ class CandleFrame:
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame indexed by a UTC DatetimeIndex named "timestamp"."""
-        import pandas as pd
+        pd = _optional("pandas")
 
         cols = self.columns()
         index = pd.DatetimeIndex(cols.pop("timestamp"), name="timestamp").tz_localize("UTC")
         return pd.DataFrame(cols, index=index)
 
     def to_polars(self) -> Any:
-        import polars as pl
+        pl = _optional("polars")
 
         frame = pl.DataFrame(self.columns())
         return frame.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
@@ -79,3 +81,12 @@ class CandleFrame:
                 else pa.array(values)
             )
         return pa.table(arrays)
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigurationError(
+            f"{module} is not installed: pip install 'tradestore[frames]'"
+        ) from None
