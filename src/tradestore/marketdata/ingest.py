@@ -4,9 +4,9 @@ Per chunk: rows are validated (each rejected one gets its index and reason), sco
 packed as exact int8 columns and COPYed into a per-connection TEMP table; one
 `INSERT ... SELECT ... ORDER BY timestamp ON CONFLICT DO UPDATE ... WHERE changed`
 moves them into market_data and counts inserted / updated rows (the rest were
-unchanged). Sorting by timestamp makes concurrent ingesters of overlapping ranges take
-row locks in the same order, so they never deadlock. The catalog row of the series is
-updated in the same transaction.
+unchanged). Ingesters of one series take turns on an advisory lock (LOCK_SERIES), so two
+of them never hold row locks of the same series at once and cannot deadlock; different
+series share no rows. The catalog row of the series is updated in the same transaction.
 
 Inserted vs updated: a partitioned table cannot return `xmax`, so a row counts as
 inserted when its `created_at` (DEFAULT now()) equals this transaction's now(). That is
@@ -59,7 +59,6 @@ WITH up AS (
            CASE WHEN s.vwap = -9223372036854775808 THEN NULL ELSE s.vwap * 0.00000001 END,
            %(source)s, s.quality
       FROM md_stage s
-     ORDER BY s.ts
     ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE
        SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
            close = EXCLUDED.close, volume = EXCLUDED.volume,
