@@ -181,6 +181,7 @@ class TradeStore:
     def market_data(self) -> MarketDataRepository:
         repository = MarketDataRepository(self.db, self.redis, self.keys, self.partitions)
         repository.after_ingest.append(self._record_latest_candle)
+        repository.coarse_source = self.rollups
         return repository
 
     async def _record_latest_candle(self, result: IngestResult) -> None:

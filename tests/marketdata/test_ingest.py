@@ -230,3 +230,34 @@ async def test_concurrent_overlapping_ingests(migrated_db_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_closed_ranges_are_cached_and_a_correction_invalidates_them(
+    store: TradeStore,
+) -> None:
+    import redis as sync_redis
+
+    from tests.conftest import REDIS_URL
+
+    symbol = new_symbol()
+    rows = candles(30)
+    await store.market_data.store_candles(symbol, "1m", rows)
+    end = T0 + timedelta(minutes=29)
+    first = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
+    client = sync_redis.Redis.from_url(REDIS_URL)
+    cached = list(client.scan_iter(match=f"{store.settings.redis_key_prefix}md-range*"))
+    assert len(cached) == 1  # a range that ended long ago is cached
+    again = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
+    assert list(again.close) == list(first.close)
+    fixed = dict(rows[3], close=rows[3]["close"] + Decimal("0.5"))
+    await store.market_data.store_candles(symbol, "1m", [fixed])
+    after = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
+    assert after.close[3] == fixed["close"]  # the new catalog version misses the old entry
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    open_symbol = new_symbol()
+    await store.market_data.store_candles(open_symbol, "1m", candles(3, start=now))
+    await store.market_data.get_historical_data(open_symbol, "1m", now, now + timedelta(hours=1))
+    assert not list(
+        client.scan_iter(match=f"{store.settings.redis_key_prefix}md-range:{open_symbol}*")
+    )  # reaches the open candle: never cached
+    client.close()

@@ -68,6 +68,11 @@ async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeS
     fresh_frame, source = await rollups.candles(symbol, TARGETS[-1], T0, T0 + timedelta(days=2))
     assert source == "rollup"
     np.testing.assert_array_equal(fresh_frame.high, stale.high)
+    # the plain read API serves coarse timeframes that are not stored natively
+    hourly = await fresh.market_data.get_historical_data(symbol, "1h", T0, T0 + timedelta(days=2))
+    direct = await fresh.market_data.resample(symbol, "1h", T0, T0 + timedelta(days=2))
+    assert len(hourly) == len(direct) > 0
+    np.testing.assert_array_equal(hourly.close, direct.close)
 
 
 async def test_retention_drops_only_old_partitions(fresh: TradeStore) -> None:

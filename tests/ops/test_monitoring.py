@@ -97,3 +97,16 @@ async def test_prometheus_exporter_parses_and_health(store: TradeStore) -> None:
         server.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await server
+
+
+def test_thresholds_from_the_environment() -> None:
+    import pytest
+
+    from tradestore import ConfigurationError
+
+    t = AlertThresholds.from_env(
+        {"TRADESTORE_ALERT_QUERY_MS": "250", "TRADESTORE_ALERT_DISK_USAGE": "0.7"}
+    )
+    assert (t.query_ms, t.disk_usage, t.lock_wait_ms) == (250.0, 0.7, 100.0)
+    with pytest.raises(ConfigurationError, match="TRADESTORE_ALERT_LOCK_WAIT_MS"):
+        AlertThresholds.from_env({"TRADESTORE_ALERT_LOCK_WAIT_MS": "soon"})

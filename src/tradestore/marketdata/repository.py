@@ -36,6 +36,8 @@ class MarketDataRepository:
         self.reader = CandleReader(db, link, keys)
         self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
+        # set by TradeStore: async () -> Rollups, for coarse timeframes not stored natively
+        self.coarse_source: Callable[[], Awaitable[Any]] | None = None
 
     async def store_candles(
         self,
@@ -79,8 +81,28 @@ class MarketDataRepository:
         *,
         exact: bool = False,
     ) -> CandleFrame:
-        """Candles with start <= timestamp <= end, oldest first; all of them unless `limit`."""
-        return await self.reader.historical(symbol, timeframe, start, end, limit=limit, exact=exact)
+        """Candles with start <= timestamp <= end, oldest first; all of them unless `limit`.
+
+        A coarse timeframe (5m..1d) with no candles of its own stored for the symbol is
+        served from the rollup of its 1m candles when that is fresh, else resampled from
+        them (see tradestore.ops.rollups; both give the same numbers).
+        """
+        tf = Timeframe.parse(timeframe)
+        frame = await self.reader.historical(symbol, tf, start, end, limit=limit, exact=exact)
+        if len(frame) or tf is Timeframe.M1 or self.coarse_source is None:
+            return frame
+        if await self._has_series(symbol, tf):
+            return frame
+        derived, _ = await (await self.coarse_source()).candles(symbol, tf, start, end, exact=exact)
+        return derived if limit is None or len(derived) <= limit else _head(derived, limit)
+
+    async def _has_series(self, symbol: str, tf: Timeframe) -> bool:
+        return bool(
+            await self.db.query_one(
+                "SELECT 1 FROM market_data_catalog WHERE symbol = %s AND timeframe = %s",
+                (symbol, tf.value),
+            )
+        )
 
     async def get_latest_candles(
         self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False
@@ -106,3 +128,20 @@ class MarketDataRepository:
     async def list_series(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """What is stored: symbol, timeframe, first, last, count (from the catalog)."""
         return list(await self.db.query(SERIES_SQL, {"symbol": symbol}))
+
+
+def _head(frame: CandleFrame, n: int) -> CandleFrame:
+    cols = {name: values[:n] for name, values in frame.columns().items()}
+    return CandleFrame(
+        frame.symbol,
+        frame.timeframe,
+        cols.pop("timestamp"),
+        cols.pop("open"),
+        cols.pop("high"),
+        cols.pop("low"),
+        cols.pop("close"),
+        cols.pop("volume"),
+        cols.pop("trades_count", None),
+        cols.pop("vwap", None),
+        exact=frame.exact,
+    )

@@ -4,18 +4,39 @@ replication lag > 1 min. Each threshold is configurable."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tradestore.errors import ConfigurationError
 from tradestore.ops.monitoring import DatabaseMetrics
 
 
 @dataclass(frozen=True)
 class AlertThresholds:
+    """Each threshold can also be set from the environment: TRADESTORE_ALERT_POOL_UTILISATION,
+    _QUERY_MS, _LOCK_WAIT_MS, _DISK_USAGE, _REPLICATION_LAG_MS (see `from_env`)."""
+
     pool_utilisation: float = 0.90
     query_ms: float = 1000.0
     lock_wait_ms: float = 100.0
     disk_usage: float = 0.85
     replication_lag_ms: float = 60_000.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertThresholds:
+        env = os.environ if environ is None else environ
+        values: dict[str, float] = {}
+        for name in cls.__dataclass_fields__:
+            variable = f"TRADESTORE_ALERT_{name.upper()}"
+            if variable in env:
+                try:
+                    values[name] = float(env[variable])
+                except ValueError:
+                    raise ConfigurationError(
+                        f"{variable}: not a number (got {env[variable]!r})"
+                    ) from None
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -28,7 +49,7 @@ class Alert:
 
 
 def evaluate(m: DatabaseMetrics, t: AlertThresholds | None = None) -> list[Alert]:
-    t = t or AlertThresholds()
+    t = t or AlertThresholds.from_env()
     alerts: list[Alert] = []
     if m.pool_utilisation > t.pool_utilisation:
         alerts.append(
