@@ -261,3 +261,21 @@ async def test_closed_ranges_are_cached_and_a_correction_invalidates_them(
         client.scan_iter(match=f"{store.settings.redis_key_prefix}md-range:{open_symbol}*")
     )  # reaches the open candle: never cached
     client.close()
+
+
+async def test_append_path_falls_back_when_a_row_exists_outside_the_catalog(
+    store: TradeStore,
+) -> None:
+    symbol = new_symbol()
+    rows = candles(10)
+    await store.market_data.store_candles(symbol, "1m", rows[:5])  # catalog: up to row 4
+    # written behind tradestore's back, after the catalog's last candle
+    await store.db.execute(
+        "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, volume)"
+        " VALUES (%s, '1m', %s, 1, 1, 1, 1, 1)",
+        (symbol, rows[7]["timestamp"]),
+    )
+    result = await store.market_data.store_candles(symbol, "1m", rows[5:])
+    assert (result.inserted, result.updated, result.unchanged) == (4, 1, 0)
+    frame = await store.market_data.get_latest_candles(symbol, "1m", 10, exact=True)
+    assert len(frame) == 10 and frame.close[7] == rows[7]["close"]

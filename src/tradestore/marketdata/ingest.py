@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from psycopg.errors import UniqueViolation
 
 from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import PartitionManager
@@ -73,6 +74,23 @@ WITH up AS (
 SELECT count(*) FILTER (WHERE inserted) AS inserted,
        count(*) FILTER (WHERE NOT inserted) AS updated
   FROM up
+"""
+# Fast path for the common case, data appended after the series' last stored candle:
+# every row is new, so there is nothing to compare and no speculative insertion. If a row
+# written outside tradestore collides anyway, a savepoint falls back to UPSERT.
+APPEND = """
+INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, volume,
+                         trades_count, vwap, data_source, data_quality_score)
+SELECT %(symbol)s, %(timeframe)s, s.ts,
+       s.open * 0.00000001, s.high * 0.00000001, s.low * 0.00000001,
+       s.close * 0.00000001, s.volume * 0.00000001,
+       NULLIF(s.trades_count, -1),
+       CASE WHEN s.vwap = -9223372036854775808 THEN NULL ELSE s.vwap * 0.00000001 END,
+       %(source)s, s.quality
+  FROM md_stage s
+"""
+LAST_STORED = """
+SELECT last_ts FROM market_data_catalog WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 # Rows of the stage already in market_data: needed only when a chunk overlaps the time
 # range of an earlier chunk of the same transaction (see _write).
@@ -245,18 +263,11 @@ async def _write(
             await copy.write(binary.HEADER)
             await copy.write(payload)
             await copy.write(binary.TRAILER)
-        existing = None
-        if overlap:
-            await cur.execute(COUNT_EXISTING, params)
-            existing = int((await cur.fetchone() or {"n": 0})["n"])
-        await cur.execute(UPSERT, params)
-        counts = await cur.fetchone()
-        assert counts is not None
-        inserted, updated = int(counts["inserted"]), int(counts["updated"])
-        if existing is not None:
-            changed = inserted + updated
-            inserted = rows["n"] - existing
-            updated = changed - inserted
+        appended = None if overlap else await _append(conn, cur, params, first)
+        if appended is not None:
+            inserted, updated = appended, 0
+        else:
+            inserted, updated = await _upsert(cur, params, rows["n"], overlap=overlap)
         await cur.execute(
             UPDATE_CATALOG,
             {
@@ -275,6 +286,39 @@ async def _write(
     if result.last is None or last >= result.last:
         result.last = last
         result.last_candle = _last_candle(rows, last)
+
+
+async def _append(
+    conn: Connection, cur: Any, params: dict[str, Any], first: datetime
+) -> int | None:
+    """Insert the stage as new rows when it starts after the series' last candle; the
+    number inserted, or None when the upsert must run instead."""
+    await cur.execute(LAST_STORED, params)
+    row = await cur.fetchone()
+    if row is not None and row["last_ts"] >= first:
+        return None
+    try:
+        async with conn.transaction():  # a savepoint: a collision rolls back only this
+            await cur.execute(APPEND, params)
+            return int(cur.rowcount)
+    except UniqueViolation:
+        return None
+
+
+async def _upsert(cur: Any, params: dict[str, Any], n: int, *, overlap: bool) -> tuple[int, int]:
+    existing = None
+    if overlap:
+        await cur.execute(COUNT_EXISTING, params)
+        existing = int((await cur.fetchone() or {"n": 0})["n"])
+    await cur.execute(UPSERT, params)
+    counts = await cur.fetchone()
+    assert counts is not None
+    inserted, updated = int(counts["inserted"]), int(counts["updated"])
+    if existing is not None:
+        changed = inserted + updated
+        inserted = n - existing
+        updated = changed - inserted
+    return inserted, updated
 
 
 def _last_candle(rows: dict[str, Any], when: datetime) -> dict[str, Any]:
