@@ -21,12 +21,20 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import hypothesis
 import psycopg
 import pytest
 import redis
 from psycopg import sql
 
 from tradestore import Settings, TradeStore
+
+# Examples are checked for correctness, not speed: no per-example deadline (a loaded CI
+# machine would otherwise fail a correct test), and no flaky-timing health checks.
+hypothesis.settings.register_profile(
+    "tradestore", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("tradestore")
 
 ADMIN_URL = os.environ.get(
     "TRADESTORE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
