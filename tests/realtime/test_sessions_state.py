@@ -42,13 +42,13 @@ def _hash(token: str) -> str:
 
 
 async def test_session_touch_slides_and_expiry_means_not_found(store: TradeStore) -> None:
-    token, _ = await store.sessions.create("u-expiry", ttl_s=1)
-    await asyncio.sleep(0.6)
+    token, _ = await store.sessions.create("u-expiry", ttl_s=2)
+    await asyncio.sleep(1.2)
     touched = await store.sessions.touch(token)
     assert touched is not None
-    await asyncio.sleep(0.6)  # 1.2 s after creation, 0.6 s after the touch
+    await asyncio.sleep(1.2)  # 2.4 s after creation, 1.2 s after the touch
     assert await store.sessions.get(token) is not None
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(2.2)
     assert await store.sessions.get(token) is None
 
 
