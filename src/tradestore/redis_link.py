@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tradestore.errors import TransientError
 from tradestore.settings import Settings, mask_url
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,17 @@ class RedisLink:
             return RedisHealth(ok=False, latency_ms=None, detail=_describe(exc))
         self.recovered()
         return RedisHealth(ok=True, latency_ms=(time.perf_counter() - started) * 1000, detail="ok")
+
+    def require(self, service: str) -> aioredis.Redis:
+        """The client, for a service that cannot work without Redis (TransientError)."""
+        if self.client is None:
+            raise TransientError(f"{service}: needs Redis (set REDIS_URL)")
+        return self.client
+
+    def unavailable(self, exc: BaseException, service: str) -> TransientError:
+        """Record a Redis failure of such a service; the error to raise."""
+        self.failed(exc)
+        return TransientError(f"{service} unavailable: Redis error ({type(exc).__name__})")
 
     def failed(self, exc: BaseException) -> None:
         """Record a Redis failure; warns once per outage."""

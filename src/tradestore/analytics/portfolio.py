@@ -22,7 +22,7 @@ from tradestore.trading.models import (
     Money,
     NonNegativeMoney,
     Symbol,
-    from_pydantic,
+    parse_input,
 )
 
 
@@ -86,13 +86,6 @@ SELECT snapshot_time, total_value::float8 AS total_value, cash_balance::float8 A
   FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
    AND snapshot_time >= %s AND snapshot_time <= %s ORDER BY snapshot_time
 """
-# The last snapshot of each UTC day: the daily equity series of strategy_metrics.
-DAILY_EQUITY = """
-SELECT DISTINCT ON (day) (snapshot_time AT TIME ZONE 'UTC')::date AS day,
-       total_value::float8 AS total_value
-  FROM portfolio_snapshots WHERE strategy_id = %s AND snapshot_time <= %s
- ORDER BY day, snapshot_time DESC
-"""
 
 
 @dataclass(frozen=True)
@@ -148,17 +141,10 @@ class PortfolioRepository:
 
 
 def _parse(data: NewSnapshot | dict[str, Any]) -> NewSnapshot:
-    import pydantic
-
-    if isinstance(data, NewSnapshot):
-        return data
     if isinstance(data, dict) and not isinstance(data.get("positions", []), list):
         raise ValidationError(
             "positions must be a JSON array of position objects",
             field="positions",
             value=data.get("positions"),
         )
-    try:
-        return NewSnapshot.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise from_pydantic(exc) from None
+    return parse_input(NewSnapshot, data)

@@ -20,15 +20,6 @@ PARTITIONED_TABLES = frozenset({"market_data", "portfolio_snapshots", "system_lo
 
 ENSURE_SQL = "SELECT partition_name, range_start, range_end FROM ts_ensure_partitions(%s, %s, %s)"
 PREMAKE_SQL = "SELECT partition_name, range_start, range_end FROM ts_premake_partitions()"
-LIST_SQL = """
-SELECT c.relname AS partition_name, parent.relname AS table_name,
-       pg_get_expr(c.relpartbound, c.oid) AS bound
-  FROM pg_inherits i
-  JOIN pg_class c ON c.oid = i.inhrelid
-  JOIN pg_class parent ON parent.oid = i.inhparent
- WHERE parent.relname = %s AND parent.relnamespace = current_schema()::regnamespace
- ORDER BY c.relname
-"""
 
 
 @dataclass(frozen=True)

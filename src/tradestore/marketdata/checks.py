@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from tradestore.db.database import Database
 from tradestore.marketdata.frame import CandleFrame
-from tradestore.marketdata.quality import outlier_mask, quality_scores
+from tradestore.marketdata.quality import (
+    empty_mask,
+    outlier_mask,
+    quality_scores,
+    repeat_mask,
+)
 from tradestore.marketdata.reads import CandleReader
 from tradestore.marketdata.validation import check_symbol
 from tradestore.timeframes import Timeframe
@@ -80,9 +83,10 @@ class QualityChecks:
         tf = Timeframe.parse(timeframe)
         frame = await self.reader.historical(symbol, tf, since, until)
         scores = _scores(frame)
-        repeated = _repeated(frame)
+        columns = (frame.open, frame.high, frame.low, frame.close, frame.volume)
+        repeated = repeat_mask(*columns)
         outliers = outlier_mask(frame.high, frame.low, frame.close)
-        empty = (frame.volume == 0) & (frame.high == frame.low)
+        empty = empty_mask(*columns)
         return QualityReport(
             symbol=symbol,
             timeframe=tf,
@@ -117,14 +121,6 @@ class QualityChecks:
 
 def _scores(frame: CandleFrame) -> Any:
     return quality_scores(frame.open, frame.high, frame.low, frame.close, frame.volume)
-
-
-def _repeated(frame: CandleFrame) -> Any:
-    same = np.zeros(len(frame), dtype=bool)
-    if len(frame) > 1:
-        cols = [frame.open, frame.high, frame.low, frame.close, frame.volume]
-        same[1:] = np.logical_and.reduce([c[1:] == c[:-1] for c in cols]) & (frame.volume[1:] > 0)
-    return same
 
 
 def _times(frame: CandleFrame, mask: Any) -> list[datetime]:

@@ -55,6 +55,33 @@ def outlier_mask(
     return (robust_z(returns) > OUTLIER_SIGMAS) | (robust_z(ranges) > OUTLIER_SIGMAS)
 
 
+def empty_mask(
+    open_: npt.NDArray[Any],
+    high: npt.NDArray[Any],
+    low: npt.NDArray[Any],
+    close: npt.NDArray[Any],
+    volume: npt.NDArray[Any],
+) -> npt.NDArray[np.bool_]:
+    """Zero volume and O = H = L = C: a period the source filled with the previous close."""
+    empty: npt.NDArray[np.bool_] = (volume == 0) & (open_ == high) & (high == low) & (low == close)
+    return empty
+
+
+def repeat_mask(
+    open_: npt.NDArray[Any],
+    high: npt.NDArray[Any],
+    low: npt.NDArray[Any],
+    close: npt.NDArray[Any],
+    volume: npt.NDArray[Any],
+) -> npt.NDArray[np.bool_]:
+    """The candle repeats the previous one exactly, with non-zero volume (a feed glitch)."""
+    same = np.zeros(len(close), dtype=bool)
+    if len(close) > 1:
+        cols = (open_, high, low, close, volume)
+        same[1:] = np.logical_and.reduce([c[1:] == c[:-1] for c in cols]) & (volume[1:] > 0)
+    return same
+
+
 def quality_scores(
     open_: npt.NDArray[Any],
     high: npt.NDArray[Any],
@@ -65,17 +92,6 @@ def quality_scores(
     """The data_quality_score of each candle of one series, in time order."""
     score = np.full(len(close), 100, dtype=np.int16)
     score -= OUTLIER_PENALTY * outlier_mask(high, low, close)
-    empty = (volume == 0) & (open_ == high) & (high == low) & (low == close)
-    score -= EMPTY_PENALTY * empty
-    same = np.zeros(len(close), dtype=bool)
-    if len(close) > 1:
-        same[1:] = (
-            (open_[1:] == open_[:-1])
-            & (high[1:] == high[:-1])
-            & (low[1:] == low[:-1])
-            & (close[1:] == close[:-1])
-            & (volume[1:] == volume[:-1])
-            & (volume[1:] > 0)
-        )
-    score -= REPEAT_PENALTY * same
+    score -= EMPTY_PENALTY * empty_mask(open_, high, low, close, volume)
+    score -= REPEAT_PENALTY * repeat_mask(open_, high, low, close, volume)
     return np.maximum(score, 0).astype(np.int16)

@@ -250,11 +250,7 @@ class EventBus:
                 raise
 
     def _client(self) -> Any:
-        if self.link.client is None:
-            from tradestore.errors import TransientError
-
-            raise TransientError("events need Redis: set REDIS_URL")
-        return self.link.client
+        return self.link.require("events")
 
 
 async def _listen(conninfo: str) -> psycopg.AsyncConnection[Any] | None:

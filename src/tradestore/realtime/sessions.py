@@ -134,13 +134,10 @@ class SessionStore:
             raise self._down(exc) from exc
 
     def _client(self) -> Any:
-        if self.link.client is None:
-            raise TransientError("sessions need Redis: set REDIS_URL")
-        return self.link.client
+        return self.link.require("sessions")
 
     def _down(self, exc: BaseException) -> TransientError:
-        self.link.failed(exc)
-        return TransientError(f"sessions unavailable: Redis error ({type(exc).__name__})")
+        return self.link.unavailable(exc, "sessions")
 
     def _key(self, session_id: str) -> str:
         return self.keys.key("session", session_id)

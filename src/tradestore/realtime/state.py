@@ -152,13 +152,10 @@ class StrategyState:
             raise self._down(exc) from exc
 
     def _client(self) -> Any:
-        if self.link.client is None:
-            raise TransientError("strategy state needs Redis: set REDIS_URL")
-        return self.link.client
+        return self.link.require("strategy state")
 
     def _down(self, exc: BaseException) -> TransientError:
-        self.link.failed(exc)
-        return TransientError(f"strategy state unavailable: Redis error ({type(exc).__name__})")
+        return self.link.unavailable(exc, "strategy state")
 
     def _key(self, strategy_id: UUID, key: str) -> str:
         if len(key) > 200:
