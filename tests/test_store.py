@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, make_settings
+from tests.conftest import make_settings
+from tests.servers import RedisServer
 from tradestore import TradeStore, TradeStoreError
 
 

@@ -11,7 +11,13 @@ from typing import Any
 
 
 class TradeStoreError(Exception):
-    """Base of every error tradestore raises on purpose."""
+    """Base of every error tradestore raises on purpose.
+
+    `sqlstate` is the PostgreSQL error code when the error was translated from one
+    (e.g. "40P01" for a deadlock), else None.
+    """
+
+    sqlstate: str | None = None
 
 
 class ConfigurationError(TradeStoreError):
@@ -57,6 +63,10 @@ class TransientError(TradeStoreError):
 
 class PoolExhausted(TransientError):
     """No connection became free within the connect timeout."""
+
+
+class DatabaseUnavailable(TransientError):
+    """PostgreSQL cannot be reached (down, restarting, or the network is away)."""
 
 
 class MigrationError(TradeStoreError):

@@ -70,9 +70,13 @@ class RedisLink:
         return options
 
     async def close(self) -> None:
-        if self.client is not None and self._owns_client:
-            await self.client.aclose()
-        self.client = None
+        """Close the client if it is ours (a given client stays open and is kept for a
+        later `open()`)."""
+        if not self._owns_client:
+            return
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
 
     async def health(self) -> RedisHealth:
         if self.client is None:

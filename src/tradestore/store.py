@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from types import TracebackType
@@ -42,11 +43,15 @@ from tradestore.realtime.sessions import SessionStore
 from tradestore.realtime.state import StrategyState
 from tradestore.redis_link import RedisLink
 from tradestore.settings import Settings, TimeSeriesMode, load_settings, mask_url
+from tradestore.supervisor import describe
 from tradestore.trading.orders import OrderRepository
 from tradestore.trading.strategies import StrategyRepository
 from tradestore.trading.trades import TradeRepository
 
 log = logging.getLogger(__name__)
+
+LOOP_STOP_TIMEOUT_S = 1.0  # background loops, stopped at once
+POOL_CLOSE_TIMEOUT_S = 0.8  # then pools and the Redis client, at once: close() < 2 s
 
 
 @dataclass(frozen=True)
@@ -108,16 +113,31 @@ class TradeStore:
         return self
 
     async def close(self) -> None:
-        for extra in self._extra_dbs:
-            await extra.close()
+        """Stop the background loops and close the connections, within about
+        CLOSE_TIMEOUT_S whatever the state of PostgreSQL and Redis; never raises.
+        The store can be opened again afterwards."""
+        await asyncio.gather(
+            self.events.stop_relay(LOOP_STOP_TIMEOUT_S), self.cache.stop(LOOP_STOP_TIMEOUT_S)
+        )
+        databases = [*self._extra_dbs, *([self._db] if self._db is not None else [])]
         self._extra_dbs.clear()
-        self.__dict__.pop("monitor", None)
-        await self.events.stop_relay()
-        await self.cache.stop()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-        await self.redis.close()
+        self._db = None
+        self._partitions = None
+        self._rollups = None
+        await asyncio.gather(
+            *(
+                _bounded(db.close(timeout_s=POOL_CLOSE_TIMEOUT_S), "database pool")
+                for db in databases
+            ),
+            _bounded(self.redis.close(), "Redis client"),
+        )
+        self._forget_parts()
+
+    def _forget_parts(self) -> None:
+        """Drop the cached repositories: they hold the closed pool."""
+        for name, member in vars(type(self)).items():
+            if isinstance(member, cached_property):
+                self.__dict__.pop(name, None)
 
     async def __aenter__(self) -> TradeStore:
         return await self.open()
@@ -330,6 +350,14 @@ class TradeStore:
             return ComponentHealth(ok=False, latency_ms=None, detail=str(exc) or "timeout")
         latency = (time.perf_counter() - started) * 1000
         return ComponentHealth(ok=True, latency_ms=latency, detail="ok")
+
+
+async def _bounded(closing: Awaitable[None], what: str) -> None:
+    """Await a close step for at most POOL_CLOSE_TIMEOUT_S; log, never raise."""
+    try:
+        await asyncio.wait_for(closing, POOL_CLOSE_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("closing the %s: %s", what, describe(exc) or "timed out")
 
 
 def _pool_conninfo(pool: AsyncConnectionPool[Connection] | None) -> str | None:

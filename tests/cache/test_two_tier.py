@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import RedisServer, delete_keys, make_settings
+from tests.conftest import delete_keys, make_settings
+from tests.servers import RedisServer
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 from tradestore.cache import codec

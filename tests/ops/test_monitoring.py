@@ -9,7 +9,8 @@ import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
+from tests.servers import free_port
 from tradestore import Settings, TradeStore
 from tradestore.ops.alerts import AlertThresholds, evaluate
 from tradestore.ops.exporter import serve

@@ -121,5 +121,5 @@ async def test_unknown_ids_become_null_and_a_bad_batch_cannot_block(store: Trade
         "SELECT strategy_id, order_id FROM system_logs WHERE details->>'run' = %s", (marker,)
     )
     assert row == {"strategy_id": None, "order_id": None}
-    assert handler.failed == 0
+    assert handler.unwritten == 0
     await handler.aclose()

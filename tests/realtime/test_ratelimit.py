@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import REDIS_URL, RedisServer, delete_keys
+from tests.conftest import REDIS_URL, delete_keys
+from tests.servers import RedisServer
 from tradestore import ValidationError
 from tradestore.keys import Keys
 from tradestore.realtime.ratelimit import RateLimiter

@@ -17,7 +17,6 @@ Consistency rules, and how they are kept:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -30,12 +29,14 @@ from tradestore.cache import codec
 from tradestore.cache.local import LocalCache
 from tradestore.keys import Keys
 from tradestore.redis_link import RedisLink
+from tradestore.supervisor import Supervised
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _MISSING = object()
 VERSION_TTL_MS = 86_400_000  # a version outlives any load by far
+LISTEN_POLL_S = 1.0
 
 # KEYS[1] value key, KEYS[2] version key; ARGV[1] version seen before loading,
 # ARGV[2] encoded value, ARGV[3] ttl ms. Stores only if no invalidation happened since.
@@ -67,20 +68,17 @@ class TwoTierCache:
         self.node_id = uuid.uuid4().hex
         self._generation: dict[str, int] = {}
         self._inflight: dict[str, asyncio.Future[Any]] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self.listener = Supervised("cache invalidation listener", self._listen, logger=log)
         self.stats = {"l1_hits": 0, "l2_hits": 0, "loads": 0}
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        if self.link.client is not None and self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="cache-invalidations")
+        if self.link.client is not None:
+            self.listener.start()
 
-    async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+    async def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop listening within timeout_s; never raises."""
+        await self.listener.stop(timeout_s)
 
     # --- reads ------------------------------------------------------------------------------
     async def get_or_load(
@@ -164,22 +162,25 @@ class TwoTierCache:
             self._inflight.pop(key, None)
 
     async def _listen(self) -> None:
+        """Drop L1 entries that other processes invalidate. Polls with a timeout rather
+        than blocking in `listen()`, so a stop is noticed within LISTEN_POLL_S."""
         client = self.link.client
-        assert client is not None
-        while True:
-            try:
-                async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    self.local.clear()  # whatever we missed while not listening
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self._on_message(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self.link.failed(exc)
-                self.local.clear()
-                await asyncio.sleep(1.0)
+        if client is None:
+            return
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(self.channel)
+                self.local.clear()  # whatever we missed while not listening
+                self.listener.healthy()
+                self.link.recovered()
+                while not self.listener.stopping:
+                    message = await pubsub.get_message(timeout=LISTEN_POLL_S)
+                    if message is not None and message.get("type") == "message":
+                        self._on_message(message["data"])
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            self.local.clear()
+            raise
 
     def _on_message(self, data: bytes | str) -> None:
         try:

@@ -8,6 +8,7 @@ import typer
 
 from tradestore.cli import analytics, db, demo, maintain, market, ops, realtime, trading
 from tradestore.cli.common import console, open_store, run, setup_logging
+from tradestore.cli.formatting import health_table
 
 app = typer.Typer(
     help="tradestore: the persistence layer of an algorithmic trading platform.",
@@ -47,7 +48,7 @@ def health(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
         if as_json:
             console.print_json(json.dumps(result.to_dict()))
         else:
-            console.print(demo.health_table(result))
+            console.print(health_table(result))
         return result.ok
 
     if not run(main):

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from tradestore.errors import TradeStoreError
+from tradestore.settings import load_settings
 from tradestore.store import TradeStore
 
 T = TypeVar("T")
@@ -61,7 +62,11 @@ async def _call(main: Callable[[], Awaitable[T]]) -> T:
 
 
 @asynccontextmanager
-async def open_store() -> AsyncIterator[TradeStore]:
-    store = TradeStore()
-    async with store:
+async def open_store(*, relay: bool = False) -> AsyncIterator[TradeStore]:
+    """The store from the environment. Quick commands do not relay outbox events (any
+    long-running store does, see TRADESTORE_EVENT_RELAY); long-running ones pass relay."""
+    settings = load_settings()
+    if not relay:
+        settings = settings.model_copy(update={"event_relay": False})
+    async with TradeStore(settings) as store:
         yield store

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from rich.table import Table
+
 from tradestore.errors import ValidationError
+from tradestore.store import Health
 
 
 def money(value: Decimal | None) -> str:
@@ -33,3 +36,11 @@ def parse_when(value: str | None, *, option: str) -> datetime | None:
                 f"{option}: not an ISO date or time: {value!r}", field=option, value=value
             ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def health_table(health: Health) -> Table:
+    table = Table("component", "ok", "latency", "detail", title="health")
+    for name, part in (("postgresql", health.postgresql), ("redis", health.redis)):
+        latency = f"{part.latency_ms:.2f} ms" if part.latency_ms is not None else "-"
+        table.add_row(name, "[green]yes[/]" if part.ok else "[red]no[/]", latency, part.detail)
+    return table

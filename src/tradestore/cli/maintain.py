@@ -70,7 +70,7 @@ def schedule(
     installed by the migrations, compress, drop old log chunks and refresh aggregates)."""
 
     async def main() -> None:
-        async with open_store() as store:
+        async with open_store(relay=True) as store:
             mode = await store.timeseries_mode()
             if mode is TimeSeriesMode.TIMESCALE:
                 jobs = await store.db.query(

@@ -12,8 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from tradestore.cli.common import console, open_store, run
-from tradestore.cli.demo import health_table
-from tradestore.cli.formatting import parse_when, when
+from tradestore.cli.formatting import health_table, parse_when, when
 from tradestore.ops.alerts import Alert, evaluate
 from tradestore.ops.config_store import REDACTED
 from tradestore.ops.monitoring import DatabaseMetrics
@@ -123,7 +122,7 @@ def serve(
     from tradestore.ops.exporter import serve as serve_http
 
     async def main() -> None:
-        async with open_store() as store:
+        async with open_store(relay=True) as store:
             console.print(f"serving http://{host}:{port}/metrics and /health (Ctrl-C to stop)")
             await serve_http(store, host, port)
 

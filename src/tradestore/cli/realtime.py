@@ -30,7 +30,7 @@ def tail(type_: list[str] = typer.Option(None, "--type", help="Only these event 
     """Print events live as they are relayed (Ctrl-C to stop)."""
 
     async def main() -> None:
-        async with open_store() as store:
+        async with open_store(relay=True) as store:
             console.print("listening for events (Ctrl-C to stop)…")
             async for event in store.events.subscribe(set(type_) if type_ else None):
                 _print_event(event)

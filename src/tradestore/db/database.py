@@ -39,9 +39,15 @@ async def check_connection_alive(conn: AsyncConnection[Any]) -> None:
     """
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("connection is closed")
-    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if readable:
+    if _readable(conn.pgconn.socket):
         await conn.execute("SELECT 1")
+
+
+def _readable(fd: int) -> bool:
+    """Whether fd has something to read, without waiting (poll: no FD_SETSIZE limit)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def build_pool(
@@ -94,9 +100,10 @@ class Database:
             raise TradeStoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
         await conn.close()
 
-    async def close(self) -> None:
+    async def close(self, *, timeout_s: float = 5.0) -> None:
+        """Close the pool (if ours), waiting at most timeout_s for its workers."""
         if self._owns_pool:
-            await self.pool.close()
+            await self.pool.close(timeout=timeout_s)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -105,7 +112,11 @@ class Database:
             async with self.pool.connection() as conn:
                 yield conn
         except psycopg.Error as exc:  # PoolTimeout is a psycopg.OperationalError too
-            raise translate(exc) from exc
+            raise translate(exc, pool_full=self._pool_full()) from exc
+
+    def _pool_full(self) -> bool:
+        """Whether the pool holds every connection it may open (all of them busy)."""
+        return self.pool.get_stats().get("pool_size", 0) >= self.pool.max_size
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

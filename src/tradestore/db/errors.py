@@ -9,6 +9,7 @@ from psycopg_pool import PoolTimeout
 from tradestore.errors import (
     Conflict,
     ConstraintViolation,
+    DatabaseUnavailable,
     NotFound,
     PoolExhausted,
     TradeStoreError,
@@ -16,21 +17,29 @@ from tradestore.errors import (
     ValidationError,
 )
 
-_TRANSIENT = (
-    pg.SerializationFailure,
-    pg.DeadlockDetected,
-    pg.LockNotAvailable,
-    pg.QueryCanceled,
-    pg.AdminShutdown,
-    pg.CannotConnectNow,
-    psycopg.OperationalError,
-)
+_UNAVAILABLE = (pg.AdminShutdown, pg.CannotConnectNow, psycopg.OperationalError)
 
 
-def translate(exc: BaseException) -> TradeStoreError:
-    """The tradestore error for a driver error; the caller does `raise translate(e) from e`."""
+def translate(exc: BaseException, *, pool_full: bool = True) -> TradeStoreError:
+    """The tradestore error for a driver error; the caller does `raise translate(e) from e`.
+
+    `pool_full` says, for a pool timeout, whether the pool held all the connections it
+    may open (then it is exhausted); otherwise it could not open new ones, so the server
+    is unreachable, and raising the pool size would not help.
+    """
     if isinstance(exc, TradeStoreError):
         return exc
+    error = _translate(exc, pool_full=pool_full)
+    error.sqlstate = getattr(exc, "sqlstate", None)
+    return error
+
+
+def _translate(exc: BaseException, *, pool_full: bool) -> TradeStoreError:
+    if isinstance(exc, PoolTimeout) and not pool_full:
+        return DatabaseUnavailable(
+            "PostgreSQL is unreachable: no connection could be opened in time "
+            "(is the server up?); retry"
+        )
     if isinstance(exc, PoolTimeout):
         return PoolExhausted(
             "no database connection became free in time (pool exhausted): "
@@ -60,8 +69,16 @@ def translate(exc: BaseException) -> TradeStoreError:
         return NotFound(f"referenced record does not exist ({constraint or 'foreign key'})")
     if isinstance(exc, pg.QueryCanceled):
         return TransientError("the statement was cancelled (statement timeout reached)")
-    if isinstance(exc, _TRANSIENT):
-        return TransientError(f"database unavailable or contended, retry: {_first_line(exc)}")
+    if isinstance(exc, pg.DeadlockDetected):
+        return TransientError(f"deadlock detected, retry: {_first_line(exc)}")
+    if isinstance(exc, pg.SerializationFailure):
+        return TransientError(
+            f"serialization failure (concurrent update), retry: {_first_line(exc)}"
+        )
+    if isinstance(exc, pg.LockNotAvailable):
+        return TransientError(f"lock not available (lock timeout), retry: {_first_line(exc)}")
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"PostgreSQL unavailable, retry: {_first_line(exc)}")
     if isinstance(exc, pg.DataError):
         return ValidationError(f"value rejected by the database: {_first_line(exc)}")
     if isinstance(exc, psycopg.Error):

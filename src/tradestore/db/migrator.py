@@ -197,7 +197,10 @@ class Migrator:
         return result
 
     async def _detect_mode(self, conn: Connection, *, dry_run: bool) -> TimeSeriesMode:
-        mode = await _detect_timescale(conn, self.requested_mode, enable=not dry_run)
+        # On a connection of its own: enabling the extension can end the connection
+        # (FATAL), which must not take the migration lock's connection with it.
+        async with self.db.connection() as probe:
+            mode = await _detect_timescale(probe, self.requested_mode, enable=not dry_run)
         if not dry_run:
             await conn.execute(
                 "INSERT INTO schema_info (key, value) VALUES ('timeseries_mode', %s) "
@@ -208,34 +211,58 @@ class Migrator:
         return mode
 
 
+NOT_PRELOADED = (
+    "the timescaledb extension is installed but not loaded: add 'timescaledb' to "
+    "shared_preload_libraries in postgresql.conf and restart PostgreSQL"
+)
+
+
 async def _detect_timescale(
     conn: Connection, requested: TimeSeriesMode, *, enable: bool
 ) -> TimeSeriesMode:
+    """The time-series mode for this server: TimescaleDB when it is enabled, or can be;
+    native otherwise (an error instead when TimescaleDB was asked for)."""
     if requested is TimeSeriesMode.NATIVE:
         return TimeSeriesMode.NATIVE
-    cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-    if await cur.fetchone():
+    if await _exists(conn, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"):
         return TimeSeriesMode.TIMESCALE
-    cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    if await cur.fetchone():
-        if not enable:
-            return TimeSeriesMode.TIMESCALE
-        try:
-            async with conn.transaction():
-                await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            return TimeSeriesMode.TIMESCALE
-        except psycopg.Error as exc:
-            reason = str(exc).splitlines()[0]
-            if requested is TimeSeriesMode.TIMESCALE:
-                raise MigrationError(f"cannot enable TimescaleDB: {reason}") from exc
-            log.warning("TimescaleDB is installed but cannot be enabled (%s); using native", reason)
-            return TimeSeriesMode.NATIVE
+    if not await _exists(conn, "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"):
+        return _fallback(requested, "the timescaledb extension is not available on this server")
+    if await _preloaded(conn) is False:
+        return _fallback(requested, NOT_PRELOADED)
+    if not enable:
+        return TimeSeriesMode.TIMESCALE
+    try:
+        async with conn.transaction():
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        return _fallback(requested, f"cannot enable TimescaleDB: {str(exc).splitlines()[0]}")
+    return TimeSeriesMode.TIMESCALE
+
+
+def _fallback(requested: TimeSeriesMode, reason: str) -> TimeSeriesMode:
     if requested is TimeSeriesMode.TIMESCALE:
-        raise MigrationError(
-            "TRADESTORE_TIMESERIES_MODE=timescale but the timescaledb extension is not "
-            "available on this server"
-        )
+        raise MigrationError(f"TRADESTORE_TIMESERIES_MODE=timescale, but {reason}")
+    if "not available" not in reason:  # a server without TimescaleDB is the normal case
+        log.warning("%s; using native partitioning", reason)
     return TimeSeriesMode.NATIVE
+
+
+async def _preloaded(conn: Connection) -> bool | None:
+    """Whether timescaledb is in shared_preload_libraries (None: not readable by us)."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute("SELECT current_setting('shared_preload_libraries') AS v")
+            row = await cur.fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    libraries = (row["v"] if row else "") or ""
+    return "timescaledb" in [name.strip().strip('"') for name in libraries.split(",")]
+
+
+async def _exists(conn: Connection, query: str) -> bool:
+    cur = await conn.execute(query)
+    return await cur.fetchone() is not None
 
 
 def _check_history(

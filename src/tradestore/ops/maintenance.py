@@ -7,7 +7,6 @@ for its duration: a second maintainer started meanwhile is told so and does noth
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from tradestore.ops.retention import RetentionTask
 from tradestore.ops.rollups import RollupTask
 from tradestore.ops.tasks import MaintenanceTask, PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
+from tradestore.supervisor import Supervised
 
 if TYPE_CHECKING:
     from tradestore.store import TradeStore
@@ -87,12 +87,20 @@ async def schedule(
     store: TradeStore, *, interval_s: float, on_round: Callable[[list[str]], None] | None = None
 ) -> None:
     """Run maintenance every interval_s until cancelled (TimescaleDB's own policies
-    handle compression, retention of logs and aggregate refreshes meanwhile)."""
-    while True:
-        try:
-            done = await run(store)
-        except Conflict as exc:
-            done = [str(exc)]
-        if on_round is not None:
-            on_round(done)
-        await asyncio.sleep(interval_s)
+    handle compression, retention of logs and aggregate refreshes meanwhile). A round
+    that fails (database down) is logged and retried with backoff: the schedule goes on."""
+
+    async def rounds() -> None:
+        while not loop.stopping:
+            try:
+                done = await run(store)
+            except Conflict as exc:
+                done = [str(exc)]
+            loop.healthy()
+            if on_round is not None:
+                on_round(done)
+            if not await loop.sleep(interval_s):
+                return
+
+    loop = Supervised("maintenance schedule", rounds, backoff_max_s=60.0)
+    await loop.run_until_cancelled()

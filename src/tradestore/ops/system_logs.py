@@ -1,6 +1,6 @@
 """system_logs: a logging.Handler that never blocks its caller, and queries.
 
-    handler = store.log_handler()          # started on the store's event loop
+    handler = await store.log_handler()    # started on the store's event loop
     logging.getLogger("bot").addHandler(handler)
     log.info("order sent", extra={"category": "ORDER", "order_id": oid})
     with log_context(strategy_id=sid):     # context for every record inside
@@ -9,8 +9,11 @@
 `emit` only puts the record on a bounded, thread-safe queue (any thread may log); when
 the queue is full the record is dropped and counted (`handler.dropped`), and a WARN row
 saying how many were dropped is written as soon as there is room. A background task on
-the store's loop writes batches with binary COPY. `close()` (or `await aclose()`)
-flushes what is queued.
+the store's loop writes batches with binary COPY. A batch that cannot be written
+(PostgreSQL down) is kept and retried with backoff, never dropped: while the outage
+lasts the queue fills, and only records that find it full are dropped (and counted).
+`await aclose()` flushes what is queued, waiting at most `close_timeout_s`; what is
+still unwritten then is counted in `handler.unwritten` and reported in a warning.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from psycopg.types.json import Jsonb
 
 from tradestore.db.database import Database
 from tradestore.errors import ValidationError
+from tradestore.supervisor import Supervised, describe
 
 if TYPE_CHECKING:
     from tradestore.db.partitions import PartitionManager
+
+_log = logging.getLogger(__name__)
 
 LEVELS = {
     "DEBUG": "DEBUG",
@@ -91,7 +97,6 @@ SELECT l.timestamp, l.level, l.category, s.id, t.id, o.id, l.message, l.details,
   LEFT JOIN trades t ON t.id = l.trade_id
   LEFT JOIN orders o ON o.id = l.order_id
 """
-MAX_ATTEMPTS = 3  # a batch that fails this often is dropped (counted in `failed`)
 COPY_TYPES = [
     "timestamptz",
     "varchar",
@@ -177,20 +182,18 @@ class SystemLogHandler(logging.Handler):
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.dropped = 0  # records lost to a full queue, ever
-        self.failed = 0  # records lost because their batch could not be written
+        self.unwritten = 0  # records still unwritten when the handler was closed
         self.written = 0
-        self._attempts = 0
         self._unreported_drops = 0
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.writer = Supervised("system_logs writer", self._run, logger=_log)
         self._pending: list[tuple[Any, ...]] = []  # taken from the queue, not yet written
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name="system-log-writer")
+        self.writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -208,30 +211,32 @@ class SystemLogHandler(logging.Handler):
         if self.queue.qsize() >= self.batch_size and self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    async def aclose(self) -> None:
-        """Stop the writer once everything queued is written (it is not cancelled
-        mid-batch: a batch taken from the queue is written or kept for a retry)."""
-        self._stopping = True
+    async def aclose(self, *, close_timeout_s: float = 5.0) -> None:
+        """Stop the writer and write what is queued, for at most close_timeout_s; records
+        that could not be written by then are counted in `unwritten` and reported."""
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        await self._flush_all()
+        await self.writer.stop(timeout_s=1.0)
+        try:
+            await asyncio.wait_for(self._flush_all(), close_timeout_s)
+        except Exception as exc:
+            self.unwritten = len(self._pending) + self.queue.qsize()
+            _log.warning(
+                "system_logs: %d record(s) could not be written before close (%s)",
+                self.unwritten,
+                describe(exc) or "timed out",
+            )
         super().close()
 
     async def flush_now(self) -> None:
         await self._flush_all()
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self.writer.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
             self._wake.clear()
-            try:
-                await self._flush_all()
-            except Exception as exc:  # keep the writer alive; the batch is retried
-                logging.getLogger(__name__).warning("system_logs write failed: %s", exc)
-                await asyncio.sleep(1.0)
+            await self._flush_all()  # raises to the supervisor: the batch is kept, retried
+            self.writer.healthy()
 
     async def _flush_all(self) -> None:
         while True:
@@ -242,20 +247,8 @@ class SystemLogHandler(logging.Handler):
                     self._pending.append(drops)
             if not self._pending:
                 return
-            try:
-                await self._write(self._pending)
-            except Exception:
-                self._attempts += 1
-                if self._attempts < MAX_ATTEMPTS:
-                    raise
-                self.failed += len(self._pending)  # give up on it: never block all logging
-                logging.getLogger(__name__).warning(
-                    "system_logs: dropped a batch of %d records after %d failed writes",
-                    len(self._pending),
-                    self._attempts,
-                )
+            await self._write(self._pending)
             self._pending = []
-            self._attempts = 0
 
     def _take(self, n: int) -> list[tuple[Any, ...]]:
         batch: list[tuple[Any, ...]] = []

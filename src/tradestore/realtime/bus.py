@@ -1,13 +1,20 @@
 """Notifications: relay committed outbox events to Redis, and consume them.
 
 Relay: one batch at a time, under a transaction-scoped advisory lock (several relays
-may run; they take turns, so the stream keeps outbox order). A batch is XADDed to the
+may run; they take turns). Each batch is the pending events in outbox id order, so the
+stream is in id order within a batch; across batches an event whose transaction
+committed late can follow events with higher ids (ids are taken at insert, not at
+commit). A batch is XADDed to the
 stream (bounded with MAXLEN ~) and PUBLISHed for live listeners, then marked published
 in the same transaction that read it. A relay that dies after XADD but before COMMIT
 leaves the events unpublished: the next batch sends them again. Delivery is therefore
 at-least-once; every entry carries its `outbox_id`, the consumers' de-duplication key.
 The relay wakes on the outbox's NOTIFY and also polls, so nothing waits on a lost
 notification; while Redis is down, events stay in the outbox and go out when it returns.
+The relay is supervised (`tradestore.supervisor`): database or Redis failures, or a
+schema not migrated yet, are retried with backoff and never end it. A Redis that lost
+its data (restarted without persistence) is noticed by a marker key, and recently
+relayed events are relayed again (see `_republish_if_redis_lost`).
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -28,6 +37,7 @@ from tradestore.db.database import Database
 from tradestore.keys import Keys
 from tradestore.realtime.events import NOTIFY_CHANNEL
 from tradestore.redis_link import RedisLink
+from tradestore.supervisor import NotReady, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,9 @@ SELECT id, event_type, aggregate_id, payload, created_at FROM event_outbox
  WHERE published_at IS NULL ORDER BY id LIMIT %s
 """
 MARK_PUBLISHED = "UPDATE event_outbox SET published_at = now() WHERE id = ANY(%s)"
+REPUBLISH_SINCE = "UPDATE event_outbox SET published_at = NULL WHERE published_at >= %s"
+OUTBOX_EXISTS = "SELECT to_regclass('event_outbox')"
+EPOCH_CLOCK_MARGIN_S = 5.0  # published_at is the database's clock, the marker time ours
 BACKLOG = """
 SELECT count(*) AS pending, min(created_at) AS oldest FROM event_outbox
  WHERE published_at IS NULL
@@ -76,22 +89,40 @@ class Event:
 
 class EventBus:
     def __init__(
-        self, db: Database, link: RedisLink, keys: Keys, *, stream_maxlen: int = 100_000
+        self,
+        db: Database,
+        link: RedisLink,
+        keys: Keys,
+        *,
+        stream_maxlen: int = 100_000,
+        republish_window_s: float = 600.0,
     ) -> None:
         self.db = db
         self.link = link
         self.keys = keys
         self.stream = keys.key("events")
         self.stream_maxlen = stream_maxlen
-        self._relay: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.epoch_key = keys.key("events-epoch")
+        self.republish_window_s = republish_window_s
+        self.relay: Supervised | None = None
+        self._epoch_seen_at: float | None = None
+        self.trimmed = 0  # pending entries found trimmed from the stream (acknowledged)
 
     def channel(self, event_type: str) -> str:
         return self.keys.key("events-live", event_type)
 
     # --- relay ------------------------------------------------------------------------------
     async def publish_pending(self, batch: int = 500) -> int:
-        """Relay one batch; returns how many events went out (0: none, or not our turn)."""
+        """Relay one batch; returns how many events went out (0: none, not our turn, or
+        Redis unavailable: the events stay pending and go out later)."""
+        try:
+            return await self._publish_batch(batch)
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            return 0
+
+    async def _publish_batch(self, batch: int) -> int:
+        """One batch under the relay lock; Redis errors propagate (nothing is marked)."""
         client = self.link.client
         if client is None:
             return 0
@@ -100,6 +131,7 @@ class EventBus:
             leader = await cur.fetchone()
             if not (leader and leader["leader"]):
                 return 0
+            await self._republish_if_redis_lost(conn, client)
             cur = await conn.execute(PENDING, (batch,))
             rows = await cur.fetchall()
             if not rows:
@@ -108,55 +140,83 @@ class EventBus:
                 Event(r["id"], r["event_type"], r["aggregate_id"], r["payload"], r["created_at"])
                 for r in rows
             ]
-            try:
-                async with client.pipeline(transaction=False) as pipe:
-                    for event in events:
-                        pipe.xadd(
-                            self.stream,
-                            event.fields(),  # type: ignore[arg-type]
-                            maxlen=self.stream_maxlen,
-                            approximate=True,
-                        )
-                        pipe.publish(self.channel(event.type), json.dumps(event.fields()))
-                    await pipe.execute()
-            except (RedisError, OSError) as exc:
-                self.link.failed(exc)
-                return 0  # rolled back: the events stay pending
+            async with client.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.xadd(
+                        self.stream,
+                        event.fields(),  # type: ignore[arg-type]
+                        maxlen=self.stream_maxlen,
+                        approximate=True,
+                    )
+                    pipe.publish(self.channel(event.type), json.dumps(event.fields()))
+                await pipe.execute()
             self.link.recovered()
             await conn.execute(MARK_PUBLISHED, ([e.outbox_id for e in events],))
         return len(events)
 
+    async def _republish_if_redis_lost(self, conn: Any, client: Any) -> None:
+        """A Redis that restarted without persistence lost the stream, and with it the
+        events relayed shortly before that no consumer had read yet. A marker key tells:
+        when it is gone, events published since the marker was last seen (or within
+        `republish_window_s` when this process never saw it) are marked pending again.
+        Consumers de-duplicate by `outbox_id`."""
+        fresh = await client.set(self.epoch_key, "1", nx=True)
+        now = time.time()
+        if fresh:
+            since = (
+                self._epoch_seen_at - EPOCH_CLOCK_MARGIN_S
+                if self._epoch_seen_at is not None
+                else now - self.republish_window_s
+            )
+            cur = await conn.execute(REPUBLISH_SINCE, (datetime.fromtimestamp(since, UTC),))
+            if cur.rowcount:
+                log.warning(
+                    "Redis lost the event stream (restarted?): relaying %d recent event(s) again",
+                    cur.rowcount,
+                )
+        self._epoch_seen_at = now
+
     async def run_relay(self, conninfo: str | None = None, *, poll_s: float = 1.0) -> None:
-        """Relay until cancelled: on every outbox NOTIFY, and every poll_s regardless."""
+        """Relay until cancelled (supervised: errors are retried with backoff)."""
+        self.start_relay(conninfo, poll_s=poll_s)
+        assert self.relay is not None
+        await self.relay.run_until_cancelled()
+
+    def start_relay(self, conninfo: str | None = None, *, poll_s: float = 1.0) -> None:
+        """Start the supervised relay: on every outbox NOTIFY, and every poll_s regardless."""
+        if self.relay is not None and self.relay.running:
+            return
+
+        async def body() -> None:
+            await self._relay_loop(conninfo, poll_s)
+
+        self.relay = Supervised("event relay", body, logger=log)
+        self.relay.start()
+
+    async def _relay_loop(self, conninfo: str | None, poll_s: float) -> None:
+        supervisor = self.relay
+        assert supervisor is not None
+        if await self.db.query_value(OUTBOX_EXISTS) is None:
+            raise NotReady("event_outbox does not exist yet (run `tradestore db migrate`)")
         listener = await _listen(conninfo) if conninfo else None
         try:
-            while not self._stopping:
-                while not self._stopping and await self.publish_pending() > 0:
+            while not supervisor.stopping:
+                while not supervisor.stopping and await self._publish_batch(500) > 0:
                     pass
+                supervisor.healthy()
                 await _wait(listener, poll_s)
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            raise
         finally:
             if listener is not None:
                 await listener.close()
 
-    def start_relay(self, conninfo: str | None = None, *, poll_s: float = 1.0) -> None:
-        if self._relay is None or self._relay.done():
-            self._stopping = False
-            self._relay = asyncio.create_task(
-                self.run_relay(conninfo, poll_s=poll_s), name="event-relay"
-            )
-
-    async def stop_relay(self) -> None:
-        """Stop the relay wherever it is (a batch it was sending is sent again later).
-
-        Cancellation alone is not enough: a wait inside psycopg's notifies() may end quietly
-        when cancelled, so the loop also checks a flag."""
-        if self._relay is None:
-            return
-        self._stopping = True
-        self._relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._relay), timeout=5)
-        self._relay = None
+    async def stop_relay(self, timeout_s: float = 1.0) -> None:
+        """Stop the relay wherever it is, within timeout_s (a batch it was sending is
+        sent again later); never raises."""
+        if self.relay is not None:
+            await self.relay.stop(timeout_s)
 
     async def backlog(self) -> dict[str, Any]:
         """Events committed but not yet relayed, and the age of the oldest."""
@@ -165,7 +225,7 @@ class EventBus:
         return {
             "pending": int(row["pending"]),
             "oldest": row["oldest"],
-            "relay_running": self._relay is not None and not self._relay.done(),
+            "relay_running": self.relay is not None and self.relay.running,
         }
 
     # --- consuming ----------------------------------------------------------------------------
@@ -180,34 +240,48 @@ class EventBus:
     ) -> AsyncIterator[Event]:
         """Events for a consumer group, at least once: first this consumer's unacknowledged
         ones (after a restart), then new ones. Acknowledge each with `ack`. Events of other
-        types are acknowledged and skipped. Redis outages pause the iteration."""
+        types, events already yielded (by `outbox_id`) and pending entries trimmed from the
+        stream are acknowledged and skipped (`trimmed` counts the last). Redis outages pause
+        the iteration; when Redis comes back without the group (restarted), the group is
+        made again from the stream's beginning, so nothing relayed meanwhile is missed."""
         await self._ensure_group(group, start)
-        pending_first = True
+        cursor = "0"  # this consumer's pending entries first, then ">" for new ones
+        seen = _RecentIds()
         while True:
             try:
                 replies = await self._client().xreadgroup(
                     group,
                     consumer,
-                    {self.stream: "0" if pending_first else ">"},
+                    {self.stream: cursor},
                     count=100,
-                    block=None if pending_first else block_ms,
+                    block=block_ms if cursor == ">" else None,
                 )
             except (RedisError, OSError) as exc:
                 self.link.failed(exc)
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(RedisError, OSError):
-                    await self._ensure_group(group, start)
+                    await self._ensure_group(group, "0")
                 continue
+            self.link.recovered()
             entries = replies[0][1] if replies else []
-            if pending_first and not entries:
-                pending_first = False
+            if cursor != ">" and not entries:
+                cursor = ">"
                 continue
             for stream_id, fields in entries:
-                event = Event.from_fields(_text(stream_id), fields)
-                if types and event.type not in types:
-                    await self.ack(group, event)
+                if cursor != ">":
+                    cursor = _text(stream_id)
+                event = self._entry_event(_text(stream_id), fields)
+                if event is None or event.outbox_id in seen or (types and event.type not in types):
+                    await self._client().xack(self.stream, group, stream_id)
                     continue
+                seen.add(event.outbox_id)
                 yield event
+
+    def _entry_event(self, stream_id: str, fields: dict[Any, Any] | None) -> Event | None:
+        if not fields:  # a pending entry whose message MAXLEN trimmed away
+            self.trimmed += 1
+            return None
+        return Event.from_fields(stream_id, fields)
 
     async def ack(self, group: str, event: Event) -> None:
         if event.stream_id is not None:
@@ -285,3 +359,19 @@ async def _wait(listener: psycopg.AsyncConnection[Any] | None, poll_s: float) ->
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _RecentIds:
+    """The last `size` outbox ids a consumer yielded, for de-duplication."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._ids: OrderedDict[int, None] = OrderedDict()
+        self._size = size
+
+    def __contains__(self, outbox_id: object) -> bool:
+        return outbox_id in self._ids
+
+    def add(self, outbox_id: int) -> None:
+        self._ids[outbox_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)

@@ -8,7 +8,7 @@ import uuid
 from rich.table import Table
 
 from tradestore.cli.common import console
-from tradestore.cli.demo_trading import demo_strategy
+from tradestore.demo.trading import demo_strategy
 from tradestore.ops import maintenance
 from tradestore.ops.alerts import evaluate
 from tradestore.ops.system_logs import LogFilter, log_context

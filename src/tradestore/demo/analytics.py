@@ -13,7 +13,7 @@ from rich.table import Table
 from tradestore.analytics.backtests import BacktestResults
 from tradestore.analytics.report import build_report, render_html
 from tradestore.cli.common import console
-from tradestore.cli.demo_trading import demo_strategy
+from tradestore.demo.trading import demo_strategy
 from tradestore.store import TradeStore
 
 

@@ -1,0 +1,150 @@
+"""Private servers that a test starts, stops and kills: never the machine's own.
+
+`RedisServer` runs a redis-server on a free port; `PostgresServer` an initdb'd cluster
+in a temporary directory on a free port (run as the `postgres` OS user when the tests
+run as root, since PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+NO_DISK = ["--appendonly", "no", "--daemonize", "no", "--logfile", ""]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, on its own port, that the test may kill."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed", pytrace=False)
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *NO_DISK],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        pytest.fail(f"redis-server did not start on port {self.port}", pytrace=False)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def postgres_bindir() -> Path:
+    """The bin directory of a PostgreSQL installation (TRADESTORE_TEST_PG_BINDIR, else
+    the newest under /usr/lib/postgresql, else the one of pg_config on PATH)."""
+    configured = os.environ.get("TRADESTORE_TEST_PG_BINDIR")
+    if configured:
+        return Path(configured)
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+        return Path(out.stdout.strip())
+    pytest.fail("no PostgreSQL server binaries found (set TRADESTORE_TEST_PG_BINDIR)")
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (trust auth, user postgres)."""
+
+    bindir: Path = field(default_factory=postgres_bindir)
+    port: int = field(default_factory=free_port)
+    settings: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def datadir(self) -> Path:
+        assert self.root is not None
+        return self.root / "data"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=60)
+
+    def init(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="tradestore-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-N")
+        lines = {
+            "port": str(self.port),
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.root}'",
+            "fsync": "off",
+            "max_connections": "100",
+            **self.settings,
+        }
+        with open(self.datadir / "postgresql.conf", "a") as conf:
+            conf.writelines(f"{key} = {value}\n" for key, value in lines.items())
+
+    def start(self) -> None:
+        if self.root is None:
+            self.init()
+        log = str(self.root / "log")
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", log, "-w", "-t", "30", "start")
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.url, connect_timeout=1) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        pytest.fail(f"private PostgreSQL did not start on port {self.port}", pytrace=False)
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop", check=False)
+
+    def destroy(self) -> None:
+        if self.root is not None:
+            self.stop("immediate")
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
