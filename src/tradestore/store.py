@@ -290,7 +290,16 @@ class TradeStore:
             "latest_market_data": available,
             "cache_l2": "on" if redis.ok else "off (L1 and PostgreSQL only)",
             "events": backlog,
+            "background": self.background_health(),
         }
+
+    def background_health(self) -> dict[str, dict[str, Any]]:
+        """State of each background loop of this store: running, retrying (with the last
+        error and how many attempts failed), stopped or finished."""
+        loops = [self.cache.listener]
+        if self.events.relay is not None:
+            loops.append(self.events.relay)
+        return {loop.name: {**asdict(loop.health()), "ok": loop.health().ok} for loop in loops}
 
     async def partitions(self) -> PartitionManager:
         """The partition manager for this database's time-series mode (after migrate)."""

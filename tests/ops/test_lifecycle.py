@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 import pytest
@@ -14,12 +16,14 @@ import pytest
 from tests.conftest import delete_keys, make_settings
 from tests.marketdata.helpers import candles
 from tests.trading.helpers import new_strategy
-from tradestore import Conflict, TradeStore
+from tradestore import Conflict, TradeStore, ValidationError
+from tradestore.analytics.report import build_report
 from tradestore.ops import maintenance
 from tradestore.ops.archive import TradeArchiver
 from tradestore.ops.partition_export import export_partition, import_partition
 from tradestore.ops.retention import partitions_of
 from tradestore.ops.rollups import TARGETS
+from tradestore.trading.trades import TradeFilters
 
 T0 = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
 
@@ -112,66 +116,140 @@ async def test_market_data_retention_keeps_the_catalog_true(fresh: TradeStore) -
     assert series["first_ts"] == truth["first"]
 
 
-async def _old_trades(store: TradeStore, n: int, *, years: float = 3) -> object:
+@dataclass
+class Book:
+    """Trades of one strategy: finished long ago (to archive), and what must stay."""
+
+    strategy_id: UUID
+    closed_old: list[UUID] = field(default_factory=list)  # closed three years ago
+    open_old: list[UUID] = field(default_factory=list)  # entered long ago, still open
+    closed_recently: list[UUID] = field(default_factory=list)  # entered long ago
+    order_of_open: UUID | None = None
+    order_of_closed: UUID | None = None
+
+
+async def _trade(store: TradeStore, strategy_id: UUID, entry_time: datetime) -> UUID:
+    trade = await store.trades.open(
+        {
+            "strategy_id": strategy_id,
+            "symbol": "BTC-USD",
+            "side": "BUY",
+            "entry_price": "100",
+            "quantity": "1",
+            "entry_time": entry_time,
+        }
+    )
+    return trade.id
+
+
+async def _order_of(store: TradeStore, strategy_id: UUID, trade_id: UUID) -> UUID:
+    order = await store.orders.create(
+        {
+            "strategy_id": strategy_id,
+            "symbol": "BTC-USD",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "1",
+            "trade_id": trade_id,
+        }
+    )
+    return order.id
+
+
+async def _book(store: TradeStore, closed_old: int, *, open_old: int = 0) -> Book:
     strategy = await new_strategy(store)
-    start = datetime.now(UTC) - timedelta(days=365 * years)
-    for i in range(n):
-        trade = await store.trades.open(
-            {
-                "strategy_id": strategy.id,
-                "symbol": "BTC-USD",
-                "side": "BUY",
-                "entry_price": "100",
-                "quantity": "1",
-                "entry_time": start + timedelta(hours=i),
-            }
+    book = Book(strategy.id)
+    start = datetime.now(UTC) - timedelta(days=365 * 3)
+    for i in range(closed_old):
+        trade_id = await _trade(store, strategy.id, start + timedelta(hours=i))
+        await store.trades.close(
+            trade_id,
+            exit_price="101",
+            exit_reason="tp",
+            exit_time=start + timedelta(hours=i, minutes=30),
         )
-        if i == 0:
-            order = await store.orders.create(
-                {
-                    "strategy_id": strategy.id,
-                    "symbol": "BTC-USD",
-                    "side": "BUY",
-                    "type": "MARKET",
-                    "quantity": "1",
-                    "trade_id": trade.id,
-                }
-            )
-            store.__dict__["_probe_order"] = order.id
-    return strategy
+        book.closed_old.append(trade_id)
+    for i in range(open_old):
+        book.open_old.append(await _trade(store, strategy.id, start + timedelta(hours=i)))
+        recent = await _trade(store, strategy.id, start + timedelta(hours=i))
+        await store.trades.close(recent, exit_price="99", exit_reason="sl")  # closed now
+        book.closed_recently.append(recent)
+    if book.open_old:
+        book.order_of_open = await _order_of(store, strategy.id, book.open_old[0])
+    if book.closed_old:
+        book.order_of_closed = await _order_of(store, strategy.id, book.closed_old[0])
+    return book
+
+
+async def test_archive_moves_only_finished_trades_and_open_positions_stay(
+    fresh: TradeStore,
+) -> None:
+    book = await _book(fresh, 30, open_old=10)
+    result = await TradeArchiver(fresh.db).run(batch=7)
+    assert result.status == "DONE" and result.moved == 30, result
+    archived = {r["id"] for r in await fresh.db.query("SELECT id FROM trades_archive")}
+    assert archived == set(book.closed_old)
+    for trade_id in book.open_old + book.closed_recently:  # still live, still closable
+        assert (await fresh.trades.get(trade_id)).id == trade_id
+    closed = await fresh.trades.close(book.open_old[0], exit_price="105", exit_reason="tp")
+    assert closed.status.value == "CLOSED"
+    assert book.order_of_open is not None and book.order_of_closed is not None
+    assert (await fresh.orders.get(book.order_of_open)).trade_id == book.open_old[0]
+    order = await fresh.orders.get(book.order_of_closed)
+    assert order.trade_id is None
+    assert order.metadata.get("archived_trade_id") == str(book.closed_old[0])
+
+
+async def test_archived_trades_stay_readable_in_history_and_reports(fresh: TradeStore) -> None:
+    book = await _book(fresh, 12, open_old=2)
+    filters = TradeFilters(strategy_id=book.strategy_id)
+    before = await fresh.strategies.performance(book.strategy_id)
+    await TradeArchiver(fresh.db).run()
+    live = await fresh.trades.history(filters)
+    everything = await fresh.trades.history(filters, include_archived=True)
+    assert live.total == 4 and everything.total == 16
+    assert {t.id for t in everything.trades} >= set(book.closed_old)
+    after = await fresh.strategies.performance(book.strategy_id)
+    assert after == before and after.total_trades == 14  # 12 archived + 2 closed recently
+    strategy = await fresh.strategies.get(book.strategy_id)
+    report = await build_report(fresh, strategy)
+    assert report.summary["closed trades"] == 14
+
+
+async def test_archive_age_comes_from_option_then_config_then_default(fresh: TradeStore) -> None:
+    await _book(fresh, 5)  # closed three years ago
+    plan = [a for a in await maintenance.plan(fresh) if a.task == "archive"]
+    assert plan and plan[0].target == "5 closed or cancelled trade(s)"
+    assert "open trades stay" in plan[0].detail
+    await fresh.config.set("archive.after_days", "soon")
+    with pytest.raises(ValidationError, match=r"archive\.after_days"):
+        await maintenance.plan(fresh)
+    await fresh.config.delete("archive.after_days")
+    await fresh.config.set("archive.after_days", 2000)
+    assert [a for a in await maintenance.plan(fresh) if a.task == "archive"] == []
+    override = timedelta(days=365)
+    planned = await maintenance.plan(fresh, archive_after=override)
+    assert [a.task for a in planned if a.task == "archive"] == ["archive"]
 
 
 async def test_archive_under_concurrent_inserts_moves_exactly_the_old(fresh: TradeStore) -> None:
-    strategy = await _old_trades(fresh, 120)
-    sid = strategy.id  # type: ignore[attr-defined]
+    book = await _book(fresh, 60)
 
     async def keep_writing() -> int:
-        n = 0
         for _ in range(40):
-            await fresh.trades.open(
-                {
-                    "strategy_id": sid,
-                    "symbol": "ETH-USD",
-                    "side": "SELL",
-                    "entry_price": "10",
-                    "quantity": "1",
-                }
-            )
-            n += 1
-        return n
+            await _trade(fresh, book.strategy_id, datetime.now(UTC))
+        return 40
 
     writer = asyncio.ensure_future(keep_writing())
     result = await TradeArchiver(fresh.db).run(batch=7)
     new = await writer
-    assert result.status == "DONE" and result.moved == 120, result
-    assert await fresh.db.query_value("SELECT count(*) FROM trades_archive") == 120
+    assert result.status == "DONE" and result.moved == 60, result
+    assert await fresh.db.query_value("SELECT count(*) FROM trades_archive") == 60
     assert await fresh.db.query_value("SELECT count(*) FROM trades") == new
-    order = await fresh.orders.get(fresh.__dict__["_probe_order"])
-    assert order.trade_id is None and order.metadata.get("archived_trade_id")
 
 
 async def test_interrupted_archive_resumes(fresh: TradeStore) -> None:
-    await _old_trades(fresh, 50)
+    await _book(fresh, 50)
     archiver = TradeArchiver(fresh.db)
     first = await archiver.run(batch=10, max_batches=2)  # "crashes" after two batches
     assert first.status == "RUNNING" and first.moved == 20

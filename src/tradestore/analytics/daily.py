@@ -36,7 +36,7 @@ BENCHMARK_SYMBOL = "BTC-USD"
 CLOSED_TRADES = """
 SELECT (exit_time AT TIME ZONE 'UTC')::date AS day, pnl,
        extract(epoch FROM exit_time - entry_time) / 60 AS minutes
-  FROM trades
+  FROM trades_with_archive
  WHERE strategy_id = %s AND status = 'CLOSED' AND pnl IS NOT NULL
    AND exit_time >= %s AND exit_time < %s
 """

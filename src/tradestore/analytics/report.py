@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from tradestore.trading.models import Strategy
 
 DAILY_PNL = """
-SELECT (exit_time AT TIME ZONE 'UTC')::date AS day, sum(pnl) AS pnl FROM trades
+SELECT (exit_time AT TIME ZONE 'UTC')::date AS day, sum(pnl) AS pnl
+  FROM trades_with_archive
  WHERE strategy_id = %s AND status = 'CLOSED' GROUP BY 1 ORDER BY 1
 """
 

@@ -43,13 +43,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine; a TradeStoreError becomes its message and exit status 1."""
+def run(main: Callable[[], Awaitable[T]], *, until_interrupted: bool = False) -> T:
+    """Run a coroutine; a TradeStoreError becomes its message and exit status 1.
+
+    Ctrl-C is "error: interrupted" and exit 130 where it cut work short; for a command
+    that runs until interrupted (`until_interrupted`: tail, follow, serve) it is the
+    normal way to stop, so it exits 0 quietly."""
     try:
         return asyncio.run(_call(main))
     except TradeStoreError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
+        if until_interrupted:
+            sys.exit(0)
         fail("interrupted", code=130)
     except Exception as exc:  # a bug of ours: one line, the traceback only with -v
         if _VERBOSE:

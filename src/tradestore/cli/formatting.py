@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from rich.table import Table
@@ -44,3 +44,19 @@ def health_table(health: Health) -> Table:
         latency = f"{part.latency_ms:.2f} ms" if part.latency_ms is not None else "-"
         table.add_row(name, "[green]yes[/]" if part.ok else "[red]no[/]", latency, part.detail)
     return table
+
+
+_AGE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_age(value: str | None, *, option: str) -> timedelta | None:
+    """An age such as `730d`, `52w` or `36h`."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = _AGE_UNITS.get(text[-1:]) if text else None
+    if unit is None or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise ValidationError(
+            f"{option}: {value!r} is not an age like 730d, 52w or 36h", field=option, value=value
+        )
+    return int(text[:-1]) * unit

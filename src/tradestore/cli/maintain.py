@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tradestore.cli.common import console, open_store, run
+from tradestore.cli.formatting import parse_age
 from tradestore.ops import maintenance
 from tradestore.ops.compression import Compression
 from tradestore.ops.partition_export import export_partition, import_partition
@@ -20,13 +21,22 @@ app = typer.Typer(
 )
 
 
+ARCHIVE_AFTER_HELP = (
+    "Archive closed/cancelled trades finished longer ago than this (e.g. 730d, 52w); "
+    "default: config archive.after_days, else 730d. Open trades never move."
+)
+
+
 @app.command("plan")
-def plan() -> None:
+def plan(
+    archive_after: str | None = typer.Option(None, "--archive-after", help=ARCHIVE_AFTER_HELP),
+) -> None:
     """What `maintain run` would do now."""
+    age = parse_age(archive_after, option="--archive-after")
 
     async def main() -> None:
         async with open_store() as store:
-            actions = await maintenance.plan(store)
+            actions = await maintenance.plan(store, archive_after=age)
         table = Table("task", "action", "target", "detail", title="maintenance plan")
         for a in actions:
             table.add_row(a.task, a.action, a.target, a.detail)
@@ -38,8 +48,11 @@ def plan() -> None:
 
 
 @app.command("run")
-def run_now() -> None:
+def run_now(
+    archive_after: str | None = typer.Option(None, "--archive-after", help=ARCHIVE_AFTER_HELP),
+) -> None:
     """Do it: premake partitions, apply retention, archive trades, compress, refresh rollups."""
+    age = parse_age(archive_after, option="--archive-after")
 
     async def main() -> None:
         async with open_store() as store:
@@ -55,7 +68,7 @@ def run_now() -> None:
                     task = bar.add_task(name, total=None)
                     return lambda done, total: bar.update(task, completed=done, total=total)
 
-                done = await maintenance.run(store, on_task=on_task)
+                done = await maintenance.run(store, on_task=on_task, archive_after=age)
         for line in done or ["nothing to do"]:
             console.print(line)
 
@@ -85,7 +98,7 @@ def schedule(
             console.print(f"running maintenance every {interval_s:g} s (Ctrl-C to stop)")
             await maintenance.schedule(store, interval_s=interval_s, on_round=_print_lines)
 
-    run(main)
+    run(main, until_interrupted=True)
 
 
 def _print_lines(lines: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import health_table, parse_when, when
+from tradestore.errors import TradeStoreError
 from tradestore.ops.alerts import Alert, evaluate
 from tradestore.ops.config_store import REDACTED
 from tradestore.ops.monitoring import DatabaseMetrics
@@ -24,13 +26,25 @@ logs_app = typer.Typer(help="system_logs.", no_args_is_help=True)
 config_app = typer.Typer(help="system_config.", no_args_is_help=True)
 
 
-async def _snapshot(store: TradeStore) -> tuple[Health, DatabaseMetrics, list[Alert]]:
+async def _snapshot(store: TradeStore) -> tuple[Health, DatabaseMetrics, list[Alert], str]:
     metrics = await store.monitor.collect()  # first: its pool figures exclude our own queries
     health = await store.health()
-    return health, metrics, evaluate(metrics)
+    return health, metrics, evaluate(metrics), await _outbox(store)
 
 
-def _dashboard(health: Health, m: DatabaseMetrics, alerts: list[Alert]) -> Group:
+async def _outbox(store: TradeStore) -> str:
+    """The relay's backlog: events committed but not yet in Redis (any process relays)."""
+    try:
+        backlog = await store.events.backlog()
+    except TradeStoreError as exc:
+        return f"unknown ({exc})"
+    if not backlog["pending"]:
+        return "0 pending (all relayed)"
+    age = datetime.now(UTC) - backlog["oldest"]
+    return f"{backlog['pending']} pending, oldest {age.total_seconds():,.0f} s ago"
+
+
+def _dashboard(health: Health, m: DatabaseMetrics, alerts: list[Alert], outbox: str) -> Group:
     summary = Table("metric", "value", title=f"database metrics at {when(m.collected_at)}")
     summary.add_row("connections", ", ".join(f"{k}: {v}" for k, v in m.connections.items()))
     summary.add_row("pool", f"{m.pool_utilisation:.0%} used ({m.pool})")
@@ -51,6 +65,7 @@ def _dashboard(health: Health, m: DatabaseMetrics, alerts: list[Alert]) -> Group
         "no replicas" if m.replication_lag_ms is None else f"{m.replication_lag_ms / 1000:,.1f} s",
     )
     summary.add_row("lock waits", str(len(m.lock_waits)))
+    summary.add_row("event outbox", outbox)
     summary.add_row("redis", json.dumps(m.redis, default=str))
     summary.add_row("top queries", m.top_queries_note or f"{len(m.top_queries)} shown below")
     for part, error in m.errors.items():
@@ -86,7 +101,7 @@ def status(
 
     async def main() -> bool:
         async with open_store() as store:
-            health, metrics, alerts = await _snapshot(store)
+            health, metrics, alerts, outbox = await _snapshot(store)
             if as_json:
                 console.print_json(
                     json.dumps(
@@ -94,22 +109,23 @@ def status(
                             "health": health.to_dict(),
                             "metrics": metrics.to_dict(),
                             "alerts": [a.__dict__ for a in alerts],
+                            "event_outbox": outbox,
                         },
                         default=str,
                     )
                 )
                 return health.ok
             if not watch:
-                console.print(_dashboard(health, metrics, alerts))
+                console.print(_dashboard(health, metrics, alerts, outbox))
                 return health.ok
             with Live(
-                _dashboard(health, metrics, alerts), console=console, refresh_per_second=4
+                _dashboard(health, metrics, alerts, outbox), console=console, refresh_per_second=4
             ) as live:
                 while True:
                     await asyncio.sleep(interval_s)
                     live.update(_dashboard(*await _snapshot(store)))
 
-    if not run(main):
+    if not run(main, until_interrupted=watch):
         raise typer.Exit(1)
 
 
@@ -126,7 +142,7 @@ def serve(
             console.print(f"serving http://{host}:{port}/metrics and /health (Ctrl-C to stop)")
             await serve_http(store, host, port)
 
-    run(main)
+    run(main, until_interrupted=True)
 
 
 def _log_table(rows: list[Any], title: str) -> Table:
@@ -207,7 +223,7 @@ def logs_tail(
                             highlight=False,
                         )
 
-    run(main)
+    run(main, until_interrupted=follow)
 
 
 @config_app.command("get")

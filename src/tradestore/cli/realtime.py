@@ -35,7 +35,7 @@ def tail(type_: list[str] = typer.Option(None, "--type", help="Only these event 
             async for event in store.events.subscribe(set(type_) if type_ else None):
                 _print_event(event)
 
-    run(main)
+    run(main, until_interrupted=True)
 
 
 @events_app.command("replay")
@@ -67,7 +67,7 @@ def relay(poll_s: float = typer.Option(1.0, help="Poll interval besides NOTIFY."
             console.print("relaying outbox events to Redis (Ctrl-C to stop)…")
             await store.events.run_relay(store._conninfo, poll_s=poll_s)
 
-    run(main)
+    run(main, until_interrupted=True)
 
 
 @sessions_app.command("list")

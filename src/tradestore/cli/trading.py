@@ -144,6 +144,9 @@ def trades_list(
     until: str | None = typer.Option(None, help="Entry time up to (ISO; UTC if no zone)."),
     limit: int = typer.Option(50, min=1, max=10_000),
     cursor: str | None = typer.Option(None, help="Next-page cursor printed by a previous call."),
+    archived: bool = typer.Option(
+        False, "--archived", help="Include archived trades (moved by `maintain run`)."
+    ),
 ) -> None:
     """Trade history, newest first, a page at a time."""
 
@@ -156,7 +159,9 @@ def trades_list(
                 date_from=parse_when(since, option="--since"),
                 date_to=parse_when(until, option="--until"),
             )
-            page = await store.trades.history(filters, page_size=limit, cursor=cursor)
+            page = await store.trades.history(
+                filters, page_size=limit, cursor=cursor, include_archived=archived
+            )
         table = Table(
             "entry",
             "symbol",

@@ -17,10 +17,10 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tradestore.db.errors import translate
-from tradestore.errors import TradeStoreError
+from tradestore.errors import DatabaseUnavailable, TradeStoreError
 from tradestore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,15 +108,31 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """Borrow a connection (autocommit) for several statements."""
+        failed_connects = self._failed_connects()
         try:
             async with self.pool.connection() as conn:
                 yield conn
-        except psycopg.Error as exc:  # PoolTimeout is a psycopg.OperationalError too
-            raise translate(exc, pool_full=self._pool_full()) from exc
+        except PoolTimeout as exc:
+            raise await self._timeout_error(exc, failed_connects) from exc
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
 
-    def _pool_full(self) -> bool:
-        """Whether the pool holds every connection it may open (all of them busy)."""
-        return self.pool.get_stats().get("pool_size", 0) >= self.pool.max_size
+    def _failed_connects(self) -> int:
+        return self.pool.get_stats().get("connections_errors", 0)
+
+    async def _timeout_error(self, exc: PoolTimeout, failed_before: int) -> TradeStoreError:
+        """No connection in time: the pool is exhausted, unless the server could not be
+        reached (connection attempts failed while we waited, or fail now): then saying
+        "raise the pool size" would send the user to the wrong fix."""
+        try:
+            await self._probe()
+        except TradeStoreError as probe_error:
+            return DatabaseUnavailable(f"{probe_error} (server down or unreachable; retry)")
+        if self._failed_connects() > failed_before:
+            return DatabaseUnavailable(
+                "PostgreSQL was unreachable while waiting for a connection; it answers again: retry"
+            )
+        return translate(exc)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

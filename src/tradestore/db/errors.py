@@ -20,26 +20,17 @@ from tradestore.errors import (
 _UNAVAILABLE = (pg.AdminShutdown, pg.CannotConnectNow, psycopg.OperationalError)
 
 
-def translate(exc: BaseException, *, pool_full: bool = True) -> TradeStoreError:
+def translate(exc: BaseException) -> TradeStoreError:
     """The tradestore error for a driver error; the caller does `raise translate(e) from e`.
-
-    `pool_full` says, for a pool timeout, whether the pool held all the connections it
-    may open (then it is exhausted); otherwise it could not open new ones, so the server
-    is unreachable, and raising the pool size would not help.
-    """
+    The SQLSTATE stays on it (`error.sqlstate`)."""
     if isinstance(exc, TradeStoreError):
         return exc
-    error = _translate(exc, pool_full=pool_full)
+    error = _translate(exc)
     error.sqlstate = getattr(exc, "sqlstate", None)
     return error
 
 
-def _translate(exc: BaseException, *, pool_full: bool) -> TradeStoreError:
-    if isinstance(exc, PoolTimeout) and not pool_full:
-        return DatabaseUnavailable(
-            "PostgreSQL is unreachable: no connection could be opened in time "
-            "(is the server up?); retry"
-        )
+def _translate(exc: BaseException) -> TradeStoreError:
     if isinstance(exc, PoolTimeout):
         return PoolExhausted(
             "no database connection became free in time (pool exhausted): "

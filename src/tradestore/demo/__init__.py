@@ -78,7 +78,7 @@ async def run_demo() -> None:
     console.print(f"[green]demo finished[/] (its data stays in {DEMO_DATABASE} until the next run)")
 
 
-async def recreate_demo_database(server_url: str) -> str:
+async def recreate_demo_database(server_url: str, name: str = DEMO_DATABASE) -> str:
     """Drop and make again the demo's own database; its URL. Refuses a database of
     that name that the demo did not make."""
     try:
@@ -86,31 +86,31 @@ async def recreate_demo_database(server_url: str) -> str:
             cur = await conn.execute(
                 "SELECT shobj_description(oid, 'pg_database') AS note FROM pg_database "
                 "WHERE datname = %s",
-                (DEMO_DATABASE,),
+                (name,),
             )
             row = await cur.fetchone()
-            name = sql.Identifier(DEMO_DATABASE)
+            database = sql.Identifier(name)
             if row is not None:
                 if row[0] != DEMO_MARKER:
                     raise ConfigurationError(
-                        f"a database named {DEMO_DATABASE} exists and the demo did not make "
-                        "it: the demo will not touch it (drop or rename it to run the demo)"
+                        f"a database named {name} exists and the demo did not make it: "
+                        "the demo will not touch it (drop or rename it to run the demo)"
                     )
-                await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
-            await conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+                await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(database))
+            await conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
             await conn.execute(
-                sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(DEMO_MARKER))
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(database, sql.Literal(DEMO_MARKER))
             )
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ConfigurationError(
-            f"the demo runs in a database of its own ({DEMO_DATABASE}) and this role cannot "
+            f"the demo runs in a database of its own ({name}) and this role cannot "
             "create one: grant it CREATEDB, or run the demo without DATABASE_URL (embedded)"
         ) from exc
     except psycopg.Error as exc:
         raise ConfigurationError(
             f"cannot prepare the demo database: {str(exc).strip().splitlines()[0]}"
         ) from exc
-    return _with_database(server_url, DEMO_DATABASE)
+    return _with_database(server_url, name)
 
 
 def _with_database(url: str, database: str) -> str:

@@ -1,5 +1,9 @@
-"""Trade archive: trades older than a cutoff (two years by default) move to
-trades_archive in batches, each a short transaction, while new trades keep coming.
+"""Trade archive: finished trades (CLOSED or CANCELLED) that finished before a cutoff
+(two years ago by default; `archive.after_days` in the config store, or
+`maintain run --archive-after`) move to trades_archive in batches, each a short
+transaction, while new trades keep coming. Open positions never move, however old.
+Archived trades stay readable through the `trades_with_archive` view (history with
+`include_archived=True`, reports, daily metrics, strategy performance).
 
 A run is recorded in archive_runs with the counts it started from; a run that crashed
 stays RUNNING and the next call resumes it with the same cutoff. When no eligible trade
@@ -18,24 +22,33 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tradestore.db.database import Database
+from tradestore.errors import ValidationError
 from tradestore.ops.tasks import PlannedAction, Progress
 
 if TYPE_CHECKING:
     from tradestore.store import TradeStore
 
 DEFAULT_AGE = timedelta(days=730)
+AGE_CONFIG_KEY = "archive.after_days"
+# "finished before the cutoff" is the predicate of idx_trades_finished_at (0010)
 OPEN_RUN = "SELECT * FROM archive_runs WHERE status = 'RUNNING'"
 START_RUN = """
 INSERT INTO archive_runs (cutoff, eligible_before, archive_before)
-SELECT %(cutoff)s, (SELECT count(*) FROM trades WHERE entry_time < %(cutoff)s),
+SELECT %(cutoff)s, (SELECT count(*) FROM trades
+         WHERE status IN ('CLOSED', 'CANCELLED')
+           AND coalesce(exit_time, entry_time) < %(cutoff)s),
        (SELECT count(*) FROM trades_archive)
 RETURNING *
 """
-ELIGIBLE = "SELECT count(*) FROM trades WHERE entry_time < %s"
+ELIGIBLE = """
+SELECT count(*) FROM trades
+ WHERE status IN ('CLOSED', 'CANCELLED') AND coalesce(exit_time, entry_time) < %(cutoff)s
+"""
 MOVE_BATCH = """
 WITH picked AS (
-    SELECT id FROM trades WHERE entry_time < %(cutoff)s
-     ORDER BY entry_time, id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
+    SELECT id FROM trades
+     WHERE status IN ('CLOSED', 'CANCELLED') AND coalesce(exit_time, entry_time) < %(cutoff)s
+     ORDER BY coalesce(exit_time, entry_time), id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 ), linked AS (
     UPDATE orders o SET metadata = coalesce(o.metadata, '{}'::jsonb)
                                    || jsonb_build_object('archived_trade_id', o.trade_id)
@@ -97,7 +110,7 @@ class TradeArchiver:
 
     async def _finish(self, run: dict[str, Any], moved: int, resumed: bool) -> ArchiveResult:
         archive_now = int(await self.db.query_value("SELECT count(*) FROM trades_archive"))
-        left = int(await self.db.query_value(ELIGIBLE, (run["cutoff"],)))
+        left = int(await self.db.query_value(ELIGIBLE, {"cutoff": run["cutoff"]}))
         problems = []
         if archive_now != int(run["archive_before"]) + moved:
             problems.append(
@@ -105,7 +118,7 @@ class TradeArchiver:
                 f"rows, {moved} were moved"
             )
         if left:
-            problems.append(f"{left} trade(s) older than the cutoff remain")
+            problems.append(f"{left} finished trade(s) older than the cutoff remain")
         if moved < int(run["eligible_before"]):
             problems.append(f"{run['eligible_before']} were eligible, {moved} moved")
         status = "FAILED" if problems else "DONE"
@@ -123,22 +136,49 @@ class TradeArchiver:
     async def plan(self, older_than: timedelta = DEFAULT_AGE) -> list[PlannedAction]:
         run = await self.db.query_one(OPEN_RUN)
         cutoff = run["cutoff"] if run else datetime.now(UTC) - older_than
-        n = int(await self.db.query_value(ELIGIBLE, (cutoff,)))
+        n = int(await self.db.query_value(ELIGIBLE, {"cutoff": cutoff}))
         if not n and not run:
             return []
         what = "resume archive run" if run else "archive"
-        return [PlannedAction("archive", what, f"{n} trade(s)", f"entry_time < {cutoff:%Y-%m-%d}")]
+        return [
+            PlannedAction(
+                "archive",
+                what,
+                f"{n} closed or cancelled trade(s)",
+                f"finished before {cutoff:%Y-%m-%d} (open trades stay)",
+            )
+        ]
 
 
 class ArchiveTask:
+    """The maintenance task; `older_than` overrides the config store's age."""
+
     name = "archive"
 
+    def __init__(self, older_than: timedelta | None = None) -> None:
+        self.older_than = older_than
+
     async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        return await TradeArchiver(store.db).plan()
+        return await TradeArchiver(store.db).plan(await self._age(store))
 
     async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        result = await TradeArchiver(store.db).run(progress=progress)
+        age = await self._age(store)
+        result = await TradeArchiver(store.db).run(older_than=age, progress=progress)
         if not result.moved and result.status == "DONE":
             return []
         note = f" ({result.message})" if result.message else ""
         return [f"archive: {result.moved} trade(s) moved, run {result.status}{note}"]
+
+    async def _age(self, store: TradeStore) -> timedelta:
+        if self.older_than is not None:
+            return self.older_than
+        days = await store.config.get(AGE_CONFIG_KEY, None)
+        if days is None:
+            return DEFAULT_AGE
+        if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
+            raise ValidationError(
+                f"config {AGE_CONFIG_KEY} must be a positive number of days",
+                field=AGE_CONFIG_KEY,
+                value=days,
+            )
+        return timedelta(days=days)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from tradestore.errors import Conflict
@@ -51,23 +52,30 @@ class PartitionsTask:
         return [f"partitions: created {name}" for name in sorted(before)]
 
 
-TASKS: list[MaintenanceTask] = [
-    PartitionsTask(),
-    RetentionTask(),
-    ArchiveTask(),
-    CompressionTask(),
-    RollupTask(),
-]
+def tasks(*, archive_after: timedelta | None = None) -> list[MaintenanceTask]:
+    """Every maintenance task, in the order they run."""
+    return [
+        PartitionsTask(),
+        RetentionTask(),
+        ArchiveTask(archive_after),
+        CompressionTask(),
+        RollupTask(),
+    ]
 
 
-async def plan(store: TradeStore) -> list[PlannedAction]:
+async def plan(store: TradeStore, *, archive_after: timedelta | None = None) -> list[PlannedAction]:
     actions: list[PlannedAction] = []
-    for task in TASKS:
+    for task in tasks(archive_after=archive_after):
         actions += await task.plan(store)
     return actions
 
 
-async def run(store: TradeStore, *, on_task: Callable[[str], Progress] | None = None) -> list[str]:
+async def run(
+    store: TradeStore,
+    *,
+    on_task: Callable[[str], Progress] | None = None,
+    archive_after: timedelta | None = None,
+) -> list[str]:
     """Run every task once under the maintenance lock; lines of what was done."""
     async with store.db.connection() as conn:
         cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (LOCK_KEY,))
@@ -76,7 +84,7 @@ async def run(store: TradeStore, *, on_task: Callable[[str], Progress] | None = 
             raise Conflict("another maintainer is running: nothing done")
         try:
             done: list[str] = []
-            for task in TASKS:
+            for task in tasks(archive_after=archive_after):
                 done += await task.run(store, on_task(task.name) if on_task else None)
             return done
         finally:

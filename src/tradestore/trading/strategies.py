@@ -53,7 +53,7 @@ SELECT count(*)::int AS total_trades,
        min(pnl) AS worst_trade,
        max(pnl) AS best_trade,
        round(avg(extract(epoch FROM exit_time - entry_time) / 60), 4) AS avg_duration_minutes
-  FROM trades
+  FROM trades_with_archive
  WHERE strategy_id = %(id)s AND status = 'CLOSED'
    AND (%(date_from)s::timestamptz IS NULL OR entry_time >= %(date_from)s::timestamptz)
    AND (%(date_to)s::timestamptz IS NULL OR entry_time <= %(date_to)s::timestamptz)

@@ -267,8 +267,10 @@ class TradeRepository:
         page_size: int = 50,
         cursor: str | None = None,
         with_total: bool = True,
+        include_archived: bool = False,
     ) -> TradePage:
-        """Trades newest first (entry_time, id), a page at a time.
+        """Trades newest first (entry_time, id), a page at a time; with
+        `include_archived`, archived trades too (the `trades_with_archive` view).
 
         Keyset pagination: the cursor is the last row's (entry_time, id), so page 10,000
         costs what page 1 costs. `total` counts every matching row (omit it on huge
@@ -289,16 +291,17 @@ class TradeRepository:
                 )
             )
             params.update(after_time=after_time, after_id=after_id)
+        table = sql.Identifier("trades_with_archive" if include_archived else "trades")
         page_query = sql.SQL(
-            "SELECT * FROM trades WHERE {} ORDER BY entry_time DESC, id DESC LIMIT {}"
-        ).format(_and(conditions), sql.Placeholder("limit"))
+            "SELECT * FROM {} WHERE {} ORDER BY entry_time DESC, id DESC LIMIT {}"
+        ).format(table, _and(conditions), sql.Placeholder("limit"))
         rows = await self.db.query(page_query, {**params, "limit": page_size + 1})
         trades = [to_trade(r) for r in rows[:page_size]]
         more = len(rows) > page_size
         next_cursor = encode_cursor(trades[-1]) if more and trades else None
         total = None
         if with_total:
-            count_query = sql.SQL("SELECT count(*) FROM trades WHERE {}").format(_and(where))
+            count_query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, _and(where))
             total = int(await self.db.query_value(count_query, params))
         return TradePage(trades=trades, next_cursor=next_cursor, total=total)
 
