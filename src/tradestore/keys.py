@@ -20,5 +20,10 @@ class Keys:
         return ":".join([self.prefix + namespace, *map(_escape, parts)])
 
     def pattern(self, namespace: str, *parts: object) -> str:
-        """A SCAN/PSUBSCRIBE pattern for every key under namespace[:parts]."""
-        return self.key(namespace, *parts) + ":*"
+        """A SCAN/PSUBSCRIBE pattern for every key under namespace[:parts]: the literal
+        part glob-escaped, so a value such as `*` or `[a-z]` matches only itself."""
+        return _glob_escape(self.key(namespace, *parts)) + ":*"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -141,3 +141,13 @@ def test_long_and_short_pnl_are_opposites_without_fees(
         "exit_fees": Decimal(0),
     }
     assert close_pnl(side=Side.BUY, **kw).pnl == -close_pnl(side=Side.SELL, **kw).pnl
+
+
+def test_money_validators_are_built_once_not_per_call() -> None:
+    from tradestore.trading.models import PositiveMoney, _money_adapter, parse_money
+
+    parse_money("price", "1.5", PositiveMoney)
+    built = _money_adapter.cache_info().misses
+    for i in range(100):
+        parse_money("price", f"{i + 1}.25", PositiveMoney)
+    assert _money_adapter.cache_info().misses == built

@@ -1,6 +1,11 @@
 """The latest candle and ticker per symbol (and timeframe) in Redis: one hash each, set
 by ingest (and by callers for tickers), read in O(1) with the time it was set. Redis
-trouble here is reported once and never fails the write that triggered it."""
+trouble here is reported once and never fails the write that triggered it.
+
+The latest candle only moves forward in time: a Lua script compares the stored candle's
+timestamp with the new one's (epoch milliseconds in field `ts`) and keeps the newer, so a
+backfill of 2019, or two ingests that finish out of order, cannot replace the live one.
+A candle of the same timestamp replaces it (a correction of the open candle)."""
 
 from __future__ import annotations
 
@@ -13,14 +18,41 @@ from tradestore.cache import codec
 from tradestore.keys import Keys
 from tradestore.redis_link import RedisLink
 
+# KEYS[1] the hash; ARGV: ts (epoch ms), body, set_at. Returns 1 if stored.
+SET_IF_NOT_OLDER = """
+local current = redis.call('HGET', KEYS[1], 'ts')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'ts', ARGV[1], 'body', ARGV[2], 'set_at', ARGV[3])
+return 1
+"""
+
 
 class LatestMarketData:
     def __init__(self, link: RedisLink, keys: Keys) -> None:
         self.link = link
         self.keys = keys
 
-    async def record_candle(self, symbol: str, timeframe: str, candle: dict[str, Any]) -> None:
-        await self._set(self.keys.key("latest-candle", symbol, timeframe), candle)
+    async def record_candle(self, symbol: str, timeframe: str, candle: dict[str, Any]) -> bool:
+        """Record the candle unless a newer one is stored; whether it was stored."""
+        client = self.link.client
+        if client is None:
+            return False
+        stamp: datetime = candle["timestamp"]
+        try:
+            stored = await client.eval(
+                SET_IF_NOT_OLDER,
+                1,
+                self.keys.key("latest-candle", symbol, timeframe),
+                str(int(stamp.timestamp() * 1000)),
+                codec.dumps(candle),
+                datetime.now(UTC).isoformat(),
+            )
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            return False
+        return bool(stored)
 
     async def get_candle(self, symbol: str, timeframe: str) -> dict[str, Any] | None:
         return await self._get(self.keys.key("latest-candle", symbol, timeframe))

@@ -7,6 +7,7 @@ field and the value. Row models (`Strategy`, `Order`, `Trade`) mirror the tables
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -344,10 +345,16 @@ def as_uuid(value: Any, *, field: str = "id") -> UUID:
         ) from None
 
 
+@functools.cache
+def _money_adapter(kind: Any) -> pydantic.TypeAdapter[Decimal]:
+    """One validator per money type, built once (building one costs far more than using it)."""
+    return pydantic.TypeAdapter(kind)
+
+
 def parse_money(name: str, value: Any, kind: Any = Money) -> Decimal:
     """One money value checked like a model field (`Money`, `PositiveMoney`, ...)."""
     try:
-        return pydantic.TypeAdapter(kind).validate_python(value)  # type: ignore[no-any-return]
+        return _money_adapter(kind).validate_python(value)
     except pydantic.ValidationError as exc:
         reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ValidationError(
