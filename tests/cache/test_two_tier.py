@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import delete_keys, make_settings
 from tests.servers import RedisServer
@@ -28,6 +30,30 @@ def test_codec_keeps_decimal_datetime_uuid_exact() -> None:
     assert codec.loads(codec.dumps(value)) == value
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["$d", "$t", "$date", "$u", "$$d", "$", "a"]) | st.text(),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_codec_round_trips_any_json_including_keys_that_look_like_tags(value: object) -> None:
+    assert codec.loads(codec.dumps(value)) == value
+
+
+def test_a_user_dict_shaped_like_a_tag_stays_a_dict() -> None:
+    config = {"p": {"$d": "abc"}, "$t": {"$u": "not-a-uuid"}, "$$x": 1}
+    assert codec.loads(codec.dumps(config)) == config
+
+
 async def test_single_flight_100_concurrent_misses_one_load(store: TradeStore) -> None:
     calls = 0
 
@@ -40,6 +66,27 @@ async def test_single_flight_100_concurrent_misses_one_load(store: TradeStore) -
     key = f"sf:{uuid.uuid4()}"
     results = await asyncio.gather(*(store.cache.get_or_load(key, loader) for _ in range(100)))
     assert calls == 1 and all(r == {"v": 1} for r in results)
+
+
+async def test_followers_take_over_when_the_leader_is_cancelled(store: TradeStore) -> None:
+    key = f"t:{uuid.uuid4().hex}"
+    started, calls = asyncio.Event(), 0
+
+    async def slow_loader() -> str:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(0.2)
+        return "value"
+
+    leader = asyncio.create_task(store.cache.get_or_load(key, slow_loader))
+    await started.wait()
+    followers = [asyncio.create_task(store.cache.get_or_load(key, slow_loader)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    assert await asyncio.gather(*followers) == ["value"] * 5
+    assert leader.cancelled()
+    assert calls == 2  # the cancelled load, then one follower's, shared by all
 
 
 async def test_strategy_get_hits_the_database_once(store: TradeStore) -> None:

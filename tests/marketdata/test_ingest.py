@@ -279,3 +279,38 @@ async def test_append_path_falls_back_when_a_row_exists_outside_the_catalog(
     assert (result.inserted, result.updated, result.unchanged) == (4, 1, 0)
     frame = await store.market_data.get_latest_candles(symbol, "1m", 10, exact=True)
     assert len(frame) == 10 and frame.close[7] == rows[7]["close"]
+
+
+async def test_catalog_versions_never_repeat_so_a_cached_range_cannot_come_back(
+    store: TradeStore,
+) -> None:
+    symbol = new_symbol()
+    rows = candles(30)
+    end = T0 + timedelta(minutes=29)
+    await store.market_data.store_candles(symbol, "1m", rows)
+    first = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
+    versions = {
+        await store.db.query_value(
+            "SELECT version FROM market_data_catalog WHERE symbol = %s", (symbol,)
+        )
+    }
+    # the series emptied and recounted: its catalog row goes away ...
+    await store.db.execute("DELETE FROM market_data WHERE symbol = %s", (symbol,))
+    await store.db.execute("SELECT market_data_catalog_refresh(%s, '1m')", (symbol,))
+    assert await store.market_data.list_series(symbol) == []
+    # ... and comes back with different data: the old cached range must not be served
+    changed = candles(30, base="200.5")
+    await store.market_data.store_candles(symbol, "1m", changed)
+    version = await store.db.query_value(
+        "SELECT version FROM market_data_catalog WHERE symbol = %s", (symbol,)
+    )
+    assert version not in versions
+    again = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
+    assert list(again.close) == [r["close"] for r in changed] != list(first.close)
+    await store.db.execute("SELECT market_data_catalog_refresh(%s, '1m')", (symbol,))
+    assert (
+        await store.db.query_value(
+            "SELECT version FROM market_data_catalog WHERE symbol = %s", (symbol,)
+        )
+        > version
+    )  # a recount of a live series bumps it too

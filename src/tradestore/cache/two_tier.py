@@ -94,26 +94,47 @@ class TwoTierCache:
         `decode` rebuilds the value from its L2 (JSON) form, e.g. a pydantic model.
         A loader result of None is not cached.
         """
-        hit = self.local.get(key, _MISSING)
-        if hit is not _MISSING:
-            self.stats["l1_hits"] += 1
-            return hit  # type: ignore[no-any-return]
-        pending = self._inflight.get(key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._inflight[key] = pending
+        while True:
+            hit = self.local.get(key, _MISSING)
+            if hit is not _MISSING:
+                self.stats["l1_hits"] += 1
+                return hit  # type: ignore[no-any-return]
+            pending = self._inflight.get(key)
+            if pending is None:
+                return await self._lead(key, loader, decode, ttl_ms)
             try:
-                pending.set_result(await self._load(key, loader, decode, ttl_ms))
-            except Exception as exc:
-                pending.set_exception(exc)
-                pending.exception()  # mark retrieved: waiters re-raise it themselves
-            except BaseException:
-                pending.cancel()
-                raise
-            finally:
-                if self._inflight.get(key) is pending:
-                    del self._inflight[key]
-        return await asyncio.shield(pending)
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if _we_are_cancelled() or not pending.cancelled():
+                    raise
+                # the leader was cancelled, not us: load again (one follower leads)
+
+    async def _lead(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        decode: Callable[[Any], T] | None,
+        ttl_ms: int | None,
+    ) -> T:
+        """Load key for everyone waiting on it. If this task is cancelled, the waiters
+        see the future cancelled and one of them loads again."""
+        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = pending
+        try:
+            value = await self._load(key, loader, decode, ttl_ms)
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        except BaseException:
+            pending.cancel()
+            raise
+        else:
+            pending.set_result(value)
+            return value
+        finally:
+            if self._inflight.get(key) is pending:
+                del self._inflight[key]
 
     async def _load(
         self,
@@ -226,6 +247,11 @@ class TwoTierCache:
             )
         except (RedisError, OSError) as exc:
             self.link.failed(exc)
+
+
+def _we_are_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _text(value: bytes | str) -> str:

@@ -106,7 +106,8 @@ ON CONFLICT (symbol, timeframe) DO UPDATE
    SET first_ts = LEAST(c.first_ts, EXCLUDED.first_ts),
        last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
        row_count = c.row_count + EXCLUDED.row_count,
-       version = c.version + CASE WHEN %(changed)s THEN 1 ELSE 0 END,
+       version = CASE WHEN %(changed)s THEN nextval('market_data_catalog_version_seq')
+                      ELSE c.version END,
        updated_at = now()
 """
 

@@ -37,7 +37,7 @@ UPDATE market_data_catalog SET row_count = greatest(row_count - %(n)s, 0),
        first_ts = coalesce((SELECT min(timestamp) FROM market_data
                              WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
                                AND timestamp >= %(after)s), first_ts),
-       version = version + 1, updated_at = now()
+       version = nextval('market_data_catalog_version_seq'), updated_at = now()
  WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 CATALOG_EMPTY = "DELETE FROM market_data_catalog WHERE row_count = 0"
