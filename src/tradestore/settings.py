@@ -104,6 +104,21 @@ class Settings(BaseSettings):
     config_key: SecretStr | None = Field(None, validation_alias=_env("TRADESTORE_CONFIG_KEY"))
     db_disk_bytes: int | None = Field(None, gt=0, validation_alias=_env("TRADESTORE_DB_DISK_BYTES"))
 
+    # --- alert thresholds (the seed's defaults) ------------------------------------------
+    alert_pool_utilisation: float = Field(
+        0.90, gt=0, validation_alias=_env("TRADESTORE_ALERT_POOL_UTILISATION")
+    )
+    alert_query_ms: float = Field(1000.0, gt=0, validation_alias=_env("TRADESTORE_ALERT_QUERY_MS"))
+    alert_lock_wait_ms: float = Field(
+        100.0, gt=0, validation_alias=_env("TRADESTORE_ALERT_LOCK_WAIT_MS")
+    )
+    alert_disk_usage: float = Field(
+        0.85, gt=0, validation_alias=_env("TRADESTORE_ALERT_DISK_USAGE")
+    )
+    alert_replication_lag_ms: float = Field(
+        60_000.0, gt=0, validation_alias=_env("TRADESTORE_ALERT_REPLICATION_LAG_MS")
+    )
+
     # --- cache -------------------------------------------------------------------------
     cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
     cache_l1_ttl_ms: int = Field(30_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_TTL_MS"))

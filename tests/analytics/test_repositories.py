@@ -207,3 +207,37 @@ async def test_million_point_equity_curve_round_trip(store: TradeStore) -> None:
     assert np.array_equal(back_values, values)
     full = await store.backtests.get(bt["id"])
     assert "equity_curve" not in full  # the preview is not loaded with the summary either
+
+
+async def test_pooled_connections_work_in_utc_on_a_new_york_database(store: TradeStore) -> None:
+    import psycopg
+
+    url = store.settings.postgres_conninfo()
+    assert url is not None
+    with psycopg.connect(url) as direct:  # what a plain session gets
+        assert direct.execute("SHOW TimeZone").fetchone() == ("America/New_York",)
+    assert await store.db.query_value("SHOW TimeZone") == "UTC"
+    strategy = await new_strategy(store)
+    late = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)  # 18:30 in New York, the same day there
+    await store.portfolio.record(
+        {
+            "strategy_id": strategy.id,
+            "total_value": "100",
+            "cash_balance": "100",
+            "snapshot_time": late,
+        }
+    )
+    nxt = await store.portfolio.record(
+        {
+            "strategy_id": strategy.id,
+            "total_value": "110",
+            "cash_balance": "110",
+            "snapshot_time": late + timedelta(hours=1),
+        }
+    )
+    assert nxt["daily_pnl"] == Decimal("10")  # 00:30 UTC is a new UTC day
+    curve = await store.portfolio.equity_curve(strategy.id, late, late + timedelta(hours=2))
+    assert [str(t) for t in curve.timestamp] == [
+        "2024-03-01T23:30:00.000000",
+        "2024-03-02T00:30:00.000000",
+    ]

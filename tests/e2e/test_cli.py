@@ -159,6 +159,7 @@ def test_seed_through_the_library(migrated: Cli) -> None:
     (cli.workdir / "BTC-USD-1m.csv").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.timeout(900)  # ~35 commands, each with its own bound
 def test_every_command_of_the_readme_table(migrated: Cli) -> None:
     cli = migrated
     assert cli.strategy, "seeding failed"
@@ -196,6 +197,7 @@ def test_every_command_of_the_readme_table(migrated: Cli) -> None:
     cli.ok("health", "--json")
 
 
+@pytest.mark.timeout(600)
 def test_long_running_commands_stop_cleanly_on_ctrl_c(migrated: Cli) -> None:
     cli = migrated
     cli.interrupted("events", "tail")
@@ -206,6 +208,7 @@ def test_long_running_commands_stop_cleanly_on_ctrl_c(migrated: Cli) -> None:
     cli.interrupted("status", "--watch", "--interval", "0.5")
 
 
+@pytest.mark.timeout(900)  # 100 process starts; each command has its own 30 s bound
 def test_quick_commands_never_hang(migrated: Cli) -> None:
     cli = migrated
     runs = [command for command in QUICK for _ in range(QUICK_RUNS)]

@@ -95,3 +95,29 @@ async def test_change_invalidates_the_cache_of_another_store(migrated_db_url: st
 
             await asyncio.sleep(0.01)
         assert await b.config.get(name) == {"max": 2}
+
+
+async def test_a_wrong_typed_secret_is_not_echoed(migrated_db_url: str) -> None:
+    name = key_name()
+    async with TradeStore(make_settings(migrated_db_url, config_key=KEY)) as store:
+        await store.config.set(name, "sk-first", sensitive=True)
+        with pytest.raises(ValidationError) as caught:
+            await store.config.set(name, 98765432123)
+        assert "98765432123" not in str(caught.value) + repr(caught.value.value)
+        assert "is not a string" in str(caught.value)
+
+
+async def test_concurrent_first_writes_of_a_key_are_type_checked(store: TradeStore) -> None:
+    """Two writers race to create one key with values of different types: the first
+    declares the type and the second is checked against it, never both accepted."""
+    import asyncio
+
+    for _ in range(10):
+        name = key_name()
+        results = await asyncio.gather(
+            store.config.set(name, 5), store.config.set(name, "five"), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) == 1 and isinstance(errors[0], ValidationError), results
+        history = await store.config.history(name)
+        assert [h.old_value for h in history] == [None]  # one first write, not two

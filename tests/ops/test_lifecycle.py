@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from uuid import UUID
 
 import numpy as np
+import psycopg
 import pytest
 
 from tests.conftest import delete_keys, make_settings
@@ -283,6 +285,57 @@ async def test_parquet_round_trip_of_a_partition(fresh: TradeStore, tmp_path: Pa
     for name, values in before.columns().items():
         assert list(after.columns()[name]) == list(values), name
     assert (await fresh.market_data.list_series("PQ-USD"))[0]["row_count"] == 3000
+
+
+async def test_a_backfill_during_export_and_drop_is_never_lost(
+    fresh: TradeStore, tmp_path: Path
+) -> None:
+    rows = candles(500, start=datetime(2022, 3, 1, tzinfo=UTC))
+    await fresh.market_data.store_candles("PQ-USD", "1m", rows)
+    late = candles(1, start=datetime(2022, 3, 20, tzinfo=UTC), base="50.5")[0]
+    url = fresh.settings.postgres_conninfo()
+    assert url is not None
+    async with await psycopg.AsyncConnection.connect(url) as writer:
+        # a backfill row of that month, committed while the export runs
+        await writer.execute(
+            "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, "
+            "volume) VALUES ('PQ-USD', '1m', %(timestamp)s, %(open)s, %(high)s, %(low)s, "
+            "%(close)s, %(volume)s)",
+            late,
+        )
+        export = asyncio.ensure_future(
+            export_partition(
+                fresh.db,
+                await fresh.retention(),
+                "market_data_p20220301",
+                tmp_path,
+                drop_after=True,
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not export.done()  # it waits for the writer, rather than racing it
+        await writer.commit()
+        manifest = await export
+    assert manifest.rows == 501  # the late row is in the file, not dropped unseen
+
+
+async def test_a_manifest_cannot_point_outside_its_folder(
+    fresh: TradeStore, tmp_path: Path
+) -> None:
+    manifest = {
+        "table": "market_data",
+        "partition": "market_data_p20220301",
+        "range_start": "2022-03-01T00:00:00+00:00",
+        "range_end": "2022-04-01T00:00:00+00:00",
+        "rows": 1,
+        "sha256": "0" * 64,
+        "file": "../../etc/hostname",
+        "exported_at": "2022-05-01T00:00:00+00:00",
+    }
+    path = tmp_path / "evil.manifest.json"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValidationError, match="plain file name"):
+        await import_partition(fresh.db, await fresh.partitions(), path)
 
 
 async def test_two_maintainers_one_runs(fresh: TradeStore, empty_database: object) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_settings
@@ -100,14 +102,20 @@ async def test_prometheus_exporter_parses_and_health(store: TradeStore) -> None:
             await server
 
 
-def test_thresholds_from_the_environment() -> None:
-    import pytest
-
+def test_thresholds_from_the_environment_and_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tradestore import ConfigurationError
+    from tradestore.settings import load_settings
 
-    t = AlertThresholds.from_env(
-        {"TRADESTORE_ALERT_QUERY_MS": "250", "TRADESTORE_ALERT_DISK_USAGE": "0.7"}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "TRADESTORE_ALERT_QUERY_MS=250\nTRADESTORE_ALERT_DISK_USAGE=0.7\n"
     )
+    t = AlertThresholds.from_settings(load_settings())
     assert (t.query_ms, t.disk_usage, t.lock_wait_ms) == (250.0, 0.7, 100.0)
+    monkeypatch.setenv("TRADESTORE_ALERT_QUERY_MS", "300")  # the environment wins
+    assert AlertThresholds.from_settings(load_settings()).query_ms == 300.0
+    monkeypatch.setenv("TRADESTORE_ALERT_LOCK_WAIT_MS", "soon")
     with pytest.raises(ConfigurationError, match="TRADESTORE_ALERT_LOCK_WAIT_MS"):
-        AlertThresholds.from_env({"TRADESTORE_ALERT_LOCK_WAIT_MS": "soon"})
+        load_settings()

@@ -89,6 +89,28 @@ async def test_context_levels_and_queries(store: TradeStore) -> None:
     assert errors[0]["ip_address"] is None  # a bad address does not fail the batch
 
 
+async def test_search_text_is_literal_not_a_like_pattern(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    handler = await store.log_handler()
+    logger = logging.getLogger(f"like.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    with log_context(strategy_id=strategy.id):
+        for message in ("order 100 filled", "order 1_0 odd", "50% done", "path c:\\tmp"):
+            logger.warning(message)
+    await handler.aclose()
+
+    async def found(text: str) -> list[str]:
+        rows = await store.search_logs(LogFilter(strategy_id=strategy.id, text=text))
+        return sorted(r["message"] for r in rows)
+
+    assert await found("1_0") == ["order 1_0 odd"]
+    assert await found("0%") == ["50% done"]
+    assert await found("%") == ["50% done"]
+    assert await found("c:\\tmp") == ["path c:\\tmp"]
+    assert await found("ORDER 1") == ["order 100 filled", "order 1_0 odd"]
+
+
 async def test_logging_never_blocks_even_when_the_database_is_slow(store: TradeStore) -> None:
     handler = await store.log_handler(queue_size=100_000, batch_size=50_000)
     logger = logging.getLogger(f"slow.{uuid.uuid4().hex}")

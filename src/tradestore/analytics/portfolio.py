@@ -4,13 +4,14 @@ as columnar arrays, and daily P&L against the previous UTC day's last snapshot."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,7 +56,7 @@ class NewSnapshot(BaseModel):
 INSERT = """
 WITH prev AS (
     SELECT total_value FROM portfolio_snapshots
-     WHERE strategy_id IS NOT DISTINCT FROM %(strategy_id)s
+     WHERE {owner}
        AND snapshot_time < date_trunc('day', %(at)s::timestamptz AT TIME ZONE 'UTC')
                            AT TIME ZONE 'UTC'
      ORDER BY snapshot_time DESC LIMIT 1)
@@ -73,18 +74,18 @@ SELECT %(strategy_id)s, %(at)s, %(total_value)s, %(cash_balance)s, %(unrealized_
 RETURNING *
 """
 LATEST = """
-SELECT * FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
+SELECT * FROM portfolio_snapshots WHERE {owner}
  ORDER BY snapshot_time DESC LIMIT 1
 """
 RANGE = """
-SELECT * FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
-   AND snapshot_time >= %s AND snapshot_time <= %s ORDER BY snapshot_time
+SELECT * FROM portfolio_snapshots WHERE {owner}
+   AND snapshot_time >= %(start)s AND snapshot_time <= %(end)s ORDER BY snapshot_time
 """
 EQUITY = """
 SELECT snapshot_time, total_value::float8 AS total_value, cash_balance::float8 AS cash,
        coalesce(daily_pnl, 0)::float8 AS daily_pnl
-  FROM portfolio_snapshots WHERE strategy_id IS NOT DISTINCT FROM %s
-   AND snapshot_time >= %s AND snapshot_time <= %s ORDER BY snapshot_time
+  FROM portfolio_snapshots WHERE {owner}
+   AND snapshot_time >= %(start)s AND snapshot_time <= %(end)s ORDER BY snapshot_time
 """
 
 
@@ -103,7 +104,7 @@ class PortfolioRepository:
 
     async def record(self, data: NewSnapshot | dict[str, Any]) -> dict[str, Any]:
         snap = _parse(data)
-        at = snap.snapshot_time or datetime.now().astimezone()
+        at = snap.snapshot_time or datetime.now(UTC)
         partitions: PartitionManager = await self._partitions()
         await partitions.ensure("portfolio_snapshots", at, at)
         params = snap.model_dump(exclude={"positions", "metadata", "snapshot_time"})
@@ -112,25 +113,28 @@ class PortfolioRepository:
             positions=Jsonb([p.model_dump(mode="json", exclude_none=True) for p in snap.positions]),
             metadata=Jsonb(snap.metadata),
         )
-        row = await self.db.query_one(INSERT, params)
+        row = await self.db.query_one(_owned(INSERT, snap.strategy_id), params)
         assert row is not None
         return dict(row)
 
     async def latest(self, strategy_id: UUID | None) -> dict[str, Any] | None:
-        row = await self.db.query_one(LATEST, (strategy_id,))
+        row = await self.db.query_one(_owned(LATEST, strategy_id), {"strategy_id": strategy_id})
         return None if row is None else dict(row)
 
     async def range(
         self, strategy_id: UUID | None, start: datetime, end: datetime
     ) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.db.query(RANGE, (strategy_id, start, end))]
+        params = {"strategy_id": strategy_id, "start": start, "end": end}
+        return [dict(r) for r in await self.db.query(_owned(RANGE, strategy_id), params)]
 
     async def equity_curve(
         self, strategy_id: UUID | None, start: datetime, end: datetime
     ) -> EquityCurve:
-        rows = await self.db.query(EQUITY, (strategy_id, start, end))
+        params = {"strategy_id": strategy_id, "start": start, "end": end}
+        rows = await self.db.query(_owned(EQUITY, strategy_id), params)
         stamps = np.array(
-            [r["snapshot_time"].replace(tzinfo=None) for r in rows], dtype="datetime64[us]"
+            [r["snapshot_time"].astimezone(UTC).replace(tzinfo=None) for r in rows],
+            dtype="datetime64[us]",
         )
         return EquityCurve(
             stamps,
@@ -138,6 +142,14 @@ class PortfolioRepository:
             np.array([r["cash"] for r in rows], dtype=np.float64),
             np.array([r["daily_pnl"] for r in rows], dtype=np.float64),
         )
+
+
+def _owned(query: str, strategy_id: UUID | None) -> sql.Composed:
+    """The query for one strategy's snapshots, or the account's (strategy_id NULL): an
+    equality the (strategy_id, snapshot_time) index serves, where IS NOT DISTINCT FROM
+    would not."""
+    owner = "strategy_id IS NULL" if strategy_id is None else "strategy_id = %(strategy_id)s"
+    return sql.SQL(query).format(owner=sql.SQL(owner))
 
 
 def _parse(data: NewSnapshot | dict[str, Any]) -> NewSnapshot:

@@ -15,7 +15,7 @@ from rich.table import Table
 from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import health_table, parse_when, when
 from tradestore.errors import TradeStoreError
-from tradestore.ops.alerts import Alert, evaluate
+from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
 from tradestore.ops.config_store import REDACTED
 from tradestore.ops.monitoring import DatabaseMetrics
 from tradestore.ops.system_logs import LogFilter
@@ -29,7 +29,12 @@ config_app = typer.Typer(help="system_config.", no_args_is_help=True)
 async def _snapshot(store: TradeStore) -> tuple[Health, DatabaseMetrics, list[Alert], str]:
     metrics = await store.monitor.collect()  # first: its pool figures exclude our own queries
     health = await store.health()
-    return health, metrics, evaluate(metrics), await _outbox(store)
+    return (
+        health,
+        metrics,
+        evaluate(metrics, AlertThresholds.from_settings(store.settings)),
+        await _outbox(store),
+    )
 
 
 async def _outbox(store: TradeStore) -> str:

@@ -54,7 +54,8 @@ def build_pool(
     conninfo: str, settings: Settings, *, lock_timeout_ms: int | None = None
 ) -> AsyncConnectionPool[Connection]:
     kwargs: dict[str, Any] = settings.postgres_connect_kwargs()
-    kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    # every pooled connection works in UTC, whatever the server's or database's TimeZone
+    kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms} -c TimeZone=UTC"
     if lock_timeout_ms is not None:
         kwargs["options"] += f" -c lock_timeout={lock_timeout_ms}"
     kwargs["row_factory"] = dict_row

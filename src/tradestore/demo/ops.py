@@ -10,7 +10,7 @@ from rich.table import Table
 from tradestore.cli.common import console
 from tradestore.demo.trading import demo_strategy
 from tradestore.ops import maintenance
-from tradestore.ops.alerts import evaluate
+from tradestore.ops.alerts import AlertThresholds, evaluate
 from tradestore.ops.system_logs import LogFilter, log_context
 from tradestore.store import TradeStore
 
@@ -87,7 +87,7 @@ async def step_operations(store: TradeStore) -> None:
         f"{rows[0]['level']} {rows[0]['message']!r}"
     )
     metrics = await store.monitor.collect()
-    alerts = evaluate(metrics)
+    alerts = evaluate(metrics, AlertThresholds.from_settings(store.settings))
     console.print(
         f"database: {sum(metrics.connections.values())} connection(s), cache hit "
         f"ratio {metrics.cache_hit_ratio or 0:.1%}, pool {metrics.pool_utilisation:.0%}"

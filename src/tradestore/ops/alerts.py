@@ -4,18 +4,17 @@ replication lag > 1 min. Each threshold is configurable."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tradestore.errors import ConfigurationError
 from tradestore.ops.monitoring import DatabaseMetrics
+from tradestore.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)
 class AlertThresholds:
-    """Each threshold can also be set from the environment: TRADESTORE_ALERT_POOL_UTILISATION,
-    _QUERY_MS, _LOCK_WAIT_MS, _DISK_USAGE, _REPLICATION_LAG_MS (see `from_env`)."""
+    """Each threshold can also be set in the environment or `.env` (Settings):
+    TRADESTORE_ALERT_POOL_UTILISATION, _QUERY_MS, _LOCK_WAIT_MS, _DISK_USAGE,
+    _REPLICATION_LAG_MS (see `from_settings`)."""
 
     pool_utilisation: float = 0.90
     query_ms: float = 1000.0
@@ -24,19 +23,11 @@ class AlertThresholds:
     replication_lag_ms: float = 60_000.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertThresholds:
-        env = os.environ if environ is None else environ
-        values: dict[str, float] = {}
-        for name in cls.__dataclass_fields__:
-            variable = f"TRADESTORE_ALERT_{name.upper()}"
-            if variable in env:
-                try:
-                    values[name] = float(env[variable])
-                except ValueError:
-                    raise ConfigurationError(
-                        f"{variable}: not a number (got {env[variable]!r})"
-                    ) from None
-        return cls(**values)
+    def from_settings(cls, settings: Settings) -> AlertThresholds:
+        """The thresholds of the settings (environment or `.env`)."""
+        return cls(
+            **{name: getattr(settings, f"alert_{name}") for name in cls.__dataclass_fields__}
+        )
 
 
 @dataclass(frozen=True)
@@ -49,7 +40,7 @@ class Alert:
 
 
 def evaluate(m: DatabaseMetrics, t: AlertThresholds | None = None) -> list[Alert]:
-    t = t or AlertThresholds.from_env()
+    t = t or AlertThresholds.from_settings(load_settings())
     alerts: list[Alert] = []
     if m.pool_utilisation > t.pool_utilisation:
         alerts.append(

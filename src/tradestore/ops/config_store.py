@@ -35,6 +35,7 @@ TYPES: dict[str, tuple[type, ...]] = {
 }
 
 SELECT_ONE = "SELECT * FROM system_config WHERE key = %s"
+LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtext('tradestore.config'), hashtext(%s))"
 LOCK_ONE = "SELECT * FROM system_config WHERE key = %s FOR UPDATE"
 SELECT_ALL = """
 SELECT * FROM system_config WHERE (%(category)s::text IS NULL OR category = %(category)s)
@@ -119,8 +120,12 @@ class ConfigStore:
     ) -> ConfigEntry:
         _check_key(key)
         async with self.db.transaction() as conn:
+            # the key's lock even before it exists: two first writers take turns, so the
+            # second is type-checked against the first (FOR UPDATE locks no missing row)
+            await conn.execute(LOCK_KEY, (key,))
             cur = await conn.execute(LOCK_ONE, (key,))
             old = await cur.fetchone()
+            secret = bool(sensitive if sensitive is not None else (old and old["is_sensitive"]))
             declared = data_type or (old["data_type"] if old else _infer(value))
             if old is not None and declared != old["data_type"]:
                 raise ValidationError(
@@ -128,8 +133,7 @@ class ConfigStore:
                     field=key,
                     value=declared,
                 )
-            _check_type(key, value, declared)
-            secret = bool(sensitive if sensitive is not None else (old and old["is_sensitive"]))
+            _check_type(key, value, declared, secret=secret)
             stored = self._seal(value) if secret else value
             cur = await conn.execute(
                 UPSERT,
@@ -271,7 +275,7 @@ def _infer(value: Any) -> str:
     raise ValidationError(f"unsupported value type {type(value).__name__}", value=value)
 
 
-def _check_type(key: str, value: Any, data_type: str) -> None:
+def _check_type(key: str, value: Any, data_type: str, *, secret: bool = False) -> None:
     if data_type not in TYPES:
         raise ValidationError(
             f"data_type must be one of {', '.join(TYPES)}", field="data_type", value=data_type
@@ -280,7 +284,10 @@ def _check_type(key: str, value: Any, data_type: str) -> None:
         data_type == "number" and isinstance(value, bool)
     )
     if not ok:
-        raise ValidationError(f"{key}: {value!r} is not a {data_type}", field=key, value=value)
+        shown = f"a {type(value).__name__}" if secret else repr(value)  # never echo a secret
+        raise ValidationError(
+            f"{key}: {shown} is not a {data_type}", field=key, value=REDACTED if secret else value
+        )
 
 
 def _check_key(key: str) -> None:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tradestore.ops.alerts import Alert, evaluate
+from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
 from tradestore.ops.monitoring import DatabaseMetrics
 
 if TYPE_CHECKING:
@@ -100,7 +100,13 @@ def _gauge(name: str, doc: str, value: float | bool | int) -> GaugeMetricFamily:
 async def render_metrics(store: TradeStore) -> bytes:
     metrics = await store.monitor.collect()
     registry = CollectorRegistry()
-    registry.register(_Snapshot(metrics, await store.health(), evaluate(metrics)))
+    registry.register(
+        _Snapshot(
+            metrics,
+            await store.health(),
+            evaluate(metrics, AlertThresholds.from_settings(store.settings)),
+        )
+    )
     return generate_latest(registry)
 
 

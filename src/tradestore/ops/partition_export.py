@@ -2,11 +2,13 @@
 
 export: the partition's rows, ordered by key, go to <dir>/<partition>.parquet (prices as
 exact decimal128(18,8)); the manifest <partition>.manifest.json records table,
-partition, range, rows and the file's sha256. The file is read back and its row count
-checked against the partition before the export is reported done; only then may the
-partition be dropped (`drop_after=True` does it in the same call).
-import: the manifest's checksum and row count are verified, the partition is made if
-needed, and the rows are inserted (existing keys are left as they are).
+partition, range, rows and the file's sha256. The whole export runs in one transaction
+that first takes a SHARE lock on the partition: writers of that month (a late backfill)
+wait until it commits, so the rows exported, the rows counted and (with
+`drop_after=True`) the rows dropped are the same rows; nothing can arrive in between.
+import: the manifest's file must sit beside it (a plain file name); its checksum and row
+count are verified, the partition is made if needed, and the rows are streamed in record
+batches into the table (existing keys are left as they are).
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from tradestore.db.database import Database
+from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import ValidationError
 from tradestore.ops.retention import Partition, Retention, partitions_of
@@ -80,53 +82,64 @@ async def export_partition(
     part = await _find(db, partition)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{partition}.parquet"
-    rows = 0
+    table = sql.Identifier(partition)
+    async with db.connection() as conn, conn.transaction():
+        await conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(table))
+        rows = await _write_parquet(conn, table, path)
+        stored = pq.ParquetFile(path).metadata.num_rows
+        cur = await conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table))
+        counted = await cur.fetchone()
+        count = int(counted["n"]) if counted else -1
+        if stored != rows or count != rows:
+            raise ValidationError(
+                f"export of {partition} is incomplete: {stored} in the file, "
+                f"{count} in the partition"
+            )
+        manifest = Manifest(
+            "market_data",
+            partition,
+            part.start.isoformat(),
+            part.end.isoformat(),
+            rows,
+            _sha256(path),
+            path.name,
+            datetime.now(UTC).isoformat(),
+        )
+        manifest_path = directory / f"{partition}.manifest.json"
+        manifest_path.write_text(json.dumps(asdict(manifest), indent=2))
+        if drop_after:
+            await retention.drop(part, conn)
+    return manifest
+
+
+async def _write_parquet(conn: Connection, table: sql.Identifier, path: Path) -> int:
     query = sql.SQL("SELECT {} FROM {} ORDER BY symbol, timeframe, timestamp").format(
-        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.Identifier(partition)
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), table
     )
+    rows = 0
     with pq.ParquetWriter(path, SCHEMA) as writer:
-        async with db.connection() as conn, conn.transaction(), conn.cursor(name="export") as cur:
+        async with conn.cursor(name="export") as cur:
             await cur.execute(query)
             while batch := await cur.fetchmany(BATCH):
                 writer.write_table(pa.Table.from_pylist([dict(r) for r in batch], SCHEMA))
                 rows += len(batch)
-    stored = pq.ParquetFile(path).metadata.num_rows
-    count = int(
-        await db.query_value(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(partition)))
-    )
-    if stored != rows or count != rows:
-        raise ValidationError(
-            f"export of {partition} is incomplete: {stored} in the file, {count} in the partition"
-        )
-    manifest = Manifest(
-        "market_data",
-        partition,
-        part.start.isoformat(),
-        part.end.isoformat(),
-        rows,
-        _sha256(path),
-        path.name,
-        datetime.now().astimezone().isoformat(),
-    )
-    (directory / f"{partition}.manifest.json").write_text(json.dumps(asdict(manifest), indent=2))
-    if drop_after:
-        await retention.drop(part)
-    return manifest
+    return rows
 
 
 async def import_partition(db: Database, partitions: PartitionManager, manifest_path: Path) -> int:
     manifest = Manifest(**json.loads(manifest_path.read_text()))
-    path = manifest_path.parent / manifest.file
+    path = _beside(manifest_path, manifest.file)
     if _sha256(path) != manifest.sha256:
         raise ValidationError(f"{path.name}: sha256 does not match its manifest")
-    table = pq.read_table(path, schema=SCHEMA)
-    if table.num_rows != manifest.rows:
-        raise ValidationError(f"{path.name}: {table.num_rows} rows, manifest says {manifest.rows}")
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows != manifest.rows:
+        raise ValidationError(
+            f"{path.name}: {parquet.metadata.num_rows} rows, manifest says {manifest.rows}"
+        )
     start = datetime.fromisoformat(manifest.range_start)
     end = datetime.fromisoformat(manifest.range_end)
     await partitions.ensure("market_data", start, end - (end - start) / 1e6)
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-    inserted = 0
     async with db.transaction() as conn:
         await conn.execute(
             "CREATE TEMP TABLE md_import (LIKE market_data INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -135,8 +148,9 @@ async def import_partition(db: Database, partitions: PartitionManager, manifest_
             conn.cursor() as cur,
             cur.copy(sql.SQL("COPY md_import ({}) FROM STDIN").format(columns)) as copy,
         ):
-            for row in table.to_pylist():
-                await copy.write_row([row[c] for c in COLUMNS])
+            for batch in parquet.iter_batches(batch_size=BATCH, columns=list(COLUMNS)):
+                for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                    await copy.write_row(row)
         cur2 = await conn.execute(
             sql.SQL(
                 "INSERT INTO market_data ({0}) SELECT {0} FROM md_import ORDER BY timestamp "
@@ -149,6 +163,18 @@ async def import_partition(db: Database, partitions: PartitionManager, manifest_
             "(SELECT DISTINCT symbol, timeframe FROM md_import) s"
         )
     return inserted
+
+
+def _beside(manifest_path: Path, name: str) -> Path:
+    """The manifest's data file: a plain file name in the manifest's own folder (a
+    manifest cannot point anywhere else, e.g. `../../etc/hostname`)."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValidationError(
+            f"manifest names {name!r}: the data file must be a plain file name beside it",
+            field="file",
+            value=name,
+        )
+    return manifest_path.parent / name
 
 
 async def _find(db: Database, name: str) -> Partition:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from tradestore.db.database import Database
+from tradestore.db.database import Connection, Database
 from tradestore.errors import ValidationError
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
@@ -116,23 +116,30 @@ class Retention:
                 progress(i, len(expired))
         return [f"retention: dropped {p.name}" for p in expired]
 
-    async def drop(self, part: Partition) -> None:
-        async with self.db.transaction() as conn:
-            if part.table == "market_data":
-                cur = await conn.execute(SERIES_IN.format(sql.Identifier(part.name)))
-                counts = await cur.fetchall()
-            else:
-                counts = []
-            await conn.execute(
-                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                    sql.Identifier(part.table), sql.Identifier(part.name)
-                )
+    async def drop(self, part: Partition, conn: Connection | None = None) -> None:
+        """Detach and drop a partition and correct the catalog, in one transaction (the
+        caller's, when given)."""
+        if conn is None:
+            async with self.db.transaction() as own:
+                await self._drop(part, own)
+        else:
+            await self._drop(part, conn)
+
+    async def _drop(self, part: Partition, conn: Connection) -> None:
+        counts = []
+        if part.table == "market_data":
+            cur = await conn.execute(SERIES_IN.format(sql.Identifier(part.name)))
+            counts = await cur.fetchall()
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                sql.Identifier(part.table), sql.Identifier(part.name)
             )
-            await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part.name)))
-            for c in counts:
-                await conn.execute(CATALOG_SUBTRACT, {**c, "after": part.end})
-            if counts:
-                await conn.execute(CATALOG_EMPTY)
+        )
+        await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part.name)))
+        for c in counts:
+            await conn.execute(CATALOG_SUBTRACT, {**c, "after": part.end})
+        if counts:
+            await conn.execute(CATALOG_EMPTY)
 
 
 class RetentionTask:

@@ -306,7 +306,7 @@ SELECT id, timestamp, level, category, strategy_id, trade_id, order_id, message,
    AND (%(category)s::text IS NULL OR category = %(category)s)
    AND (%(strategy_id)s::uuid IS NULL OR strategy_id = %(strategy_id)s)
    AND timestamp >= %(since)s AND timestamp <= %(until)s
-   AND (%(text)s::text IS NULL OR message ILIKE '%%' || %(text)s || '%%')
+   AND (%(text)s::text IS NULL OR message ILIKE '%%' || %(text)s || '%%' ESCAPE '\\')
  ORDER BY timestamp DESC, id DESC
  LIMIT %(limit)s
 """
@@ -328,11 +328,16 @@ async def search_logs(db: Database, filters: LogFilter, *, limit: int = 100) -> 
                 "strategy_id": filters.strategy_id,
                 "since": filters.since or datetime(1970, 1, 1, tzinfo=UTC),
                 "until": filters.until or datetime(9999, 1, 1, tzinfo=UTC),
-                "text": filters.text,
+                "text": None if filters.text is None else _like_literal(filters.text),
                 "limit": limit,
             },
         )
     )
+
+
+def _like_literal(text: str) -> str:
+    """text matched as itself inside a LIKE pattern: %, _ and the escape escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _uuid(value: Any) -> UUID | None:
