@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tradestore.db.database import Database
-from tradestore.errors import ValidationError
 from tradestore.ops.tasks import PlannedAction, Progress
 
 if TYPE_CHECKING:
@@ -172,13 +171,4 @@ class ArchiveTask:
     async def _age(self, store: TradeStore) -> timedelta:
         if self.older_than is not None:
             return self.older_than
-        days = await store.config.get(AGE_CONFIG_KEY, None)
-        if days is None:
-            return DEFAULT_AGE
-        if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
-            raise ValidationError(
-                f"config {AGE_CONFIG_KEY} must be a positive number of days",
-                field=AGE_CONFIG_KEY,
-                value=days,
-            )
-        return timedelta(days=days)
+        return await store.config.get_days(AGE_CONFIG_KEY, DEFAULT_AGE)

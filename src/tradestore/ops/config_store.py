@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -98,6 +98,17 @@ class ConfigStore:
                 raise NotFound(f"no configuration value {key!r}")
             return default
         return entry.value
+
+    async def get_days(self, key: str, default: timedelta) -> timedelta:
+        """A duration stored as a positive number of days; default when the key is unset."""
+        days = await self.get(key, None)
+        if days is None:
+            return default
+        if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
+            raise ValidationError(
+                f"config {key} must be a positive number of days", field=key, value=days
+            )
+        return timedelta(days=days)
 
     async def entry(self, key: str, *, reveal: bool = False) -> ConfigEntry | None:
         async def load() -> dict[str, Any] | None:

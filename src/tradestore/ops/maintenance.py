@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tradestore.errors import Conflict
 from tradestore.ops.archive import ArchiveTask
 from tradestore.ops.compression import CompressionTask
+from tradestore.ops.outbox import OutboxPruneTask
 from tradestore.ops.retention import RetentionTask
 from tradestore.ops.rollups import RollupTask
 from tradestore.ops.tasks import MaintenanceTask, PlannedAction, Progress
@@ -58,6 +59,7 @@ def tasks(*, archive_after: timedelta | None = None) -> list[MaintenanceTask]:
         PartitionsTask(),
         RetentionTask(),
         ArchiveTask(archive_after),
+        OutboxPruneTask(),
         CompressionTask(),
         RollupTask(),
     ]
