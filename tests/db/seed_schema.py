@@ -314,10 +314,19 @@ CHECKS: list[tuple[str, str, str]] = [
 ]
 
 
+# Columns tradestore adds after the seed's, each for a reason given in its migration.
+ADDED_COLUMNS: dict[str, str] = {
+    "orders": """
+        filled_notional numeric not null = 0
+    """,  # 0014: the exact notional, so the average fill price does not drift
+}
+
+
 def parse_columns(table: str) -> dict[str, tuple[str, bool, str | None]]:
-    """name -> (type, not null, default fragment or None)."""
+    """name -> (type, not null, default fragment or None): the seed's, then ours."""
     parsed: dict[str, tuple[str, bool, str | None]] = {}
-    for line in COLUMNS[table].strip().splitlines():
+    lines = COLUMNS[table].strip().splitlines() + ADDED_COLUMNS.get(table, "").strip().splitlines()
+    for line in lines:
         spec, _, default = line.strip().partition(" = ")
         not_null = spec.endswith(" not null")
         spec = spec.removesuffix(" not null")

@@ -119,6 +119,9 @@ async def test_concurrent_fills_lose_nothing_and_never_overfill(migrated_db_url:
         assert sum(outcomes) == 20  # exactly the 20 fills that fit
         assert final.filled_quantity == Decimal(10) and final.status is OrderStatus.FILLED
         assert final.fees == Decimal("0.20") and final.remaining_quantity == 0
+        accepted = [Decimal(100 + i) for i, ok in enumerate(outcomes) if ok]
+        exact = sum(p * Decimal("0.5") for p in accepted) / Decimal(10)
+        assert final.avg_fill_price == exact.quantize(Decimal("0.00000001"))
     finally:
         for s in stores:
             await s.close()

@@ -155,6 +155,56 @@ async def test_trade_from_order_fill_and_partial_fills(store: TradeStore) -> Non
         await store.trades.add_fill(partial.id, quantity="1", price="1")
 
 
+async def test_a_trade_opened_from_a_partial_order_follows_its_later_fills(
+    store: TradeStore,
+) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(
+        {
+            "strategy_id": strategy.id,
+            "symbol": "SOL-USD",
+            "side": "BUY",
+            "type": "LIMIT",
+            "price": "120",
+            "quantity": "10",
+        }
+    )
+    await store.orders.record_fill(order.id, quantity="4", price="100", fee="0.4")
+    trade = await store.trades.open_from_order(order.id)
+    assert (trade.quantity, trade.filled_quantity) == (Decimal(10), Decimal(4))
+    assert trade.status is TradeStatus.PARTIALLY_FILLED and trade.entry_price == Decimal(100)
+    await store.orders.record_fill(order.id, quantity="6", price="110", fee="0.6")
+    trade = await store.trades.get(trade.id)
+    assert trade.filled_quantity == Decimal(10) and trade.status is TradeStatus.OPEN
+    assert trade.entry_price == Decimal(106) and trade.fees == Decimal(1)
+    closed = await store.trades.close(trade.id, exit_price="116", exit_reason="tp")
+    assert closed.pnl == Decimal(10) * (Decimal(116) - Decimal(106)) - Decimal(1)
+
+
+async def test_concurrent_fills_of_a_linked_order_all_reach_the_trade(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(
+        {
+            "strategy_id": strategy.id,
+            "symbol": "SOL-USD",
+            "side": "SELL",
+            "type": "MARKET",
+            "quantity": "20",
+        }
+    )
+    await store.orders.record_fill(order.id, quantity="1", price="100")
+    trade = await store.trades.open_from_order(order.id)
+    prices = [Decimal(100 + i) for i in range(1, 20)]
+    await asyncio.gather(
+        *(store.orders.record_fill(order.id, quantity="1", price=p, fee="0.01") for p in prices)
+    )
+    order_now = await store.orders.get(order.id)
+    trade = await store.trades.get(trade.id)
+    assert trade.filled_quantity == order_now.filled_quantity == Decimal(20)
+    assert trade.entry_price == order_now.avg_fill_price == sum([Decimal(100), *prices]) / 20
+    assert trade.fees == order_now.fees == Decimal("0.19")
+
+
 async def test_open_trades_and_cancel(store: TradeStore) -> None:
     strategy = await new_strategy(store)
     a = await store.trades.open(trade_data(strategy.id))

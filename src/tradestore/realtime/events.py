@@ -24,6 +24,7 @@ class EventType(StrEnum):
     ORDER_CANCELLED = "order.cancelled"
     ORDER_REJECTED = "order.rejected"
     TRADE_OPENED = "trade.opened"
+    TRADE_FILLED = "trade.filled"
     TRADE_CLOSED = "trade.closed"
     STRATEGY_UPDATED = "strategy.updated"
     CONFIG_CHANGED = "config.changed"

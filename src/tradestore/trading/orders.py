@@ -29,6 +29,7 @@ from tradestore.trading.models import (
     parse_input,
     parse_money,
 )
+from tradestore.trading.trades import follow_entry_orders
 
 OPEN_STATES = (OrderStatus.PENDING, OrderStatus.PARTIAL_FILLED)
 
@@ -58,9 +59,9 @@ RECORD_FILL = """
 UPDATE orders SET
     filled_quantity = filled_quantity + %(qty)s,
     remaining_quantity = quantity - filled_quantity - %(qty)s,
+    filled_notional = filled_notional + %(price)s * %(qty)s,
     avg_fill_price = round(
-        (coalesce(avg_fill_price, 0) * filled_quantity + %(price)s * %(qty)s)
-        / (filled_quantity + %(qty)s), 8),
+        (filled_notional + %(price)s * %(qty)s) / (filled_quantity + %(qty)s), 8),
     fees = fees + %(fee)s,
     status = CASE WHEN filled_quantity + %(qty)s = quantity THEN 'FILLED'
                   ELSE 'PARTIAL_FILLED' END,
@@ -172,7 +173,9 @@ class OrderRepository:
         at: datetime | None = None,
     ) -> Order:
         """Add one fill: quantities, weighted average price, fees and timestamps in one
-        atomic statement. Concurrent fills all count; none may overfill."""
+        atomic statement. Concurrent fills all count; none may overfill. A trade opened
+        from this order follows it (filled quantity, entry price, fees) in the same
+        transaction."""
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
         async with self.db.transaction() as conn:
@@ -188,6 +191,8 @@ class OrderRepository:
                 else EventType.ORDER_PARTIALLY_FILLED
             )
             await _event(conn, kind, order, fill_quantity=fill["qty"], fill_price=fill["price"])
+            if order.trade_id is not None:
+                await follow_entry_orders(conn, order.trade_id)
         return order
 
     async def mark_submitted(

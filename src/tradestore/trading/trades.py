@@ -80,6 +80,24 @@ UPDATE trades SET
    AND filled_quantity + %(qty)s <= quantity
 RETURNING *
 """
+# A trade follows its entry orders (those linked to it on its side), as freqtrade
+# recomputes a trade from its orders: filled quantity, weighted entry price and fees.
+FOLLOW_ENTRY_ORDERS = """
+UPDATE trades t SET
+    filled_quantity = agg.filled,
+    quantity = greatest(t.quantity, agg.filled),
+    entry_price = agg.price,
+    fees = agg.fees,
+    status = CASE WHEN agg.filled >= t.quantity THEN 'OPEN' ELSE 'PARTIALLY_FILLED' END,
+    updated_at = now()
+  FROM (SELECT sum(o.filled_quantity) AS filled,
+               round(sum(o.filled_notional) / sum(o.filled_quantity), 8) AS price,
+               sum(o.fees) AS fees
+          FROM orders o JOIN trades tr ON tr.id = o.trade_id AND o.side = tr.side
+         WHERE o.trade_id = %(trade_id)s AND o.filled_quantity > 0) agg
+ WHERE t.id = %(trade_id)s AND t.status IN ('OPEN', 'PARTIALLY_FILLED') AND agg.filled > 0
+RETURNING t.*
+"""
 CANCEL_TRADE = """
 UPDATE trades SET status = 'CANCELLED', updated_at = now()
  WHERE id = %s AND status IN ('OPEN', 'PARTIALLY_FILLED')
@@ -128,7 +146,9 @@ class TradeRepository:
         return trade
 
     async def open_from_order(self, order_id: UUID, **extra: Any) -> Trade:
-        """Open a trade for what an order has filled so far, and link the order to it."""
+        """Open a trade for what an order has filled so far, and link the order to it.
+        The trade's quantity is the order's; later fills of the order (`orders.record_fill`)
+        extend the trade in the same transaction as each fill."""
         order_id = as_uuid(order_id)
         async with self.db.transaction() as conn:
             cur = await conn.execute(LOCK_ORDER, (order_id,))
@@ -147,7 +167,8 @@ class TradeRepository:
                     "side": order["side"],
                     "type": _trade_type(order["type"]),
                     "entry_price": order["avg_fill_price"],
-                    "quantity": order["filled_quantity"],
+                    "quantity": order["quantity"],
+                    "filled_quantity": order["filled_quantity"],
                     "fees": order["fees"],
                     "external_order_id": order["external_order_id"],
                     "entry_time": order["filled_at"] or order["submitted_at"],
@@ -325,6 +346,18 @@ async def _insert(conn: Connection, new: NewTrade) -> Trade:
     assert row is not None
     trade = to_trade(row)
     await _event(conn, EventType.TRADE_OPENED, trade)
+    return trade
+
+
+async def follow_entry_orders(conn: Connection, trade_id: UUID) -> Trade | None:
+    """Bring an open trade up to date with its entry orders' fills, in the caller's
+    transaction (None when the trade is closed or cancelled: it no longer changes)."""
+    cur = await conn.execute(FOLLOW_ENTRY_ORDERS, {"trade_id": trade_id})
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    trade = to_trade(row)
+    await _event(conn, EventType.TRADE_FILLED, trade)
     return trade
 
 
