@@ -5,6 +5,9 @@
   are dropped at the end.
 - Redis: `TRADESTORE_TEST_REDIS_URL` (default redis://127.0.0.1:6379/0). Every test
   gets its own key prefix and deletes only its own keys.
+- Time-series mode, chosen per run: `TRADESTORE_TEST_MODE=native` (the default) or
+  `timescale`, which runs the whole suite on `TRADESTORE_TEST_TIMESCALE_URL` with
+  hypertables. Tests of one mode only carry the marker `native_only` or `timescale`.
 A test that needs either server fails, not skips, when it is unreachable.
 """
 
@@ -32,8 +35,18 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile("tradestore")
 
-ADMIN_URL = os.environ.get(
-    "TRADESTORE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+TIMESCALE_URL = os.environ.get("TRADESTORE_TEST_TIMESCALE_URL")
+MODE = os.environ.get("TRADESTORE_TEST_MODE", "native")
+if MODE not in ("native", "timescale"):
+    raise pytest.UsageError(f"TRADESTORE_TEST_MODE must be native or timescale, not {MODE!r}")
+if MODE == "timescale" and not TIMESCALE_URL:
+    raise pytest.UsageError("TRADESTORE_TEST_MODE=timescale needs TRADESTORE_TEST_TIMESCALE_URL")
+ADMIN_URL = (
+    TIMESCALE_URL
+    if MODE == "timescale" and TIMESCALE_URL
+    else os.environ.get(
+        "TRADESTORE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
 )
 REDIS_URL = os.environ.get("TRADESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -66,7 +79,7 @@ def make_settings(db_url: str | None, **overrides: object) -> Settings:
         "redis_key_prefix": f"tstest:{uuid.uuid4().hex[:10]}:",
         "pool_min_size": 1,
         "pool_max_size": 10,
-        "timeseries_mode": "native",
+        "timeseries_mode": MODE,
         "event_relay": False,  # tests that relay start their own, on their own database
         "_env_file": None,
     }
@@ -151,3 +164,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.start()
     yield server
     server.destroy()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of the other mode only are skipped, saying so."""
+    for item in items:
+        if MODE == "timescale" and item.get_closest_marker("native_only"):
+            item.add_marker(pytest.mark.skip(reason="native mode only (run is timescale)"))

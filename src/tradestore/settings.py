@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import platformdirs
 import pydantic
@@ -198,6 +198,26 @@ class Settings(BaseSettings):
         password = self.redis_password.get_secret_value() if self.redis_password else ""
         auth = f":{quote(password, safe='')}@" if password else ""
         return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/0"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password of a URL as written and as decoded, for redacting messages (libpq
+    quotes a malformed URL's parts back in its errors)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if not password:
+        return []
+    return sorted({password, unquote(password)}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """text with every secret (of 3 or more characters) replaced by `***`."""
+    for secret in secrets:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
 
 
 def mask_url(url: str) -> str:

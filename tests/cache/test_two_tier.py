@@ -175,3 +175,31 @@ async def test_redis_down_reads_fall_back_and_writes_succeed_with_one_warning(
         warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
         assert len(warnings) == 1
         assert (await store.strategies.get(strategy.id)).total_trades == 1
+
+
+async def test_an_invalidation_redis_missed_is_retried_and_the_writer_never_reads_old(
+    migrated_db_url: str, redis_server: RedisServer
+) -> None:
+    import redis as sync_redis
+
+    settings = make_settings(
+        migrated_db_url, redis_url=redis_server.url, redis_timeout_s=0.3, cache_l1_ttl_ms=60_000
+    )
+    key = f"risk.{uuid.uuid4().hex[:8]}"
+    async with TradeStore(settings) as writer, TradeStore(settings) as other:
+        await writer.config.set(key, 1)
+        assert await writer.config.get(key) == 1 and await other.config.get(key) == 1
+        pauser = sync_redis.Redis(port=redis_server.port)
+        pauser.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # Redis stalls
+        await writer.config.set(key, 2)  # committed; the invalidation cannot get through
+        assert await writer.config.get(key) == 2  # never the old L2 copy
+        await asyncio.sleep(1.6)  # Redis answers again
+        assert await writer.config.get(key) == 2
+        for _ in range(60):  # the retry tells the other process, well inside its L1 TTL
+            if await other.config.get(key) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert await other.config.get(key) == 2
+        assert writer.cache.retrier.health().state in ("finished", "running")
+        pauser.close()
+    delete_keys(settings.redis_key_prefix, redis_server.url)

@@ -11,6 +11,9 @@ Consistency rules, and how they are kept:
 - Other processes drop their L1 entry when the invalidation is published (pub/sub), within
   milliseconds. If the subscription breaks, L1 is cleared when it comes back; while Redis
   is away, L1 entries live at most `cache_l1_ttl_ms`.
+- An invalidation Redis did not take (down, stalled) is not lost: until a supervised
+  retry gets it through, this process reads the key from PostgreSQL only (its L2 copy
+  may be old), and the retry bumps the version, deletes the copy and tells the others.
 - With Redis down, reads go to PostgreSQL and writes succeed; RedisLink warns once.
 """
 
@@ -69,6 +72,8 @@ class TwoTierCache:
         self._generation: dict[str, int] = {}
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self.listener = Supervised("cache invalidation listener", self._listen, logger=log)
+        self.retrier = Supervised("cache invalidation retry", self._retry_invalidations, logger=log)
+        self._unpublished: set[str] = set()  # invalidations Redis has not taken yet
         self.stats = {"l1_hits": 0, "l2_hits": 0, "loads": 0}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -77,8 +82,8 @@ class TwoTierCache:
             self.listener.start()
 
     async def stop(self, timeout_s: float = 1.0) -> None:
-        """Stop listening within timeout_s; never raises."""
-        await self.listener.stop(timeout_s)
+        """Stop listening (and retrying) within timeout_s; never raises."""
+        await asyncio.gather(self.listener.stop(timeout_s), self.retrier.stop(timeout_s))
 
     # --- reads ------------------------------------------------------------------------------
     async def get_or_load(
@@ -159,22 +164,48 @@ class TwoTierCache:
 
     # --- invalidation --------------------------------------------------------------------
     async def invalidate(self, *keys: str) -> None:
-        """Forget keys everywhere. Call after the change committed, before returning."""
+        """Forget keys everywhere. Call after the change committed, before returning.
+
+        If Redis cannot be told (down, stalled), the keys stay pending: this process reads
+        them from PostgreSQL only (never an L2 copy that may be old) and a supervised
+        retry publishes the invalidation as soon as Redis answers again."""
         self._forget_locally(keys)
+        if self.link.client is None:
+            return
+        self._unpublished.update(keys)
+        try:
+            await self._publish_invalidation(list(keys))
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            self.retrier.start()
+            return
+        self._unpublished.difference_update(keys)
+
+    async def _publish_invalidation(self, keys: list[str]) -> None:
+        """Bump each key's version (a load that read before cannot store its value),
+        delete the L2 copies and tell the other processes; one MULTI."""
         client = self.link.client
         if client is None:
             return
-        try:
-            async with client.pipeline(transaction=True) as pipe:
-                for key in keys:
-                    pipe.incr(self._version_key(key))
-                    pipe.pexpire(self._version_key(key), VERSION_TTL_MS)
-                    pipe.delete(self._value_key(key))
-                message = json.dumps({"from": self.node_id, "keys": list(keys)})
-                pipe.publish(self.channel, message)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            self.link.failed(exc)
+        async with client.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.incr(self._version_key(key))
+                pipe.pexpire(self._version_key(key), VERSION_TTL_MS)
+                pipe.delete(self._value_key(key))
+            pipe.publish(self.channel, json.dumps({"from": self.node_id, "keys": keys}))
+            await pipe.execute()
+
+    async def _retry_invalidations(self) -> None:
+        while self._unpublished and not self.retrier.stopping:
+            keys = sorted(self._unpublished)
+            try:
+                await self._publish_invalidation(keys)
+            except (RedisError, OSError) as exc:
+                self.link.failed(exc)
+                raise
+            self._unpublished.difference_update(keys)
+            self.link.recovered()
+            self.retrier.healthy()
 
     def _forget_locally(self, keys: tuple[str, ...] | list[str]) -> None:
         for key in keys:
@@ -219,9 +250,10 @@ class TwoTierCache:
         return self.keys.key("cache-version", key)
 
     async def _l2_get(self, key: str) -> tuple[str | None, bytes | None]:
-        """(version, raw value); version None means L2 is unavailable (do not store)."""
+        """(version, raw value); version None means L2 is unavailable (do not store).
+        A key whose invalidation is still pending skips L2: its copy there may be old."""
         client = self.link.client
-        if client is None:
+        if client is None or key in self._unpublished:
             return None, None
         try:
             raw, version = await client.mget(self._value_key(key), self._version_key(key))

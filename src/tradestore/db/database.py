@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tradestore.db.errors import translate
 from tradestore.errors import DatabaseUnavailable, TradeStoreError
-from tradestore.settings import Settings
+from tradestore.settings import Settings, redact, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,10 @@ class Database:
         await self._probe()
         try:
             await self.pool.open(wait=wait, timeout=timeout_s)
+            return
         except psycopg.Error as exc:
-            raise TradeStoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+            error = self._connect_error(exc)
+        raise error  # outside the except block: no __context__ holding the driver's text
 
     async def _probe(self) -> None:
         """One direct connection first: fails within the connect timeout with libpq's
@@ -98,8 +100,20 @@ class Database:
         try:
             conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
         except psycopg.Error as exc:
-            raise TradeStoreError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
-        await conn.close()
+            error = self._connect_error(exc)
+        else:
+            await conn.close()
+            return
+        raise error  # outside the except block: no __context__ holding the driver's text
+
+    def _connect_error(self, exc: psycopg.Error) -> TradeStoreError:
+        """libpq's reason, with the password taken out: a malformed URL is quoted back in
+        the message. Raised apart from the driver's exception, which would carry it."""
+        conninfo = self.pool.conninfo if isinstance(self.pool.conninfo, str) else ""
+        message = redact(_first_line(exc), url_secrets(conninfo))
+        error = TradeStoreError(f"cannot connect to PostgreSQL: {message}")
+        error.sqlstate = exc.sqlstate
+        return error
 
     async def close(self, *, timeout_s: float = 5.0) -> None:
         """Close the pool (if ours), waiting at most timeout_s for its workers."""

@@ -20,7 +20,7 @@ from tradestore.cli.common import console
 from tradestore.cli.formatting import health_table
 from tradestore.db.embedded import start_embedded
 from tradestore.errors import ConfigurationError
-from tradestore.settings import load_settings, mask_url
+from tradestore.settings import load_settings, mask_url, redact, url_secrets
 from tradestore.store import TradeStore
 
 DemoStep = Callable[[TradeStore], Awaitable[None]]
@@ -107,9 +107,9 @@ async def recreate_demo_database(server_url: str, name: str = DEMO_DATABASE) -> 
             "create one: grant it CREATEDB, or run the demo without DATABASE_URL (embedded)"
         ) from exc
     except psycopg.Error as exc:
-        raise ConfigurationError(
-            f"cannot prepare the demo database: {str(exc).strip().splitlines()[0]}"
-        ) from exc
+        # from None: the driver's exception quotes a malformed URL, password included
+        reason = redact(str(exc).strip().splitlines()[0], url_secrets(server_url))
+        raise ConfigurationError(f"cannot prepare the demo database: {reason}") from None
     return _with_database(server_url, name)
 
 

@@ -100,12 +100,24 @@ def detect(path: Path) -> FileFormat:
     if {"open", "high", "low", "close", "volume"} <= names:
         return FileFormat.PLAIN_CSV
     raise ValidationError(
-        f"{path}: unrecognised layout (first line {first[:80]!r}); expected a Binance kline "
+        f"{path}: unrecognised layout ({_describe_header(first)}); expected a Binance kline "
         "CSV, a CSV with timestamp/open/high/low/close/volume columns, freqtrade feather/"
         "parquet/json, or a CCXT fetch_ohlcv JSON list",
         field="path",
         value=str(path),
     )
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .()-]{0,30}$")
+
+
+def _describe_header(first: str) -> str:
+    """The first line's column names when it is a header of plain names; nothing of the
+    content otherwise (a file given by mistake may hold secrets, e.g. an environment)."""
+    names = [c.strip().strip('"') for c in first.split(",")]
+    if len(names) > 1 and all(_HEADER_NAME.match(n) for n in names):
+        return "columns: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    return f"the first line is not a header of column names ({len(first)} characters)"
 
 
 def suggest_series(path: Path) -> tuple[str | None, str | None]:
