@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -146,7 +147,16 @@ async def _reads(ctx: BenchContext, symbol: str) -> list[Result]:
             async for chunk in copy:
                 size += len(chunk)
         raw_s = time.perf_counter() - started
+    peak, result_bytes = await _read_peak_memory(ctx, symbol, end)
     return [
+        Result(
+            "read 1M candles: peak traced memory",
+            peak / 1e6,
+            result_bytes / 1e6,
+            "MB",
+            "the result's own arrays (target: peak <= 1.5x)",
+            higher_is_better=False,
+        ),
         Result(
             "read 1M candles into numpy",
             numpy_s,
@@ -164,6 +174,21 @@ async def _reads(ctx: BenchContext, symbol: str) -> list[Result]:
             higher_is_better=False,
         ),
     ]
+
+
+async def _read_peak_memory(ctx: BenchContext, symbol: str, end: datetime) -> tuple[int, int]:
+    """Peak memory (tracemalloc: numpy's buffers are traced) while reading the range,
+    and the size of the arrays the read returns."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        frame = await ctx.store.market_data.get_historical_data(symbol, "1m", START, end)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    result = sum(column.nbytes for column in frame.columns().values())
+    return peak - base, result
 
 
 async def run(ctx: BenchContext) -> list[Result]:

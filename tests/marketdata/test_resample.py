@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
@@ -12,58 +13,113 @@ from hypothesis import strategies as st
 
 from tests.marketdata.helpers import new_symbol
 from tradestore import TradeStore, ValidationError
+from tradestore.marketdata.resample import bucket_range
 from tradestore.timeframes import Timeframe
 
 T0 = datetime(2024, 6, 3, 21, 0, tzinfo=UTC)
 
 
-def random_minutes(seed: int, n: int, keep: float) -> pd.DataFrame:
+PAIRS = [
+    (src, tgt)
+    for src in (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.H1)
+    for tgt in (Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)
+    if tgt.seconds > src.seconds and tgt.seconds % src.seconds == 0
+]
+
+
+def random_candles(seed: int, start: datetime, tf: Timeframe, n: int, keep: float) -> pd.DataFrame:
+    """Candles of tf from start with gaps, prices as exact 4-dp Decimals."""
     rng = np.random.default_rng(seed)
-    idx = pd.date_range(T0, periods=n, freq="1min", tz="UTC")
-    idx = idx[rng.random(n) < keep]  # gaps
-    close = np.round(100 + np.cumsum(rng.normal(0, 0.3, len(idx))), 4)
-    open_ = np.round(close + rng.normal(0, 0.1, len(idx)), 4)
-    high = np.round(np.maximum(open_, close) + rng.uniform(0, 0.5, len(idx)), 4)
-    low = np.round(np.minimum(open_, close) - rng.uniform(0, 0.5, len(idx)), 4)
-    volume = np.round(rng.uniform(0, 10, len(idx)), 3)
-    volume[rng.random(len(idx)) < 0.05] = 0
+    idx = pd.date_range(start, periods=n, freq=tf.pandas_rule, tz="UTC")
+    idx = idx[rng.random(n) < keep]
+    m = len(idx)
+    close = 100 + np.cumsum(rng.integers(-30, 31, m)) / 100
+    open_ = close + rng.integers(-10, 11, m) / 100
+    high = np.maximum(open_, close) + rng.integers(0, 50, m) / 100
+    low = np.minimum(open_, close) - rng.integers(0, 50, m) / 100
+    volume = rng.integers(0, 10_000, m) / 1000
+    volume[rng.random(m) < 0.1] = 0
+
+    def exact(values: np.ndarray) -> list[Decimal]:
+        return [Decimal(f"{v:.4f}") for v in values]
+
     return pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
+        {
+            "open": exact(open_),
+            "high": exact(high),
+            "low": exact(low),
+            "close": exact(close),
+            "volume": exact(volume),
+            "trades_count": rng.integers(0, 50, m),
+        },
         index=pd.DatetimeIndex(idx, name="timestamp"),
     )
 
 
-def pandas_resample(frame: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
-    out = frame.resample(tf.pandas_rule, label="left", closed="left").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+def pandas_expected(frame: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
+    """pandas resample(label="left", closed="left") on exact Decimal columns; the vwap
+    of a bucket is sum(close * volume) / sum(volume), rounded half up to 8 places."""
+    buckets = frame.resample(tf.pandas_rule, label="left", closed="left")
+    out = pd.DataFrame(
+        {
+            "open": buckets["open"].first(),
+            "high": buckets["high"].apply(lambda s: max(s) if len(s) else None),
+            "low": buckets["low"].apply(lambda s: min(s) if len(s) else None),
+            "close": buckets["close"].last(),
+            "volume": buckets["volume"].apply(lambda s: sum(s, Decimal(0))),
+            "trades_count": buckets["trades_count"].sum(),
+            "notional": (frame["close"] * frame["volume"])
+            .resample(tf.pandas_rule, label="left", closed="left")
+            .apply(lambda s: sum(s, Decimal(0))),
+            "n": buckets["close"].count(),
+        }
     )
-    counts = frame["close"].resample(tf.pandas_rule, label="left", closed="left").count()
-    return out[counts > 0]
+    out = out[out["n"] > 0]
+    out["vwap"] = [
+        (notional / volume).quantize(Decimal("0.00000001"), rounding=ROUND_HALF_UP)
+        if volume
+        else None
+        for notional, volume in zip(out["notional"], out["volume"], strict=True)
+    ]
+    return out
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     seed=st.integers(0, 10_000),
     keep=st.floats(0.3, 1.0),
-    tf=st.sampled_from([Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1]),
+    pair=st.sampled_from(PAIRS),
+    offset=st.integers(0, 3000),
+    span=st.integers(1, 600),
 )
 async def test_resample_equals_pandas(
-    store: TradeStore, seed: int, keep: float, tf: Timeframe
+    store: TradeStore,
+    seed: int,
+    keep: float,
+    pair: tuple[Timeframe, Timeframe],
+    offset: int,
+    span: int,
 ) -> None:
+    """Any source/target pair, any start (not aligned), any data: every column equals
+    pandas on the same rows, exactly."""
+    src, tgt = pair
     symbol = new_symbol()
-    minutes = random_minutes(seed, 1500, keep)
-    await store.market_data.store_candles(symbol, "1m", minutes)
-    got = (
-        await store.market_data.resample(symbol, tf, T0, T0 + timedelta(minutes=1500))
-    ).to_pandas()
-    expected = pandas_resample(minutes, tf)
-    np.testing.assert_array_equal(got.index.to_numpy(), expected.index.to_numpy())
-    for column in ("open", "high", "low", "close", "volume"):
-        np.testing.assert_allclose(
-            got[column].to_numpy(), expected[column].to_numpy(), rtol=0, atol=1e-8, err_msg=column
-        )
+    data_start = T0 + offset * src.delta
+    candles = random_candles(seed, data_start, src, 400, keep)
+    await store.market_data.store_candles(symbol, src.value, candles)
+    start = data_start + timedelta(minutes=(seed % 97))  # not aligned to anything
+    end = start + span * src.delta
+    got = await store.market_data.resample(symbol, tgt, start, end, source=src, exact=True)
+    first, last = bucket_range(tgt, start, end)
+    rows = candles[(candles.index >= first) & (candles.index < last)]
+    expected = pandas_expected(rows, tgt)
+    assert list(pd.DatetimeIndex(got.timestamp, tz="UTC")) == list(expected.index)
+    for column in ("open", "high", "low", "close", "volume", "vwap"):
+        assert list(getattr(got, column)) == list(expected[column]), column
+    assert got.trades_count is not None
+    assert list(got.trades_count) == [int(n) for n in expected["trades_count"]]
 
 
 async def test_resample_exact_vwap_and_trades(store: TradeStore) -> None:

@@ -5,8 +5,10 @@ sentinels, so every row has the same width and the stream is one `np.frombuffer`
 Ranges are inclusive at both ends (the seed's BETWEEN). Nothing is truncated: a limit
 applies only when given.
 
-Ranges that end before the still-open candle are cached in Redis (the raw COPY bytes,
-up to RANGE_CACHE_MAX_BYTES), keyed by the series' catalog version, which every ingest
+Large reads are decoded chunk by chunk as the COPY stream arrives (`ColumnSink`), so the
+result is the only large allocation. Small ranges (at most RANGE_CACHE_MAX_BYTES of COPY
+data, by the catalog's row count) that end before the still-open candle are cached in
+Redis (the raw COPY bytes), keyed by the series' catalog version, which every ingest
 that changes rows bumps in the same transaction: a cached range is never served after a
 correction of that series committed, even if Redis was down when it was written.
 """
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from psycopg import sql
 from redis.exceptions import RedisError
 
@@ -24,6 +27,7 @@ from tradestore.db.database import Database
 from tradestore.errors import ValidationError
 from tradestore.keys import Keys
 from tradestore.marketdata import binary
+from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.validation import check_symbol
 from tradestore.redis_link import RedisLink
@@ -44,7 +48,9 @@ LATEST_SQL = sql.SQL(
     "SELECT * FROM (SELECT {columns} FROM market_data WHERE symbol = {symbol}"
     " AND timeframe = {tf} ORDER BY timestamp DESC LIMIT {n}) x ORDER BY 1"
 )
-VERSION_SQL = "SELECT version FROM market_data_catalog WHERE symbol = %s AND timeframe = %s"
+CATALOG_SQL = """
+SELECT version, row_count FROM market_data_catalog WHERE symbol = %s AND timeframe = %s
+"""
 RANGE_CACHE_TTL_S = 3600
 RANGE_CACHE_MAX_BYTES = 4 * 1024 * 1024
 
@@ -78,9 +84,16 @@ class CandleReader:
             end=sql.Literal(end),
             limit=sql.SQL("") if limit is None else sql.SQL("LIMIT {}").format(limit),
         )
-        cacheable = end < tf.bucket_start(datetime.now(UTC))
-        payload = await self._cached_copy(query, symbol, tf, (start, end, limit), cacheable)
-        return to_frame(payload, symbol, tf, exact=exact)
+        catalog = await self.db.query_one(CATALOG_SQL, (symbol, tf.value))
+        if catalog is None:
+            return to_frame(await self.copy_out(query), symbol, tf, exact=exact)
+        bound = _row_bound(int(catalog["row_count"]), tf, start, end, limit)
+        small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
+        if small and end < tf.bucket_start(datetime.now(UTC)):
+            key_parts = (catalog["version"], start, end, limit)
+            payload = await self._cached_copy(query, symbol, tf, key_parts)
+            return to_frame(payload, symbol, tf, exact=exact)
+        return await self.stream_frame(query, symbol, tf, bound, exact=exact)
 
     async def latest(
         self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False
@@ -95,7 +108,23 @@ class CandleReader:
             tf=sql.Literal(tf.value),
             n=sql.Literal(n),
         )
-        return to_frame(await self.copy_out(query), symbol, tf, exact=exact)
+        return await self.stream_frame(query, symbol, tf, n, exact=exact)
+
+    async def stream_frame(
+        self, query: sql.Composable, symbol: str, tf: Timeframe, bound: int, *, exact: bool
+    ) -> CandleFrame:
+        """The candles of a SELECT of SCALED_COLUMNS, decoded chunk by chunk into columns
+        sized for `bound` rows (no whole payload held beside the result)."""
+        sink = ColumnSink(bound, exact=exact)
+        copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
+        async with (
+            self.db.connection() as conn,
+            conn.cursor() as cur,
+            cur.copy(copy) as stream,
+        ):
+            async for data in stream:
+                sink.feed(data)
+        return frame_of(sink.finish(), symbol, tf, exact=exact)
 
     async def copy_out(self, query: sql.Composable) -> bytes:
         """The binary COPY of a SELECT of SCALED_COLUMNS (values bound as literals)."""
@@ -111,20 +140,12 @@ class CandleReader:
         return bytes(buffer)
 
     async def _cached_copy(
-        self,
-        query: sql.Composable,
-        symbol: str,
-        tf: Timeframe,
-        key_parts: tuple[Any, ...],
-        cacheable: bool,
+        self, query: sql.Composable, symbol: str, tf: Timeframe, key_parts: tuple[Any, ...]
     ) -> bytes:
         client = self.link.client
-        if not cacheable or client is None:
+        if client is None:
             return await self.copy_out(query)
-        version = await self.db.query_value(VERSION_SQL, (symbol, tf.value))
-        if version is None:
-            return await self.copy_out(query)
-        start, end, limit = key_parts
+        version, start, end, limit = key_parts
         key = self.keys.key(
             "md-range",
             symbol,
@@ -150,27 +171,45 @@ class CandleReader:
         return payload
 
 
+def _row_bound(
+    stored: int, tf: Timeframe, start: datetime, end: datetime, limit: int | None
+) -> int:
+    """At most how many candles a range read returns: no more than the series holds,
+    than the range has buckets, or than the limit."""
+    buckets = int((end - start).total_seconds() // tf.seconds) + 1
+    return max(0, min(stored, buckets, limit if limit is not None else stored))
+
+
 def to_frame(payload: bytes, symbol: str, tf: Timeframe, *, exact: bool) -> CandleFrame:
-    rows = binary.decode_rows(payload)
-    convert = binary.scaled_to_decimal if exact else binary.scaled_to_float
-    vwap_raw = rows["vwap"].astype(np.int64)
-    known = vwap_raw != binary.NO_VWAP
+    """The candles of a whole binary COPY payload."""
+    sink = ColumnSink(len(payload) // binary.READ_DTYPE.itemsize, exact=exact)
+    sink.feed(payload)
+    return frame_of(sink.finish(), symbol, tf, exact=exact)
+
+
+def frame_of(
+    columns: dict[str, npt.NDArray[Any]], symbol: str, tf: Timeframe, *, exact: bool
+) -> CandleFrame:
+    """A CandleFrame of ColumnSink columns (exact mode: scaled int64 to Decimal)."""
+    values = {name: columns[name] for name in (*FLOAT_COLUMNS, "vwap")}
     if exact:
-        vwap = np.empty(len(rows), dtype=object)
+        vwap_raw = values["vwap"]
+        known = vwap_raw != binary.NO_VWAP
+        vwap = np.empty(len(vwap_raw), dtype=object)
         vwap[known] = binary.scaled_to_decimal(vwap_raw[known])
-    else:
-        vwap = np.where(known, vwap_raw / binary.SCALE, np.nan)
+        values = {name: binary.scaled_to_decimal(values[name]) for name in FLOAT_COLUMNS}
+        values["vwap"] = vwap
     return CandleFrame(
         symbol=symbol,
         timeframe=tf,
-        timestamp=binary.pg_to_datetime64(rows["ts"]),
-        open=convert(rows["open"]),
-        high=convert(rows["high"]),
-        low=convert(rows["low"]),
-        close=convert(rows["close"]),
-        volume=convert(rows["volume"]),
-        trades_count=rows["trades_count"].astype(np.int64),
-        vwap=vwap,
+        timestamp=columns["timestamp"],
+        open=values["open"],
+        high=values["high"],
+        low=values["low"],
+        close=values["close"],
+        volume=values["volume"],
+        trades_count=columns["trades_count"],
+        vwap=values["vwap"],
         exact=exact,
     )
 
