@@ -8,6 +8,8 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from tests.conftest import make_settings
+from tests.servers import PostgresServer
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 from tradestore.ops.system_logs import LogFilter, log_context
@@ -145,3 +147,29 @@ async def test_unknown_ids_become_null_and_a_bad_batch_cannot_block(store: Trade
     assert row == {"strategy_id": None, "order_id": None}
     assert handler.unwritten == 0
     await handler.aclose()
+
+
+async def test_a_postgres_outage_loses_no_log_record(postgres_server: PostgresServer) -> None:
+    settings = make_settings(postgres_server.url, connect_timeout_s=1.0)
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        handler = await store.log_handler(batch_size=500, flush_interval_s=0.1)
+        logger = logging.getLogger(f"outage.{uuid.uuid4().hex}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(handler)
+        for i in range(2000):
+            logger.info("before %d", i)
+        await asyncio.sleep(0.5)
+        postgres_server.stop("fast")
+        for i in range(3000):  # logged while the server is down
+            logger.info("during %d", i)
+            if i % 500 == 0:
+                await asyncio.sleep(0.5)
+        postgres_server.start()
+        for i in range(1000):
+            logger.info("after %d", i)
+        await handler.aclose(close_timeout_s=30)
+        assert handler.dropped == 0 and handler.unwritten == 0
+        count = await store.db.query_value("SELECT count(*) FROM system_logs")
+        assert count == 6000

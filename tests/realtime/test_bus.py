@@ -98,6 +98,29 @@ async def test_consumer_restart_gets_unacknowledged_events_again(bus_store: Trad
     await restarted.aclose()
 
 
+async def test_pending_entries_trimmed_from_the_stream_do_not_stall_a_consumer(
+    bus_store: TradeStore,
+) -> None:
+    consumer = bus_store.events.consume("risk", "worker-1", start="0")
+    await make_orders(bus_store, 3)
+    await bus_store.events.publish_pending()
+    await take(consumer, 4)  # delivered, never acknowledged: pending
+    await consumer.aclose()
+    client = bus_store.redis.client
+    assert client is not None
+    await client.xtrim(bus_store.events.stream, maxlen=0)  # MAXLEN ~ trimmed them away
+    await make_orders(bus_store, 1)
+    await bus_store.events.publish_pending()
+    for _ in range(2):  # every restart: the trimmed entries cost nothing, new events arrive
+        restarted = bus_store.events.consume("risk", "worker-1", start="0", block_ms=200)
+        fresh = await take(restarted, 2)  # a new strategy, and its order
+        assert {e.type for e in fresh} == {"strategy.updated", "order.created"}
+        await restarted.aclose()
+    assert bus_store.events.trimmed == 4  # acknowledged on the first restart, counted once
+    pending = await client.xpending(bus_store.events.stream, "risk")
+    assert pending["pending"] == 2  # only the two fresh, unacknowledged events
+
+
 async def test_no_event_lost_when_relays_die_mid_batch(bus_store: TradeStore) -> None:
     settings_url = bus_store.settings.postgres_conninfo()
     writer = asyncio.ensure_future(make_orders(bus_store, 60))
