@@ -100,19 +100,34 @@ def _servers_reachable() -> None:
         pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def migrated_db_url() -> Iterator[str]:
-    """One database for the run, migrated once; tests use unique names inside it."""
-    name = f"tradestore_test_{RUN_ID}"
-    url = create_database(name)
+def migrate_database(url: str) -> str:
+    """Apply every migration to the database at url; the url."""
 
     async def migrate() -> None:
         async with TradeStore(make_settings(url)) as store:
             await store.migrate()
 
     asyncio.run(migrate())
-    yield url
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_db_url() -> Iterator[str]:
+    """One database for the run, migrated once; tests use unique names inside it."""
+    name = f"tradestore_test_{RUN_ID}"
+    yield migrate_database(create_database(name))
     drop_database(name)
+
+
+@pytest.fixture
+async def fresh_store(empty_database: Callable[[], str]) -> AsyncIterator[TradeStore]:
+    """A store on a database of the test's own, migrated: for tests that count rows of
+    a whole table, or change what other tests share."""
+    settings = make_settings(empty_database())
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        yield store
+    delete_keys(settings.redis_key_prefix)
 
 
 @pytest.fixture

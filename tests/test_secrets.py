@@ -5,31 +5,20 @@ importer by mistake."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_settings
-from tests.e2e.runner import tradestore_executable
+from tests.e2e.runner import clean_env, run_cli
 from tradestore import TradeStore, TradeStoreError
 
 PASSWORD = "s3cr%et-pass"  # an unencoded % makes libpq quote it back in its error
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_"))}
-    full.update(env)
-    return subprocess.run(
-        [tradestore_executable(), "-v", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli("-v", *args, env=clean_env(**env))
 
 
 def test_a_malformed_database_url_password_is_never_echoed() -> None:

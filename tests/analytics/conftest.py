@@ -3,15 +3,21 @@ tradestore must work in UTC whatever the server's or database's time zone."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import ADMIN_URL, RUN_ID, create_database, drop_database, make_settings
-from tradestore import Settings, TradeStore
+from tests.conftest import (
+    ADMIN_URL,
+    RUN_ID,
+    create_database,
+    drop_database,
+    make_settings,
+    migrate_database,
+)
+from tradestore import Settings
 
 SERVER_TIMEZONE = "America/New_York"
 
@@ -26,13 +32,7 @@ def new_york_db_url() -> Iterator[str]:
                 sql.Identifier(name), sql.Literal(SERVER_TIMEZONE)
             )
         )
-
-    async def migrate() -> None:
-        async with TradeStore(make_settings(url)) as store:
-            await store.migrate()
-
-    asyncio.run(migrate())
-    yield url
+    yield migrate_database(url)
     drop_database(name)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REDIS_URL, create_database, delete_keys, drop_database, make_settings
-from tests.e2e.runner import TIMEOUT_S, tradestore_executable
+from tests.e2e.runner import TIMEOUT_S, clean_env, run_cli, tradestore_executable
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 
@@ -44,19 +43,7 @@ class Cli:
     def __call__(
         self, *args: str, timeout_s: float = TIMEOUT_S
     ) -> subprocess.CompletedProcess[str]:
-        try:
-            result = subprocess.run(
-                [tradestore_executable(), *args],
-                capture_output=True,
-                text=True,
-                env=self.env,
-                cwd=self.workdir,
-                timeout=timeout_s,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`tradestore {' '.join(args)}` hung (no exit within {timeout_s} s)")
+        result = run_cli(*args, env=self.env, timeout_s=timeout_s, cwd=self.workdir)
         assert "Traceback" not in result.stdout + result.stderr, result.stderr
         return result
 
@@ -96,15 +83,13 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     url = create_database(name)
     prefix = f"tse2e:{uuid.uuid4().hex[:8]}:"
     workdir = tmp_path_factory.mktemp("e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_"))}
-    env.update(
+    env = clean_env(
         DATABASE_URL=url,
         REDIS_URL=REDIS_URL,
         TRADESTORE_REDIS_PREFIX=prefix,
         TRADESTORE_DATA_DIR=str(workdir / "data"),
         COLUMNS="200",
     )
-    env.pop("TRADESTORE_EVENT_RELAY", None)
     yield Cli(env=env, workdir=workdir)
     drop_database(name)
     delete_keys(prefix)

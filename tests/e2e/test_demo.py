@@ -4,8 +4,6 @@ and Redis prefix, even when DATABASE_URL names a database holding a user's data.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import uuid
 
 import psycopg
@@ -20,7 +18,7 @@ from tests.conftest import (
     drop_database,
     make_settings,
 )
-from tests.e2e.runner import tradestore_executable
+from tests.e2e.runner import clean_env, run_cli
 from tradestore import ConfigurationError, TradeStore
 from tradestore.demo import DEMO_DATABASE, recreate_demo_database
 
@@ -42,17 +40,8 @@ def test_demo_leaves_the_configured_database_and_redis_prefix_untouched() -> Non
 
     try:
         before = asyncio.run(user_data())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_"))}
-        env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL, TRADESTORE_REDIS_PREFIX=prefix)
-        result = subprocess.run(
-            [tradestore_executable(), "demo"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        env = clean_env(DATABASE_URL=url, REDIS_URL=REDIS_URL, TRADESTORE_REDIS_PREFIX=prefix)
+        result = run_cli("demo", env=env, timeout_s=300)
         assert result.returncode == 0, result.stderr
         assert f"database {DEMO_DATABASE}" in result.stdout
         assert asyncio.run(user_data()) == before == (12345, 0)

@@ -3,7 +3,6 @@ with Redis configured (a subprocess, under a timeout)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REDIS_URL, create_database, delete_keys, drop_database
+from tests.e2e.runner import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -35,8 +35,7 @@ def test_the_readme_has_a_python_example() -> None:
 def fresh_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     name = f"tradestore_doc_{uuid.uuid4().hex[:10]}"
     prefix = f"tsdoc:{uuid.uuid4().hex[:8]}:"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_"))}
-    env.update(
+    env = clean_env(
         DATABASE_URL=create_database(name),
         REDIS_URL=REDIS_URL,
         TRADESTORE_REDIS_PREFIX=prefix,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +14,6 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.conftest import delete_keys, make_settings
 from tests.marketdata.helpers import candles
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, ValidationError
@@ -31,12 +29,8 @@ T0 = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def fresh(empty_database: Callable[[], str]) -> AsyncIterator[TradeStore]:
-    settings = make_settings(empty_database())
-    async with TradeStore(settings) as store:
-        await store.migrate()
-        yield store
-    delete_keys(settings.redis_key_prefix)
+def fresh(fresh_store: TradeStore) -> TradeStore:
+    return fresh_store
 
 
 async def assert_rollups_equal_resampling(store: TradeStore, symbol: str) -> None:

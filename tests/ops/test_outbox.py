@@ -3,11 +3,8 @@ ones never do, however old."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-
 import pytest
 
-from tests.conftest import delete_keys, make_settings
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 from tradestore.ops import maintenance
@@ -15,12 +12,8 @@ from tradestore.ops.outbox import prune_outbox
 
 
 @pytest.fixture
-async def fresh(empty_database: Callable[[], str]) -> AsyncIterator[TradeStore]:
-    settings = make_settings(empty_database())
-    async with TradeStore(settings) as store:
-        await store.migrate()
-        yield store
-    delete_keys(settings.redis_key_prefix)
+def fresh(fresh_store: TradeStore) -> TradeStore:
+    return fresh_store
 
 
 async def test_published_events_past_retention_are_pruned_unpublished_never(

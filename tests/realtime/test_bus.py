@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import delete_keys, make_settings
+from tests.conftest import make_settings
 from tests.servers import RedisServer
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
@@ -17,12 +17,8 @@ from tradestore.realtime.bus import Event
 
 
 @pytest.fixture
-async def bus_store(empty_database: Callable[[], str]) -> AsyncIterator[TradeStore]:
-    settings = make_settings(empty_database())
-    async with TradeStore(settings) as store:
-        await store.migrate()
-        yield store
-    delete_keys(settings.redis_key_prefix)
+def bus_store(fresh_store: TradeStore) -> TradeStore:
+    return fresh_store
 
 
 async def make_orders(store: TradeStore, n: int) -> None:

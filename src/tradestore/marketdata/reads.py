@@ -53,6 +53,7 @@ SELECT version, row_count FROM market_data_catalog WHERE symbol = %s AND timefra
 """
 RANGE_CACHE_TTL_S = 3600
 RANGE_CACHE_MAX_BYTES = 4 * 1024 * 1024
+DECODE_BLOCK_BYTES = 1 << 20
 
 
 class CandleReader:
@@ -122,8 +123,13 @@ class CandleReader:
             conn.cursor() as cur,
             cur.copy(copy) as stream,
         ):
+            window = bytearray()  # COPY delivers one message per row: decode in blocks
             async for data in stream:
-                sink.feed(data)
+                window += data
+                if len(window) >= DECODE_BLOCK_BYTES:
+                    sink.feed(window)
+                    window.clear()
+            sink.feed(window)
         return frame_of(sink.finish(), symbol, tf, exact=exact)
 
     async def copy_out(self, query: sql.Composable) -> bytes:
