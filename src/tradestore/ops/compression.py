@@ -32,6 +32,14 @@ SELECT count(*) FROM timescaledb_information.chunks
 """
 
 
+COMPRESS_OLD_UNCOMPRESSED = """
+SELECT compress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass) AS chunk
+  FROM timescaledb_information.chunks
+ WHERE hypertable_name = 'market_data' AND NOT is_compressed
+   AND range_end < now() - INTERVAL '7 days'
+"""
+
+
 @dataclass(frozen=True)
 class CompressionStatus:
     available: bool
@@ -75,13 +83,11 @@ class Compression:
         )
 
     async def compress_now(self) -> int:
-        """Compress eligible chunks now instead of waiting for the policy."""
+        """Compress eligible chunks now instead of waiting for the policy; how many were
+        compressed by this call (chunks compressed before are not counted again)."""
         if self.mode is not TimeSeriesMode.TIMESCALE:
             return 0
-        rows = await self.db.query(
-            "SELECT compress_chunk(c, if_not_compressed => TRUE) AS chunk "
-            "FROM show_chunks('market_data', older_than => INTERVAL '7 days') c"
-        )
+        rows = await self.db.query(COMPRESS_OLD_UNCOMPRESSED)
         return len(rows)
 
 
