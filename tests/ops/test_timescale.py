@@ -96,3 +96,14 @@ async def test_compression_and_retention_policies(ts_store: TradeStore) -> None:
     assert await compression.compress_now() == 0  # already compressed: not counted again
     status = await compression.status()
     assert status.available and status.compressed_chunks > 0 and status.ratio is not None
+
+
+async def test_status_counts_hypertables_among_the_largest_tables(ts_store: TradeStore) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    await ts_store.market_data.store_candles("TSZ-USD", "1m", candles(5000, start=start))
+    await ts_store.db.execute("ANALYZE market_data")  # row estimates are the planner's
+    metrics = await ts_store.monitor.collect()
+    sizes = {t["table_name"]: t for t in metrics.tables}
+    market = sizes["market_data"]
+    assert market["table_bytes"] + market["index_bytes"] > 500_000  # the chunks' bytes
+    assert market["rows_estimate"] >= 4000

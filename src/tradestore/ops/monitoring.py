@@ -43,6 +43,20 @@ SELECT table_name, table_bytes, index_bytes, rows_estimate FROM (
      GROUP BY p.relname) sizes
  ORDER BY table_bytes + index_bytes DESC
 """
+# TimescaleDB keeps a hypertable's rows in chunks that inherit from it (not partitions):
+# their sizes come from hypertable_detailed_size, compressed chunks included.
+HAS_TIMESCALE = "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+HYPERTABLE_SIZES = """
+SELECT h.hypertable_name AS table_name,
+       (s.table_bytes + coalesce(s.toast_bytes, 0))::bigint AS table_bytes,
+       s.index_bytes::bigint AS index_bytes,
+       approximate_row_count(format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass)
+           AS rows_estimate
+  FROM timescaledb_information.hypertables h,
+       LATERAL hypertable_detailed_size(
+           format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass) s
+ WHERE h.hypertable_schema = current_schema()
+"""
 INDEX_USAGE = """
 SELECT relname AS table_name, indexrelname AS index_name, idx_scan AS scans,
        pg_relation_size(indexrelid) AS bytes
@@ -153,7 +167,12 @@ class Monitor:
         m.top_queries = [dict(r) for r in await self.db.query(TOP_QUERIES)]
 
     async def _tables(self, m: DatabaseMetrics) -> None:
-        m.tables = [dict(r) for r in await self.db.query(TABLES)]
+        tables = {r["table_name"]: dict(r) for r in await self.db.query(TABLES)}
+        if await self.db.query_one(HAS_TIMESCALE) is not None:
+            tables.update({r["table_name"]: dict(r) for r in await self.db.query(HYPERTABLE_SIZES)})
+        m.tables = sorted(
+            tables.values(), key=lambda t: t["table_bytes"] + t["index_bytes"], reverse=True
+        )
         m.index_usage = [dict(r) for r in await self.db.query(INDEX_USAGE)]
 
     async def _cache(self, m: DatabaseMetrics) -> None:
