@@ -76,7 +76,11 @@ async def test_close_is_bounded_when_both_servers_are_gone() -> None:
     redis_server.start()
     try:
         settings = make_settings(
-            postgres.url, redis_url=redis_server.url, event_relay=True, redis_timeout_s=0.5
+            postgres.url,
+            redis_url=redis_server.url,
+            event_relay=True,
+            redis_timeout_s=0.5,
+            timeseries_mode="auto",
         )
         store = TradeStore(settings)
         await store.open()

@@ -58,7 +58,7 @@ async def test_closed_store_is_a_clear_error(settings: object) -> None:
 
 
 async def test_embedded_server_from_nothing(tmp_path: Path) -> None:
-    settings = make_settings(None, data_dir=tmp_path / "ts", redis_url=None)
+    settings = make_settings(None, data_dir=tmp_path / "ts", redis_url=None, timeseries_mode="auto")
     async with TradeStore(settings) as store:
         assert store.embedded_dir == str(tmp_path / "ts" / "pgdata")
         result = await store.migrate()

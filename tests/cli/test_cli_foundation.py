@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.conftest import MODE
+
 
 def tradestore(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_"))}
@@ -41,6 +43,6 @@ def test_db_status_and_dry_run(migrated_db_url: str) -> None:
     env = {"DATABASE_URL": migrated_db_url, "REDIS_URL": ""}
     status = tradestore("db", "status", env=env)
     assert status.returncode == 0, status.stderr
-    assert "0001_core" in status.stdout and "time-series mode: native" in status.stdout
+    assert "0001_core" in status.stdout and f"time-series mode: {MODE}" in status.stdout
     dry = tradestore("db", "migrate", "--dry-run", env=env)
     assert dry.returncode == 0 and "schema is up to date" in dry.stdout

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import MODE, make_settings
 from tradestore import MigrationError, TradeStore
 from tradestore.db.migrator import available_migrations
 
@@ -19,7 +19,7 @@ async def test_migrate_from_empty_then_again(empty_database: Callable[[], str]) 
 
         first = await store.migrate()
         assert first.applied == list(available_migrations())
-        assert first.mode.value == "native"
+        assert first.mode.value == MODE
 
         second = await store.migrate()
         assert second.applied == []
@@ -88,5 +88,5 @@ async def test_failed_migration_rolls_back_and_names_itself(
 
 async def test_status_reports_mode_after_migrate(store: TradeStore) -> None:
     status = await store.migration_status()
-    assert status.mode is not None and status.mode.value == "native"
+    assert status.mode is not None and status.mode.value == MODE
     assert status.pending == []

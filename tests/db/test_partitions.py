@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.conftest import make_settings
 from tradestore import TradeStore
+
+pytestmark = pytest.mark.native_only  # native partitions; TimescaleDB makes chunks
 
 INSERT_CANDLE = (
     "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, volume) "

@@ -150,7 +150,7 @@ async def test_unknown_ids_become_null_and_a_bad_batch_cannot_block(store: Trade
 
 
 async def test_a_postgres_outage_loses_no_log_record(postgres_server: PostgresServer) -> None:
-    settings = make_settings(postgres_server.url, connect_timeout_s=1.0)
+    settings = make_settings(postgres_server.url, connect_timeout_s=1.0, timeseries_mode="auto")
     async with TradeStore(settings) as store:
         await store.migrate()
         handler = await store.log_handler(batch_size=500, flush_interval_s=0.1)

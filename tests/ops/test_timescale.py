@@ -107,3 +107,25 @@ async def test_status_counts_hypertables_among_the_largest_tables(ts_store: Trad
     market = sizes["market_data"]
     assert market["table_bytes"] + market["index_bytes"] > 500_000  # the chunks' bytes
     assert market["rows_estimate"] >= 4000
+
+
+async def test_retention_policy_is_one_source_of_truth_for_timescale_jobs(
+    ts_store: TradeStore,
+) -> None:
+    retention = await ts_store.retention()
+
+    async def job_drop_after(table: str) -> object:
+        return await ts_store.db.query_value(
+            "SELECT config->>'drop_after' FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_retention' AND hypertable_name = %s",
+            (table,),
+        )
+
+    assert await job_drop_after("system_logs") == "30 days"
+    await retention.set_policy("system_logs", timedelta(days=90))
+    assert await job_drop_after("system_logs") == "90 days"
+    await retention.set_policy("system_logs", None)
+    assert await job_drop_after("system_logs") is None
+    await retention.set_policy("market_data", timedelta(days=365))  # maintain run drops it
+    assert await job_drop_after("market_data") is None
+    assert await retention.run() == []  # nothing that old: nothing said to be dropped

@@ -110,7 +110,9 @@ async def test_redis_restarts_lose_no_event_and_the_cache_listener_recovers(
 async def test_relay_survives_postgres_restarts_and_errors_say_the_server_is_down(
     postgres_server: PostgresServer,
 ) -> None:
-    settings = make_settings(postgres_server.url, connect_timeout_s=1.0, pool_max_size=4)
+    settings = make_settings(
+        postgres_server.url, connect_timeout_s=1.0, pool_max_size=4, timeseries_mode="auto"
+    )
     async with TradeStore(settings) as setup:
         await setup.migrate()
     relaying = settings.model_copy(update={"event_relay": True})

@@ -41,6 +41,13 @@ UPDATE market_data_catalog SET row_count = greatest(row_count - %(n)s, 0),
  WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 CATALOG_EMPTY = "DELETE FROM market_data_catalog WHERE row_count = 0"
+DROP_CHUNKS = "SELECT drop_chunks(%s::regclass, older_than => %s) AS chunk"
+RECOUNT_OLD_SERIES = """
+SELECT market_data_catalog_refresh(symbol, timeframe) FROM market_data_catalog
+ WHERE first_ts < now() - %s
+"""
+REMOVE_JOB = "SELECT remove_retention_policy(%s::regclass, if_exists => TRUE)"
+ADD_JOB = "SELECT add_retention_policy(%s::regclass, drop_after => %s)"
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,19 @@ class Retention:
         self.mode = mode
 
     async def set_policy(self, table: str, keep: timedelta | None) -> None:
+        """How long table keeps its rows (None: forever). The retention_policy table is
+        the one source of truth; on TimescaleDB the background job of a table without a
+        catalog (system_logs, portfolio_snapshots) is made to match it in the same
+        transaction. market_data is always dropped by `maintain run`, which corrects the
+        catalog (a TimescaleDB job could not)."""
         if table not in TABLES:
             raise ValidationError(f"no retention for {table!r}", field="table", value=table)
-        await self.db.execute(SET_POLICY, (keep, table))
+        async with self.db.transaction() as conn:
+            await conn.execute(SET_POLICY, (keep, table))
+            if self.mode is TimeSeriesMode.TIMESCALE and table != "market_data":
+                await conn.execute(REMOVE_JOB, (table,))
+                if keep is not None:
+                    await conn.execute(ADD_JOB, (table, keep))
 
     async def expired(self, now: datetime | None = None) -> list[Partition]:
         """Native partitions entirely older than their table's policy."""
@@ -101,20 +118,28 @@ class Retention:
 
     async def run(self, progress: Progress | None = None) -> list[str]:
         if self.mode is TimeSeriesMode.TIMESCALE:
-            done = []
-            for r in await self.db.query(POLICIES):
-                await self.db.execute(
-                    "SELECT drop_chunks(%s::regclass, older_than => %s)",
-                    (r["table_name"], r["keep"]),
-                )
-                done.append(f"retention: dropped {r['table_name']} chunks older than {r['keep']}")
-            return done
+            return await self._drop_chunks()
         expired = await self.expired()
         for i, part in enumerate(expired, 1):
             await self.drop(part)
             if progress is not None:
                 progress(i, len(expired))
         return [f"retention: dropped {p.name}" for p in expired]
+
+    async def _drop_chunks(self) -> list[str]:
+        """TimescaleDB: drop whole chunks past each policy; for market_data, recount the
+        series that had rows that old (the catalog, and its version, stay true)."""
+        done = []
+        for r in await self.db.query(POLICIES):
+            table, keep = r["table_name"], r["keep"]
+            async with self.db.transaction() as conn:
+                cur = await conn.execute(DROP_CHUNKS, (table, keep))
+                dropped = len(await cur.fetchall())
+                if dropped and table == "market_data":
+                    await conn.execute(RECOUNT_OLD_SERIES, (keep,))
+            if dropped:
+                done.append(f"retention: dropped {dropped} {table} chunk(s) older than {keep}")
+        return done
 
     async def drop(self, part: Partition, conn: Connection | None = None) -> None:
         """Detach and drop a partition and correct the catalog, in one transaction (the
