@@ -91,3 +91,28 @@ async def test_ensure_is_remembered_in_process(store: TradeStore) -> None:
     await partitions.ensure("portfolio_snapshots", ts, ts + timedelta(days=40))
     assert partitions._covered("portfolio_snapshots", ts, ts + timedelta(days=40))
     assert not partitions._covered("portfolio_snapshots", ts, ts + timedelta(days=90))
+
+
+async def test_writers_over_overlapping_new_months_never_deadlock(migrated_db_url: str) -> None:
+    """Backfills whose month ranges overlap (Jan-Jun beside Mar-Aug, and so on) make
+    their partitions concurrently: no deadlock, each month once."""
+    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        for year in (2031, 2032, 2033):
+
+            async def backfill(i: int, store: TradeStore, year: int = year) -> None:
+                first = datetime(year, 1 + i * 2, 1, tzinfo=UTC)
+                last = first + timedelta(days=170)  # about six months
+                await (await store.partitions()).ensure("market_data", first, last)
+
+            await asyncio.gather(*(backfill(i, s) for i, s in enumerate(stores)))
+            made = await stores[0].db.query_value(
+                "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE %s",
+                (f"market_data_p{year}%",),
+            )
+            assert made == 12
+    finally:
+        for s in stores:
+            await s.close()

@@ -1,0 +1,2 @@
+-- Nothing to do on TimescaleDB: it creates chunks itself (see the .native.sql variant).
+SELECT 1;
