@@ -98,6 +98,33 @@ async def test_retention_drops_only_old_partitions(fresh: TradeStore) -> None:
     assert f"system_logs_p{old:%Y%m%d}" not in names and f"system_logs_p{now:%Y%m%d}" in names
 
 
+@pytest.mark.native_only  # partitions
+async def test_a_drop_behind_a_long_reader_does_not_block_the_table(fresh: TradeStore) -> None:
+    """DETACH waits for a long reader of the parent; while it waits, every new query of
+    the table would queue behind it. It gives way after its lock timeout instead, and
+    drops the partition once the reader is done."""
+    now = datetime.now(UTC)
+    old = now - timedelta(days=45)
+    await (await fresh.partitions()).ensure("system_logs", old, old)
+    url = fresh.settings.postgres_conninfo()
+    assert url is not None
+    async with await psycopg.AsyncConnection.connect(url) as reader:
+        await reader.execute("SELECT count(*) FROM system_logs")  # holds its lock until commit
+        drop = asyncio.ensure_future((await fresh.retention()).run())
+        await asyncio.sleep(0.3)  # the drop is waiting for the reader now
+        started = asyncio.get_running_loop().time()
+        await fresh.db.execute(
+            "INSERT INTO system_logs (timestamp, level, category, message) "
+            "VALUES (now(), 'INFO', 'TEST', 'not blocked')"
+        )
+        waited = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(0.5)
+        await reader.commit()
+        done = await drop
+    assert waited < 1.5, f"a writer waited {waited:.1f} s behind the DETACH"
+    assert done == [f"retention: dropped system_logs_p{old:%Y%m%d}"]
+
+
 async def test_market_data_retention_keeps_the_catalog_true(fresh: TradeStore) -> None:
     start = (datetime.now(UTC) - timedelta(days=500)).replace(
         hour=0, minute=0, second=0, microsecond=0

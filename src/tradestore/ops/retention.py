@@ -5,6 +5,8 @@ the dropped partition's own per-series counts before it goes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from tradestore.db.database import Connection, Database
-from tradestore.errors import ValidationError
+from tradestore.errors import TransientError, ValidationError
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 
@@ -41,6 +43,10 @@ UPDATE market_data_catalog SET row_count = greatest(row_count - %(n)s, 0),
  WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 CATALOG_EMPTY = "DELETE FROM market_data_catalog WHERE row_count = 0"
+log = logging.getLogger(__name__)
+SET_DETACH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '1s'"
+DETACH_ATTEMPTS = 5
+LOCK_NOT_AVAILABLE = "55P03"
 DROP_CHUNKS = "SELECT drop_chunks(%s::regclass, older_than => %s) AS chunk"
 RECOUNT_OLD_SERIES = """
 SELECT market_data_catalog_refresh(symbol, timeframe) FROM market_data_catalog
@@ -143,12 +149,27 @@ class Retention:
 
     async def drop(self, part: Partition, conn: Connection | None = None) -> None:
         """Detach and drop a partition and correct the catalog, in one transaction (the
-        caller's, when given)."""
-        if conn is None:
-            async with self.db.transaction() as own:
-                await self._drop(part, own)
-        else:
+        caller's, when given).
+
+        DETACH needs an ACCESS EXCLUSIVE lock on the hot parent; queued behind a long
+        reader it would make every new reader and writer of the table wait too. So it
+        waits at most DETACH_LOCK_TIMEOUT, then gives way and tries again later (with
+        backoff, DETACH_ATTEMPTS times in all)."""
+        if conn is not None:
+            await conn.execute(SET_DETACH_LOCK_TIMEOUT)
             await self._drop(part, conn)
+            return
+        for attempt in range(1, DETACH_ATTEMPTS + 1):
+            try:
+                async with self.db.transaction() as own:
+                    await own.execute(SET_DETACH_LOCK_TIMEOUT)
+                    await self._drop(part, own)
+                return
+            except TransientError as exc:
+                if exc.sqlstate != LOCK_NOT_AVAILABLE or attempt == DETACH_ATTEMPTS:
+                    raise
+                log.info("retention: %s is busy, retrying its drop (%s)", part.name, exc)
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
 
     async def _drop(self, part: Partition, conn: Connection) -> None:
         counts = []
