@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import select
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,18 +30,39 @@ Connection = AsyncConnection[DictRow]
 Query = str | bytes | sql.SQL | sql.Composed
 
 
-async def check_connection_alive(conn: AsyncConnection[Any]) -> None:
-    """Pool checkout check that costs no round trip in the normal case.
+RECENT_BREAKAGE_S = 10.0  # a connection found dead this recently: the server restarted
 
-    An idle connection has nothing to read. If its socket is readable, the server
-    closed it or sent a termination notice (admin shutdown, `pg_terminate_backend`,
-    idle timeout): only then is a real round trip made, and it raises if the
-    connection is dead, so the pool discards it and hands out a fresh one.
-    """
-    if conn.closed or conn.broken:
-        raise psycopg.OperationalError("connection is closed")
-    if _readable(conn.pgconn.socket):
-        await conn.execute("SELECT 1")
+
+class TradestorePool(AsyncConnectionPool[Connection]):
+    """The pool, remembering when it last found a pooled connection dead (the server
+    restarted or dropped it): a checkout that times out soon after is an outage, not an
+    exhausted pool."""
+
+    last_broken_at: float | None = None
+
+    def __init__(self, conninfo: str, **kwargs: Any) -> None:
+        super().__init__(conninfo, check=self.check_alive, **kwargs)
+
+    async def check_alive(self, conn: AsyncConnection[Any]) -> None:
+        """Checkout check that costs no round trip in the normal case.
+
+        An idle connection has nothing to read. If its socket is readable, the server
+        closed it or sent a termination notice (admin shutdown, `pg_terminate_backend`,
+        idle timeout): only then is a real round trip made, and it raises if the
+        connection is dead, so the pool discards it and hands out a fresh one.
+        """
+        try:
+            if conn.closed or conn.broken:
+                raise psycopg.OperationalError("connection is closed")
+            if _readable(conn.pgconn.socket):
+                await conn.execute("SELECT 1")
+        except psycopg.Error:
+            self.last_broken_at = time.monotonic()
+            raise
+
+    def broke_recently(self) -> bool:
+        broken = self.last_broken_at
+        return broken is not None and time.monotonic() - broken < RECENT_BREAKAGE_S
 
 
 def _readable(fd: int) -> bool:
@@ -52,7 +74,7 @@ def _readable(fd: int) -> bool:
 
 def build_pool(
     conninfo: str, settings: Settings, *, lock_timeout_ms: int | None = None
-) -> AsyncConnectionPool[Connection]:
+) -> TradestorePool:
     kwargs: dict[str, Any] = settings.postgres_connect_kwargs()
     # every pooled connection works in UTC, whatever the server's or database's TimeZone
     kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms} -c TimeZone=UTC"
@@ -60,7 +82,7 @@ def build_pool(
         kwargs["options"] += f" -c lock_timeout={lock_timeout_ms}"
     kwargs["row_factory"] = dict_row
     kwargs["autocommit"] = True
-    return AsyncConnectionPool(
+    return TradestorePool(
         conninfo,
         kwargs=kwargs,
         connection_class=AsyncConnection[DictRow],
@@ -68,7 +90,6 @@ def build_pool(
         max_size=settings.pool_max_size,
         timeout=settings.connect_timeout_s,
         max_idle=settings.idle_timeout_s,
-        check=check_connection_alive,
         name="tradestore",
         open=False,
     )
@@ -136,16 +157,23 @@ class Database:
         return self.pool.get_stats().get("connections_errors", 0)
 
     async def _timeout_error(self, exc: PoolTimeout, failed_before: int) -> TradeStoreError:
-        """No connection in time: the pool is exhausted, unless the server could not be
-        reached (connection attempts failed while we waited, or fail now): then saying
+        """No connection in time: the pool is exhausted when it holds every connection it
+        may open, all busy, and the server is fine. Otherwise the server could not be
+        reached (it fails now, attempts failed while we waited, the pool is still
+        reconnecting, or found its connections dead moments ago after a restart): then
         "raise the pool size" would send the user to the wrong fix."""
         try:
             await self._probe()
         except TradeStoreError as probe_error:
             return DatabaseUnavailable(f"{probe_error} (server down or unreachable; retry)")
-        if self._failed_connects() > failed_before:
+        stats = self.pool.get_stats()
+        if (
+            stats.get("connections_errors", 0) > failed_before
+            or stats.get("pool_size", 0) < self.pool.max_size
+            or (isinstance(self.pool, TradestorePool) and self.pool.broke_recently())
+        ):
             return DatabaseUnavailable(
-                "PostgreSQL was unreachable while waiting for a connection; it answers again: retry"
+                "PostgreSQL was unreachable (restarted?) and the pool is reconnecting: retry"
             )
         return translate(exc)
 

@@ -283,9 +283,17 @@ class EventBus:
             return None
         return Event.from_fields(stream_id, fields)
 
-    async def ack(self, group: str, event: Event) -> None:
-        if event.stream_id is not None:
+    async def ack(self, group: str, event: Event) -> bool:
+        """Acknowledge an event; False when Redis could not be told (it is down): the
+        event stays pending and comes again, which consumers de-duplicate by outbox_id."""
+        if event.stream_id is None:
+            return True
+        try:
             await self._client().xack(self.stream, group, event.stream_id)
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+            return False
+        return True
 
     async def replay(
         self, since: datetime, *, types: set[str] | None = None, page: int = 500
