@@ -159,6 +159,7 @@ def test_every_command_of_the_readme_table(migrated: Cli) -> None:
     assert cli.strategy in cli.ok("strategies", "show", cli.strategy)
     cli.ok("orders", "list")
     cli.ok("trades", "list", "--strategy", cli.strategy)
+    cli.ok("trades", "list", "--archived")
     cli.ok("metrics", "compute")
     cli.ok("report", cli.strategy)
     cli.ok("report", cli.strategy, "--html", "report.html")
@@ -177,6 +178,9 @@ def test_every_command_of_the_readme_table(migrated: Cli) -> None:
     missing = cli("config", "get", "no.such.key", "--reveal")
     assert missing.returncode == 1 and missing.stderr.startswith("error:")
     cli.ok("maintain", "plan")
+    cli.ok("maintain", "plan", "--archive-after", "400d")
+    bad_age = cli("maintain", "run", "--archive-after", "soon")
+    assert bad_age.returncode == 1 and "--archive-after" in bad_age.stderr
     cli.ok("maintain", "run")
     cli.ok("maintain", "compression")
     cli.ok("health", "--json")

@@ -1,10 +1,11 @@
 """Candle ingest: binary COPY into a staging table, then one upsert per chunk.
 
 Per chunk: rows are validated (each rejected one gets its index and reason), scored,
-packed as exact int8 columns and COPYed into a per-connection TEMP table; one
-`INSERT ... SELECT ... ORDER BY timestamp ON CONFLICT DO UPDATE ... WHERE changed`
-moves them into market_data and counts inserted / updated rows (the rest were
-unchanged). Ingesters of one series take turns on an advisory lock (LOCK_SERIES), so two
+packed as exact int8 columns and COPYed into a per-connection TEMP table; then one
+statement moves them into market_data: a plain `INSERT ... SELECT` (APPEND) when the
+chunk starts after the series' last stored candle, else
+`INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed` (UPSERT), which counts
+inserted / updated rows (the rest were unchanged). Ingesters of one series take turns on an advisory lock (LOCK_SERIES), so two
 of them never hold row locks of the same series at once and cannot deadlock; different
 series share no rows. The catalog row of the series is updated in the same transaction.
 

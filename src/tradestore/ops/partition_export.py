@@ -57,6 +57,7 @@ SCHEMA = pa.schema(
     ]
 )
 BATCH = 50_000
+IMPORT_BATCH = 5_000  # rows a Python object each while copied in: keep the batch small
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ async def import_partition(db: Database, partitions: PartitionManager, manifest_
             conn.cursor() as cur,
             cur.copy(sql.SQL("COPY md_import ({}) FROM STDIN").format(columns)) as copy,
         ):
-            for batch in parquet.iter_batches(batch_size=BATCH, columns=list(COLUMNS)):
+            for batch in parquet.iter_batches(batch_size=IMPORT_BATCH, columns=list(COLUMNS)):
                 for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                     await copy.write_row(row)
         cur2 = await conn.execute(
