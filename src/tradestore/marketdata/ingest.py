@@ -5,9 +5,10 @@ packed as exact int8 columns and COPYed into a per-connection TEMP table; then o
 statement moves them into market_data: a plain `INSERT ... SELECT` (APPEND) when the
 chunk starts after the series' last stored candle, else
 `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed` (UPSERT), which counts
-inserted / updated rows (the rest were unchanged). Ingesters of one series take turns on an advisory lock (LOCK_SERIES), so two
-of them never hold row locks of the same series at once and cannot deadlock; different
-series share no rows. The catalog row of the series is updated in the same transaction.
+inserted / updated rows (the rest were unchanged). Ingesters of one series take turns
+on an advisory lock (LOCK_SERIES), so two of them never hold row locks of the same
+series at once and cannot deadlock; different series share no rows. The catalog row of
+the series is updated in the same transaction.
 
 Inserted vs updated: a partitioned table cannot return `xmax`, so a row counts as
 inserted when its `created_at` (DEFAULT now()) equals this transaction's now(). That is

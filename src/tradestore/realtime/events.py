@@ -2,7 +2,8 @@
 
 Code that changes an order, a trade, a strategy or a config value calls `append_event`
 with the connection of its own transaction, so the event commits with the change or not
-at all. The relay (`EventBus` in `tradestore.realtime.bus`) publishes committed events to Redis.
+at all. The relay (`EventBus` in `tradestore.realtime.bus`) publishes committed events
+to Redis.
 """
 
 from __future__ import annotations
