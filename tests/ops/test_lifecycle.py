@@ -77,6 +77,33 @@ async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeS
     np.testing.assert_array_equal(hourly.close, direct.close)
 
 
+@pytest.mark.native_only  # rollup tables and triggers
+async def test_a_refresh_never_consumes_the_marker_of_an_uncommitted_ingest(
+    fresh: TradeStore,
+) -> None:
+    symbol = "RACE-USD"
+    rows = candles(120, start=T0 + timedelta(hours=3))  # one UTC day
+    await fresh.market_data.store_candles(symbol, "1m", rows)
+    rollups = await fresh.rollups()
+    await rollups.refresh()
+    await fresh.market_data.store_candles(
+        symbol, "1m", [dict(rows[0], volume=rows[0]["volume"] + 1)]
+    )
+    url = fresh.settings.postgres_conninfo()
+    assert url is not None
+    async with await psycopg.AsyncConnection.connect(url) as ingest:
+        await ingest.execute(  # a correction of that day, not committed yet
+            "UPDATE market_data SET high = high + 5 WHERE symbol = %s AND timestamp = %s",
+            (symbol, rows[10]["timestamp"]),
+        )
+        await rollups.refresh()  # runs meanwhile: it must leave that day's marker alone
+        await ingest.commit()
+    start, end = rows[0]["timestamp"], rows[-1]["timestamp"]
+    assert not await rollups.is_fresh(symbol, start, end)  # still marked: not done yet
+    await rollups.refresh()
+    await assert_rollups_equal_resampling(fresh, symbol)
+
+
 @pytest.mark.native_only  # partitions
 async def test_retention_drops_only_old_partitions(fresh: TradeStore) -> None:
     now = datetime.now(UTC)
