@@ -24,6 +24,7 @@ from tradestore.ops.archive import TradeArchiver
 from tradestore.ops.partition_export import export_partition, import_partition
 from tradestore.ops.retention import partitions_of
 from tradestore.ops.rollups import TARGETS
+from tradestore.timeframes import Timeframe
 from tradestore.trading.trades import TradeFilters
 
 T0 = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
@@ -102,6 +103,25 @@ async def test_a_refresh_never_consumes_the_marker_of_an_uncommitted_ingest(
     assert not await rollups.is_fresh(symbol, start, end)  # still marked: not done yet
     await rollups.refresh()
     await assert_rollups_equal_resampling(fresh, symbol)
+
+
+async def test_a_day_whose_volume_overflows_its_column_never_poisons_rollups(
+    fresh: TradeStore,
+) -> None:
+    symbol = "HUGE-USD"
+    rows = [dict(r, volume=Decimal("9999999999.5")) for r in candles(1440, start=T0)]
+    assert not (await fresh.market_data.store_candles(symbol, "1m", rows)).rejected
+    await fresh.market_data.store_candles("SMALL-USD", "1m", candles(60, start=T0))
+    rollups = await fresh.rollups()
+    await rollups.refresh()  # the huge day does not fail the batch (nor the small series)
+    start, end = T0, T0 + timedelta(days=2)
+    day = await rollups.read(symbol, Timeframe.D1, start, end, exact=True)
+    resampled = await fresh.market_data.resample(symbol, "1d", start, end, exact=True)
+    cap = Decimal("92233720368.54775807")  # the int8 transport's limit
+    assert list(day.volume) == list(resampled.volume) and max(day.volume) == cap
+    five = await rollups.read(symbol, Timeframe.M5, start, end, exact=True)
+    assert five.volume[1] == Decimal("9999999999.5") * 5  # below the limit: exact
+    assert len(await rollups.read("SMALL-USD", Timeframe.H1, start, end)) == 1
 
 
 @pytest.mark.native_only  # partitions

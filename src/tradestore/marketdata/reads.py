@@ -1,7 +1,9 @@
 """Candle reads: binary COPY TO STDOUT into numpy, no Python object per row.
 
 The server casts each NUMERIC(18,8) to int8 (value * 1e8, exact) and fills NULLs with
-sentinels, so every row has the same width and the stream is one `np.frombuffer`.
+sentinels (a summed volume above 92,233,720,368.54775807, possible only in coarse
+rollups, is reported as that maximum: the int8 limit; SQL has the exact sum), so every
+row has the same width and the stream is one `np.frombuffer`.
 Ranges are inclusive at both ends (the seed's BETWEEN). Nothing is truncated: a limit
 applies only when given.
 
@@ -36,8 +38,8 @@ from tradestore.timeframes import Timeframe
 SCALED_COLUMNS = sql.SQL("""
     timestamp,
     (open * 100000000)::int8, (high * 100000000)::int8, (low * 100000000)::int8,
-    (close * 100000000)::int8, (volume * 100000000)::int8,
-    coalesce(trades_count, -1)::int4,
+    (close * 100000000)::int8, (least(volume, 92233720368.54775807) * 100000000)::int8,
+    least(coalesce(trades_count, -1), 2147483647)::int4,
     coalesce((vwap * 100000000)::int8, -9223372036854775808)
 """)
 RANGE_SQL = sql.SQL(

@@ -35,8 +35,8 @@ BUCKET_AGGREGATES = sql.SQL("""
 RESAMPLE_SQL = sql.SQL("""
 SELECT bucket AS timestamp,
        (open * 100000000)::int8, (high * 100000000)::int8, (low * 100000000)::int8,
-       (close * 100000000)::int8, (volume * 100000000)::int8,
-       coalesce(trades_count, -1)::int4,
+       (close * 100000000)::int8, (least(volume, 92233720368.54775807) * 100000000)::int8,
+       least(coalesce(trades_count, -1), 2147483647)::int4,
        coalesce((vwap * 100000000)::int8, -9223372036854775808)
   FROM (SELECT date_bin({step}, timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
                {aggregates}
