@@ -20,6 +20,7 @@ from tradestore import TradeStore
 from tradestore.ops.compression import Compression
 from tradestore.ops.rollups import TARGETS
 from tradestore.settings import TimeSeriesMode
+from tradestore.timeframes import Timeframe
 
 URL = os.environ.get("TRADESTORE_TEST_TIMESCALE_URL")
 pytestmark = [
@@ -129,3 +130,77 @@ async def test_retention_policy_is_one_source_of_truth_for_timescale_jobs(
     await retention.set_policy("market_data", timedelta(days=365))  # maintain run drops it
     assert await job_drop_after("market_data") is None
     assert await retention.run() == []  # nothing that old: nothing said to be dropped
+
+
+async def test_a_late_correction_below_the_watermark_shows_in_coarse_reads(
+    ts_store: TradeStore,
+) -> None:
+    symbol = "TSL-USD"
+    start = datetime(2024, 3, 4, tzinfo=UTC)
+    rows = candles(3 * 1440, start=start)
+    await ts_store.market_data.store_candles(symbol, "1m", rows)
+    rollups = await ts_store.rollups()
+    refreshed = await rollups.refresh()
+    assert refreshed.window is not None and refreshed.days > 0  # says what it refreshed
+    fixed = dict(rows[100], high=rows[100]["high"] + 50)
+    await ts_store.market_data.store_candles(symbol, "1m", [fixed])
+    end = start + timedelta(days=3)
+    for tf in (Timeframe.H1, Timeframe.D1):
+        frame, source = await rollups.candles(symbol, tf, start, end, exact=True)
+        expected = await ts_store.market_data.resample(symbol, tf, start, end, exact=True)
+        assert source == "rollup"
+        assert list(frame.high) == list(expected.high), tf
+    assert (
+        max((await rollups.read(symbol, Timeframe.D1, start, end, exact=True)).high)
+        == (fixed["high"])
+    )
+
+
+async def test_the_open_bucket_is_never_materialised_early(ts_store: TradeStore) -> None:
+    symbol = "TSO-USD"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    day = Timeframe.D1.bucket_start(now)
+    if now - day < timedelta(minutes=30):
+        pytest.skip("too close to midnight UTC for a bucket that is open on both sides")
+    first = candles(10, start=day)
+    await ts_store.market_data.store_candles(symbol, "1m", first)
+    await (await ts_store.rollups()).refresh()
+    later = candles(5, start=day + timedelta(minutes=10), base="200.5")
+    await ts_store.market_data.store_candles(symbol, "1m", later)
+    frame, _ = await (await ts_store.rollups()).candles(
+        symbol, Timeframe.D1, day, day + timedelta(days=1), exact=True
+    )
+    assert frame.close[-1] == later[-1]["close"]  # today's candle includes the new minutes
+
+
+async def test_rollups_outlive_raw_retention(ts_store: TradeStore) -> None:
+    symbol = "TSR-USD"
+    start = (datetime.now(UTC) - timedelta(days=420)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    await ts_store.market_data.store_candles(symbol, "1m", candles(3 * 1440, start=start))
+    rollups = await ts_store.rollups()
+    await rollups.refresh()
+    end = start + timedelta(days=3)
+    before = await rollups.read(symbol, Timeframe.D1, start, end, exact=True)
+    assert len(before) == 3
+    await (await ts_store.retention()).set_policy("market_data", timedelta(days=365))
+    dropped = await (await ts_store.retention()).run()
+    assert dropped and "market_data" in dropped[0]
+    assert (
+        await ts_store.db.query_value(
+            "SELECT count(*) FROM market_data WHERE symbol = %s", (symbol,)
+        )
+        == 0
+    )
+    await rollups.refresh()  # after retention: must not erase what was rolled up
+    after = await rollups.read(symbol, Timeframe.D1, start, end, exact=True)
+    assert list(after.close) == list(before.close) and len(after) == 3
+
+
+async def test_aggregate_policies_never_refresh_below_30_days(ts_store: TradeStore) -> None:
+    offsets = await ts_store.db.query(
+        "SELECT hypertable_name, config->>'start_offset' AS start_offset "
+        "FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+    )
+    assert len(offsets) == 6 and {o["start_offset"] for o in offsets} == {"30 days"}

@@ -72,8 +72,19 @@ ROLLUP_TIMESCALE = sql.SQL(
 
 @dataclass
 class RefreshResult:
-    days: int = 0
-    rows: int = 0
+    days: int = 0  # native: dirty days recomputed; TimescaleDB: days of the refresh window
+    rows: int = 0  # native: rollup rows written
+    window: tuple[datetime, datetime] | None = None  # TimescaleDB: what was refreshed
+
+
+# TimescaleDB: refresh whole, closed buckets only, and never below the oldest raw data
+# still kept: refreshing a range whose raw chunks retention dropped would erase the
+# aggregates' history there (rollups are meant to outlive raw retention).
+OLDEST_RAW = """
+SELECT min(range_start) FROM timescaledb_information.chunks
+ WHERE hypertable_name = 'market_data'
+"""
+REFRESH_CAGG = "CALL refresh_continuous_aggregate({}, {}, {})"
 
 
 class Rollups:
@@ -88,12 +99,16 @@ class Rollups:
         """Recompute every dirty day (native); TimescaleDB refreshes by its own policies."""
         result = RefreshResult()
         if self.mode is TimeSeriesMode.TIMESCALE:
-            for tf in TARGETS:
-                await self.db.execute(
-                    sql.SQL("CALL refresh_continuous_aggregate({}, NULL, NULL)").format(
-                        sql.Literal(f"market_data_{tf.value}")
-                    )
-                )
+            oldest = await self.db.query_value(OLDEST_RAW)
+            if oldest is None:
+                return result
+            now = datetime.now(UTC)
+            for i, tf in enumerate(TARGETS, 1):
+                await self._refresh_cagg(tf, oldest, now)
+                if progress is not None:
+                    progress(i, len(TARGETS))
+            result.window = _closed_buckets(Timeframe.D1, oldest, now)
+            result.days = max(0, (result.window[1] - result.window[0]).days)
             return result
         total = int((await self.db.query_one(DIRTY_COUNT) or {"days": 0})["days"])
         targets = sql.SQL(", ").join(
@@ -120,9 +135,20 @@ class Rollups:
         await self.db.execute("UPDATE rollup_state SET last_refresh_at = now()")
         return result
 
+    async def _refresh_cagg(self, tf: Timeframe, start: datetime, end: datetime) -> None:
+        """Refresh tf's continuous aggregate over the whole, closed buckets of [start,
+        end), kept above the oldest raw data (see OLDEST_RAW)."""
+        first, last = _closed_buckets(tf, start, end)
+        if last <= first:
+            return
+        view = sql.Literal(f"market_data_{tf.value}")
+        await self.db.execute(
+            sql.SQL(REFRESH_CAGG).format(view, sql.Literal(first), sql.Literal(last))
+        )
+
     async def is_fresh(self, symbol: str, start: datetime, end: datetime) -> bool:
         if self.mode is TimeSeriesMode.TIMESCALE:
-            return True  # real-time continuous aggregates include unmaterialised data
+            return True  # read() refreshes its window first (see there)
         row = await self.db.query_one(DIRTY_IN_RANGE, (symbol, _day(start), _day(end)))
         return row is None
 
@@ -135,7 +161,12 @@ class Rollups:
         *,
         exact: bool = False,
     ) -> CandleFrame:
-        """Rollup candles with start <= bucket <= end (as stored; see is_fresh)."""
+        """Rollup candles with start <= bucket <= end (as stored; see is_fresh).
+
+        TimescaleDB: real-time aggregates show raw rows above their watermark only; a late
+        correction below it would be invisible until a refresh. So the read's closed
+        buckets are refreshed first (only invalidated buckets are recomputed: cheap when
+        nothing changed), above the oldest raw data kept."""
         if timeframe not in TARGETS:
             raise ValueError(f"no rollup for {timeframe.value}")
         first, last = bucket_range(timeframe, start, end)  # whole buckets, as resample()
@@ -146,6 +177,9 @@ class Rollups:
             "columns": SCALED_COLUMNS,
         }
         if self.mode is TimeSeriesMode.TIMESCALE:
+            oldest = await self.db.query_value(OLDEST_RAW)
+            if oldest is not None:
+                await self._refresh_cagg(timeframe, max(first, oldest), last)
             query = ROLLUP_TIMESCALE.format(
                 view=sql.Identifier(f"market_data_{timeframe.value}"), **literals
             )
@@ -189,6 +223,15 @@ class Rollups:
         ]
 
 
+def _closed_buckets(tf: Timeframe, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[first, last): the whole buckets of tf inside [start, end) that have closed (a
+    bucket cut by start lost raw rows to retention; one reaching now is still open)."""
+    first = tf.bucket_start(start)
+    if first < start:
+        first += tf.delta
+    return first, min(tf.bucket_start(end), tf.bucket_start(datetime.now(UTC)))
+
+
 def _day(ts: datetime) -> date:
     return ts.astimezone(UTC).date()
 
@@ -201,6 +244,11 @@ class RollupTask:
 
     async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
         result = await (await store.rollups()).refresh(progress=progress)
+        if result.window is not None:
+            start, end = result.window
+            return [
+                f"rollups: continuous aggregates refreshed from {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+            ]
         return (
             [f"rollups: {result.days} day(s) recomputed, {result.rows} rows"] if result.days else []
         )
