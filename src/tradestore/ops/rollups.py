@@ -49,9 +49,13 @@ INSERT INTO market_data_rollup (symbol, timeframe, timestamp, open, high, low, c
 SELECT m.symbol, tf.name, date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
        {aggregates}
   FROM unnest(%(symbols)s::text[], %(days)s::date[]) AS b(symbol, day)
-  JOIN market_data m ON m.symbol = b.symbol AND m.timeframe = '1m'
-   AND m.timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
-   AND m.timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')
+ -- LATERAL: one primary-key range scan per (symbol, day); a plain join let the planner
+ -- hash on the symbol and filter every row of the series by the day
+ CROSS JOIN LATERAL (
+       SELECT * FROM market_data
+        WHERE symbol = b.symbol AND timeframe = '1m'
+          AND timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
+          AND timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
  CROSS JOIN (VALUES {targets}) AS tf(name, step)
  GROUP BY m.symbol, tf.name, 3
 """)
@@ -94,7 +98,7 @@ class Rollups:
         self.mode = mode
 
     async def refresh(
-        self, *, batch_days: int = 200, progress: Progress | None = None
+        self, *, batch_days: int = 30, progress: Progress | None = None
     ) -> RefreshResult:
         """Recompute every dirty day (native); TimescaleDB refreshes by its own policies."""
         result = RefreshResult()
