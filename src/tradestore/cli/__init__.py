@@ -7,8 +7,9 @@ import json
 import typer
 
 from tradestore.cli import analytics, db, demo, maintain, market, ops, realtime, trading
-from tradestore.cli.common import console, open_store, run, setup_logging
+from tradestore.cli.common import console, fail, open_store, run, setup_logging
 from tradestore.cli.formatting import health_table
+from tradestore.errors import TradeStoreError
 
 app = typer.Typer(
     help="tradestore: the persistence layer of an algorithmic trading platform.",
@@ -56,4 +57,9 @@ def health(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
 
 
 def main() -> None:
-    app()
+    """The console script: a tradestore error anywhere (also while parsing options,
+    outside `run`) is one line and exit 1, never a traceback."""
+    try:
+        app()
+    except TradeStoreError as exc:
+        fail(str(exc))
