@@ -15,7 +15,7 @@ from the rollup when its range has no dirty day, and resamples otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from psycopg import sql
@@ -107,10 +107,14 @@ class Rollups:
             if oldest is None:
                 return result
             now = datetime.now(UTC)
-            for i, tf in enumerate(TARGETS, 1):
-                await self._refresh_cagg(tf, oldest, now)
+            slices = _slices(oldest, now)
+            total = len(TARGETS) * len(slices)
+            for i, (tf, (start, end)) in enumerate(
+                ((tf, window) for tf in TARGETS for window in slices), 1
+            ):
+                await self._refresh_cagg(tf, start, end)
                 if progress is not None:
-                    progress(i, len(TARGETS))
+                    progress(i, total)
             result.window = _closed_buckets(Timeframe.D1, oldest, now)
             result.days = max(0, (result.window[1] - result.window[0]).days)
             return result
@@ -225,6 +229,19 @@ class Rollups:
                 f"{row['symbols'] if row else 0} symbol(s)",
             )
         ]
+
+
+REFRESH_SLICE = timedelta(days=30)  # one refresh call per slice: no statement nears its timeout
+
+
+def _slices(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at midnights UTC every REFRESH_SLICE (every timeframe divides a
+    day, so no bucket straddles two slices)."""
+    out, cut = [], Timeframe.D1.bucket_start(start)
+    while cut < end:
+        out.append((max(cut, start), min(cut + REFRESH_SLICE, end)))
+        cut += REFRESH_SLICE
+    return out
 
 
 def _closed_buckets(tf: Timeframe, start: datetime, end: datetime) -> tuple[datetime, datetime]:

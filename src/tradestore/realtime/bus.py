@@ -49,6 +49,7 @@ SELECT id, event_type, aggregate_id, payload, created_at FROM event_outbox
 MARK_PUBLISHED = "UPDATE event_outbox SET published_at = now() WHERE id = ANY(%s)"
 REPUBLISH_SINCE = "UPDATE event_outbox SET published_at = NULL WHERE published_at >= %s"
 OUTBOX_EXISTS = "SELECT to_regclass('event_outbox')"
+SUBSCRIBE_POLL_S = 1.0
 EPOCH_CLOCK_MARGIN_S = 5.0  # published_at is the database's clock, the marker time ours
 BACKLOG = """
 SELECT count(*) AS pending, min(created_at) AS oldest FROM event_outbox
@@ -311,18 +312,27 @@ class EventBus:
             cursor = "(" + _text(entries[-1][0])
 
     async def subscribe(self, types: set[str] | None = None) -> AsyncIterator[Event]:
-        """Live events as they are relayed (pub/sub: nothing is kept for absent listeners)."""
-        pubsub = self._client().pubsub()
-        try:
-            if types:
-                await pubsub.subscribe(*[self.channel(t) for t in types])
-            else:
-                await pubsub.psubscribe(self.keys.key("events-live") + ":*")
-            async for message in pubsub.listen():
-                if message.get("type") in ("message", "pmessage"):
-                    yield Event.from_fields(None, json.loads(message["data"]))
-        finally:
-            await pubsub.aclose()
+        """Live events as they are relayed (pub/sub: nothing is kept for absent listeners).
+        Polls with a timeout (an idle channel is not an error, with any redis-py) and
+        subscribes again after a Redis outage."""
+        while True:
+            pubsub = self._client().pubsub()
+            try:
+                if types:
+                    await pubsub.subscribe(*[self.channel(t) for t in types])
+                else:
+                    await pubsub.psubscribe(self.keys.key("events-live") + ":*")
+                self.link.recovered()
+                while True:
+                    message = await pubsub.get_message(timeout=SUBSCRIBE_POLL_S)
+                    if message is not None and message.get("type") in ("message", "pmessage"):
+                        yield Event.from_fields(None, json.loads(message["data"]))
+            except (RedisError, OSError) as exc:
+                self.link.failed(exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
 
     async def _ensure_group(self, group: str, start: str) -> None:
         try:
