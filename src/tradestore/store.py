@@ -113,9 +113,9 @@ class TradeStore:
         return self
 
     async def close(self) -> None:
-        """Stop the background loops and close the connections, within about
-        CLOSE_TIMEOUT_S whatever the state of PostgreSQL and Redis; never raises.
-        The store can be opened again afterwards."""
+        """Stop the background loops, then close the connections: within about 2 s
+        (LOOP_STOP_TIMEOUT_S + POOL_CLOSE_TIMEOUT_S) whatever the state of PostgreSQL and
+        Redis; never raises. The store can be opened again afterwards."""
         await asyncio.gather(
             self.events.stop_relay(LOOP_STOP_TIMEOUT_S), self.cache.stop(LOOP_STOP_TIMEOUT_S)
         )
@@ -299,7 +299,8 @@ class TradeStore:
         loops = [self.cache.listener]
         if self.events.relay is not None:
             loops.append(self.events.relay)
-        return {loop.name: {**asdict(loop.health()), "ok": loop.health().ok} for loop in loops}
+        states = [loop.health() for loop in loops]
+        return {state.name: {**asdict(state), "ok": state.ok} for state in states}
 
     async def partitions(self) -> PartitionManager:
         """The partition manager for this database's time-series mode (after migrate)."""

@@ -62,19 +62,6 @@ def encode_rows(columns: dict[str, npt.NDArray[Any]], n: int) -> bytes:
     return rows.tobytes()
 
 
-def decode_rows(payload: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
-    """The rows of a binary COPY TO payload of READ_COLUMNS, as a structured array view."""
-    data = memoryview(payload)
-    if len(data) < len(HEADER) + len(TRAILER) or bytes(data[: len(SIGNATURE)]) != SIGNATURE:
-        raise ValueError("not a PostgreSQL binary COPY stream")
-    extension = int.from_bytes(data[15:19], "big")
-    start = len(HEADER) + extension
-    body = len(data) - start - len(TRAILER)
-    if body % READ_DTYPE.itemsize:
-        raise ValueError("unexpected row width in binary COPY stream (a NULL column?)")
-    return np.frombuffer(data, dtype=READ_DTYPE, count=body // READ_DTYPE.itemsize, offset=start)
-
-
 def unix_us_to_pg(ts_us: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return ts_us - PG_EPOCH_US
 

@@ -75,8 +75,7 @@ class ColumnSink:
         self.n = end
 
     def _value(self, raw: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        scaled = raw.astype(np.int64)
-        return scaled if self.exact else scaled / binary.SCALE
+        return raw.astype(np.int64) if self.exact else binary.scaled_to_float(raw)
 
     def _grow(self, capacity: int) -> None:
         for name, column in self.columns.items():

@@ -273,7 +273,7 @@ class EventBus:
                     cursor = _text(stream_id)
                 event = self._entry_event(_text(stream_id), fields)
                 if event is None or event.outbox_id in seen or (types and event.type not in types):
-                    await self._client().xack(self.stream, group, stream_id)
+                    await self._xack(group, stream_id)
                     continue
                 seen.add(event.outbox_id)
                 yield event
@@ -287,10 +287,11 @@ class EventBus:
     async def ack(self, group: str, event: Event) -> bool:
         """Acknowledge an event; False when Redis could not be told (it is down): the
         event stays pending and comes again, which consumers de-duplicate by outbox_id."""
-        if event.stream_id is None:
-            return True
+        return event.stream_id is None or await self._xack(group, event.stream_id)
+
+    async def _xack(self, group: str, stream_id: Any) -> bool:
         try:
-            await self._client().xack(self.stream, group, event.stream_id)
+            await self._client().xack(self.stream, group, stream_id)
         except (RedisError, OSError) as exc:
             self.link.failed(exc)
             return False
