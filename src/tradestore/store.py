@@ -32,6 +32,7 @@ from tradestore.keys import Keys
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.ops.config_store import ConfigStore
+from tradestore.ops.market_archive import MarketArchive
 from tradestore.ops.monitoring import Monitor
 from tradestore.ops.retention import Retention
 from tradestore.ops.rollups import Rollups
@@ -320,6 +321,11 @@ class TradeStore:
 
     async def retention(self) -> Retention:
         return Retention(self.db, await self.timeseries_mode() or TimeSeriesMode.NATIVE)
+
+    async def market_archive(self) -> MarketArchive:
+        """Export a time range of market_data to Parquet (and drop it), and import it back."""
+        partitions = await self.partitions()
+        return MarketArchive(self.db, partitions.mode, await self.retention(), partitions)
 
     async def timeseries_mode(self) -> TimeSeriesMode | None:
         return (await self.migrator().status()).mode

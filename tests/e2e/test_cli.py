@@ -183,6 +183,14 @@ def test_every_command_of_the_readme_table(migrated: Cli) -> None:
     assert bad_age.returncode == 1 and "--archive-after" in bad_age.stderr
     cli.ok("maintain", "run")
     cli.ok("maintain", "compression")
+    exported = cli.ok(
+        "maintain", "export", "--since", "2024-01-01", "--until", "2024-01-02", "--dir", "arch"
+    )
+    assert "exported 120 rows" in exported
+    (manifest,) = (cli.workdir / "arch").glob("*.manifest.json")
+    assert "imported 0 rows" in cli.ok("maintain", "import", str(manifest))  # all kept
+    neither = cli("maintain", "export", "--since", "2024-01-01")
+    assert neither.returncode == 1 and "--until" in neither.stderr
     cli.ok("health", "--json")
 
 

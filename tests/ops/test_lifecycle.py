@@ -12,6 +12,7 @@ from uuid import UUID
 
 import numpy as np
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import MODE
@@ -21,7 +22,7 @@ from tradestore import Conflict, TradeStore, ValidationError
 from tradestore.analytics.report import build_report
 from tradestore.ops import maintenance
 from tradestore.ops.archive import TradeArchiver
-from tradestore.ops.partition_export import export_partition, import_partition
+from tradestore.ops.market_archive import ArchiveRange
 from tradestore.ops.retention import partitions_of
 from tradestore.ops.rollups import TARGETS
 from tradestore.timeframes import Timeframe
@@ -333,23 +334,22 @@ async def test_interrupted_archive_resumes(fresh: TradeStore) -> None:
     assert [(r["status"], r["moved"]) for r in runs] == [("DONE", 50)]
 
 
-@pytest.mark.native_only  # partitions; a Timescale export path: issue 13
-async def test_parquet_round_trip_of_a_partition(fresh: TradeStore, tmp_path: Path) -> None:
+MARCH = ArchiveRange.of(datetime(2022, 3, 1, tzinfo=UTC), datetime(2022, 4, 1, tzinfo=UTC))
+
+
+async def test_parquet_round_trip_of_a_month(fresh: TradeStore, tmp_path: Path) -> None:
     rows = candles(3000, start=datetime(2022, 3, 1, tzinfo=UTC))
     await fresh.market_data.store_candles("PQ-USD", "1m", rows)
     before = await fresh.market_data.get_historical_data(
         "PQ-USD", "1m", rows[0]["timestamp"], rows[-1]["timestamp"], exact=True
     )
-    manifest = await export_partition(
-        fresh.db, await fresh.retention(), "market_data_p20220301", tmp_path, drop_after=True
-    )
+    archive = await fresh.market_archive()
+    manifest = await archive.export(MARCH, tmp_path, drop_after=True)
     assert manifest.rows == 3000 and len(manifest.sha256) == 64
-    assert (tmp_path / "market_data_p20220301.manifest.json").exists()
+    assert (tmp_path / f"{MARCH.label}.manifest.json").exists()
     assert await fresh.market_data.list_series("PQ-USD") == []
-    (await fresh.partitions()).forget()
-    restored = await import_partition(
-        fresh.db, await fresh.partitions(), tmp_path / "market_data_p20220301.manifest.json"
-    )
+    assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 0
+    restored = await archive.import_(tmp_path / f"{MARCH.label}.manifest.json")
     assert restored == 3000
     after = await fresh.market_data.get_historical_data(
         "PQ-USD", "1m", rows[0]["timestamp"], rows[-1]["timestamp"], exact=True
@@ -359,37 +359,74 @@ async def test_parquet_round_trip_of_a_partition(fresh: TradeStore, tmp_path: Pa
     assert (await fresh.market_data.list_series("PQ-USD"))[0]["row_count"] == 3000
 
 
-@pytest.mark.native_only  # partitions
+async def test_export_of_a_range_takes_exactly_its_rows_and_keeps_them(
+    fresh: TradeStore, tmp_path: Path
+) -> None:
+    rows = candles(3000, start=datetime(2022, 3, 31, 12, tzinfo=UTC))  # into April
+    await fresh.market_data.store_candles("PQ-USD", "1m", rows)
+    span = ArchiveRange.of(
+        datetime(2022, 3, 31, 18, tzinfo=UTC), datetime(2022, 4, 1, 6, tzinfo=UTC)
+    )
+    manifest = await (await fresh.market_archive()).export(span, tmp_path)
+    assert manifest.rows == 12 * 60
+    table = pq.read_table(tmp_path / manifest.file)
+    stamps = table.column("timestamp").to_pylist()
+    assert min(stamps) == span.start and max(stamps) == span.end - timedelta(minutes=1)
+    assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 3000
+
+
+async def test_a_drop_takes_whole_partitions_or_chunks_only(
+    fresh: TradeStore, tmp_path: Path
+) -> None:
+    rows = candles(3000, start=datetime(2022, 3, 1, tzinfo=UTC))
+    await fresh.market_data.store_candles("PQ-USD", "1m", rows)
+    half = ArchiveRange.of(datetime(2022, 3, 1, 12, tzinfo=UTC), datetime(2022, 4, 1, tzinfo=UTC))
+    with pytest.raises(ValidationError, match="only partly in the range"):
+        await (await fresh.market_archive()).export(half, tmp_path, drop_after=True)
+    assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 3000
+
+
+async def test_rollups_outlive_a_dropped_range(fresh: TradeStore, tmp_path: Path) -> None:
+    start = datetime(2022, 3, 1, tzinfo=UTC)
+    await fresh.market_data.store_candles("PQ-USD", "1m", candles(3 * 1440, start=start))
+    rollups = await fresh.rollups()
+    await rollups.refresh()
+    before = await rollups.read(
+        "PQ-USD", Timeframe.D1, start, start + timedelta(days=3), exact=True
+    )
+    await (await fresh.market_archive()).export(MARCH, tmp_path, drop_after=True)
+    await rollups.refresh()
+    after = await rollups.read("PQ-USD", Timeframe.D1, start, start + timedelta(days=3), exact=True)
+    assert len(after) == len(before) == 3
+    for name, values in before.columns().items():
+        assert list(after.columns()[name]) == list(values), name
+
+
 async def test_a_backfill_during_export_and_drop_is_never_lost(
     fresh: TradeStore, tmp_path: Path
 ) -> None:
     rows = candles(500, start=datetime(2022, 3, 1, tzinfo=UTC))
     await fresh.market_data.store_candles("PQ-USD", "1m", rows)
-    late = candles(1, start=datetime(2022, 3, 20, tzinfo=UTC), base="50.5")[0]
+    # a late row of a day (chunk) and month (partition) that already exist
+    late = candles(1, start=datetime(2022, 3, 1, 12, tzinfo=UTC), base="50.5")[0]
     url = fresh.settings.postgres_conninfo()
     assert url is not None
     async with await psycopg.AsyncConnection.connect(url) as writer:
-        # a backfill row of that month, committed while the export runs
+        # a backfill row of that range, committed while the export runs
         await writer.execute(
             "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, "
             "volume) VALUES ('PQ-USD', '1m', %(timestamp)s, %(open)s, %(high)s, %(low)s, "
             "%(close)s, %(volume)s)",
             late,
         )
-        export = asyncio.ensure_future(
-            export_partition(
-                fresh.db,
-                await fresh.retention(),
-                "market_data_p20220301",
-                tmp_path,
-                drop_after=True,
-            )
-        )
+        archive = await fresh.market_archive()
+        export = asyncio.ensure_future(archive.export(MARCH, tmp_path, drop_after=True))
         await asyncio.sleep(0.3)
         assert not export.done()  # it waits for the writer, rather than racing it
         await writer.commit()
         manifest = await export
     assert manifest.rows == 501  # the late row is in the file, not dropped unseen
+    assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 0
 
 
 async def test_a_manifest_cannot_point_outside_its_folder(
@@ -408,7 +445,7 @@ async def test_a_manifest_cannot_point_outside_its_folder(
     path = tmp_path / "evil.manifest.json"
     path.write_text(json.dumps(manifest))
     with pytest.raises(ValidationError, match="plain file name"):
-        await import_partition(fresh.db, await fresh.partitions(), path)
+        await (await fresh.market_archive()).import_(path)
 
 
 async def test_two_maintainers_one_runs(fresh: TradeStore, empty_database: object) -> None:

@@ -8,11 +8,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from tradestore.cli.common import console, open_store, run
-from tradestore.cli.formatting import parse_age
+from tradestore.cli.common import console, fail, open_store, run
+from tradestore.cli.formatting import parse_age, parse_when
 from tradestore.ops import maintenance
 from tradestore.ops.compression import Compression
-from tradestore.ops.partition_export import export_partition, import_partition
+from tradestore.ops.market_archive import ArchiveRange
 from tradestore.ops.tasks import Progress as Progress_
 from tradestore.settings import TimeSeriesMode
 
@@ -108,21 +108,37 @@ def _print_lines(lines: list[str]) -> None:
 
 @app.command("export")
 def export(
-    partition: str,
+    partition: str | None = typer.Argument(
+        None, help="A native partition or TimescaleDB chunk name (or give --since/--until)."
+    ),
+    since: str | None = typer.Option(None, help="Range start, inclusive (ISO date or time)."),
+    until: str | None = typer.Option(None, help="Range end, exclusive (ISO date or time)."),
     directory: Path = typer.Option(Path("archive"), "--dir", help="Where the files go."),
-    drop: bool = typer.Option(False, help="Drop the partition once the export is verified."),
+    drop: bool = typer.Option(
+        False, help="Drop the range once the export is verified (whole partitions/chunks)."
+    ),
 ) -> None:
-    """Export one market_data partition to Parquet with a manifest."""
+    """Export market_data of a time range [since, until) to Parquet with a manifest."""
+    start = parse_when(since, option="--since")
+    end = parse_when(until, option="--until")
+    by_name = partition is not None and since is None and until is None
+    by_range = partition is None and start is not None and end is not None
+    if not (by_name or by_range):
+        fail("give a partition/chunk name, or both --since and --until")
 
     async def main() -> None:
         async with open_store() as store:
-            manifest = await export_partition(
-                store.db, await store.retention(), partition, directory, drop_after=drop
-            )
+            archive = await store.market_archive()
+            if partition is not None:
+                span = await ArchiveRange.named(store.db, archive.mode, partition)
+            else:
+                assert start is not None and end is not None
+                span = ArchiveRange.of(start, end)
+            manifest = await archive.export(span, directory, drop_after=drop)
         console.print(
-            f"exported {manifest.rows:,} rows of {partition} to "
-            f"{directory / manifest.file} (sha256 {manifest.sha256[:12]}…)"
-            + (", partition dropped" if drop else "")
+            f"exported {manifest.rows:,} rows of {span.start:%Y-%m-%d %H:%M} to "
+            f"{span.end:%Y-%m-%d %H:%M} to {directory / manifest.file} "
+            f"(sha256 {manifest.sha256[:12]}…)" + (", range dropped" if drop else "")
         )
 
     run(main)
@@ -130,11 +146,11 @@ def export(
 
 @app.command("import")
 def import_(manifest: Path) -> None:
-    """Load an exported partition back (checksum verified)."""
+    """Load an exported range back (checksum verified; existing candles are kept)."""
 
     async def main() -> None:
         async with open_store() as store:
-            n = await import_partition(store.db, await store.partitions(), manifest)
+            n = await (await store.market_archive()).import_(manifest)
         console.print(f"imported {n:,} rows from {manifest}")
 
     run(main)

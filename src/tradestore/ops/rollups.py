@@ -89,6 +89,16 @@ SELECT min(range_start) FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data'
 """
 REFRESH_CAGG = "CALL refresh_continuous_aggregate({}, {}, {})"
+# TimescaleDB 2.19+ commits a refresh in batches of buckets unless told otherwise, and a
+# real-time aggregate read meanwhile misses the history not yet redone: refresh in one
+# transaction where the server knows the option (as the policies do, migration 0019).
+ATOMIC_REFRESH = (
+    "CALL refresh_continuous_aggregate({}, {}, {}, options => '{{\"buckets_per_batch\": 0}}')"
+)
+REFRESH_HAS_OPTIONS = """
+SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'refresh_continuous_aggregate'
+                                       AND 'options' = ANY(proargnames))
+"""
 
 
 class Rollups:
@@ -96,6 +106,7 @@ class Rollups:
         self.db = db
         self.reader = reader
         self.mode = mode
+        self._refresh_sql: str | None = None
 
     async def refresh(
         self, *, batch_days: int = 30, progress: Progress | None = None
@@ -149,9 +160,12 @@ class Rollups:
         first, last = _closed_buckets(tf, start, end)
         if last <= first:
             return
+        if self._refresh_sql is None:
+            atomic = await self.db.query_value(REFRESH_HAS_OPTIONS)
+            self._refresh_sql = ATOMIC_REFRESH if atomic else REFRESH_CAGG
         view = sql.Literal(f"market_data_{tf.value}")
         await self.db.execute(
-            sql.SQL(REFRESH_CAGG).format(view, sql.Literal(first), sql.Literal(last))
+            sql.SQL(self._refresh_sql).format(view, sql.Literal(first), sql.Literal(last))
         )
 
     async def is_fresh(self, symbol: str, start: datetime, end: datetime) -> bool:
