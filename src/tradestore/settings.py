@@ -8,6 +8,7 @@ Secrets never appear in `repr`, logs or error messages.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,16 @@ class Settings(BaseSettings):
     )
     alert_replication_lag_ms: float = Field(
         60_000.0, gt=0, validation_alias=_env("TRADESTORE_ALERT_REPLICATION_LAG_MS")
+    )
+
+    # --- market data -------------------------------------------------------------------
+    # candles outside [earliest, now + max future] are rejected row by row (a stray year
+    # 2200 or an empty timestamp read as 1970 is a broken row, not history)
+    candle_earliest: datetime = Field(
+        datetime(1970, 1, 1, tzinfo=UTC), validation_alias=_env("TRADESTORE_CANDLE_EARLIEST")
+    )
+    candle_max_future_s: float = Field(
+        86_400.0, ge=0, validation_alias=_env("TRADESTORE_CANDLE_MAX_FUTURE_S")
     )
 
     # --- cache -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,7 @@ from tradestore.errors import TradeStoreError
 from tradestore.keys import Keys
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.marketdata.validation import TimeWindow
 from tradestore.ops.config_store import ConfigStore
 from tradestore.ops.market_archive import MarketArchive
 from tradestore.ops.monitoring import Monitor
@@ -200,7 +202,10 @@ class TradeStore:
 
     @cached_property
     def market_data(self) -> MarketDataRepository:
-        repository = MarketDataRepository(self.db, self.redis, self.keys, self.partitions)
+        window = TimeWindow(
+            self.settings.candle_earliest, timedelta(seconds=self.settings.candle_max_future_s)
+        )
+        repository = MarketDataRepository(self.db, self.redis, self.keys, self.partitions, window)
         repository.after_ingest.append(self._record_latest_candle)
         repository.coarse_source = self.rollups
         return repository

@@ -71,7 +71,86 @@ BAD_ROWS = [
     ({"symbol": "eth usd"}, "bad symbol format"),
     ({"timeframe": "2m"}, "unknown timeframe '2m'"),
     ({"trades_count": -3}, "trades_count"),
+    ({"timestamp": None}, "timestamp: missing"),
+    ({"timestamp": float("nan")}, "timestamp: missing"),
+    ({"timestamp": ""}, "timestamp: missing"),
+    ({"timestamp": pd.NaT}, "timestamp: missing"),
+    ({"timestamp": datetime(2200, 1, 1, tzinfo=UTC)}, "timestamp in the future"),
+    ({"timestamp": datetime(1960, 1, 1, tzinfo=UTC)}, "timestamp before 1970-01-01"),
+    ({"high": 1e10}, "high: too large for NUMERIC(18,8)"),  # the float boundary, exactly
+    ({"volume": 1e10}, "volume: too large for NUMERIC(18,8)"),
+    ({"volume": "x" * 10_000}, "volume: not a number ('xxxxxxxx"),
 ]
+
+
+async def test_an_error_never_echoes_a_huge_value(store: TradeStore) -> None:
+    rows = candles(3)
+    rows[1]["volume"] = "x" * 10_000
+    result = await store.market_data.store_candles(new_symbol(), "1m", rows)
+    assert len(result.rejected[0].reason) < 120
+
+
+@pytest.mark.parametrize("column", ["high", "volume", "vwap"])
+async def test_a_float_column_at_the_boundary_is_one_rejected_row(
+    store: TradeStore, column: str
+) -> None:
+    frame = pd.DataFrame(candles(3, base="100")).astype(
+        {k: float for k in ("open", "high", "low", "close", "volume")}
+    )
+    frame["vwap"] = 100.0
+    frame.loc[1, column] = 1e10
+    if column != "volume":
+        frame.loc[1, "high"] = 1e10
+    result = await store.market_data.store_candles(new_symbol(), "1m", frame)
+    assert result.inserted == 2
+    assert [r.index for r in result.rejected] == [1]
+    assert "too large for NUMERIC(18,8)" in result.rejected[0].reason
+
+
+async def test_one_float_rule_for_dicts_and_frames(store: TradeStore) -> None:
+    """Binary floats are rounded to 8 decimals (ties to even) in every input; text and
+    Decimal are exact and must fit."""
+    row = candles(1, base="0.1")[0] | {"open": 0.1 + 0.2, "low": 0.1, "high": 1.2}
+    as_dict = await store.market_data.store_candles(symbol := new_symbol(), "1m", [row])
+    as_frame = await store.market_data.store_candles(
+        other := new_symbol(), "1m", pd.DataFrame([row]).astype({"open": float})
+    )
+    assert as_dict.rejected == as_frame.rejected == []
+    for name in (symbol, other):
+        frame = await store.market_data.get_latest_candles(name, "1m", 1, exact=True)
+        assert frame.open[0] == Decimal("0.3")
+    text = candles(1, base="0.1")[0] | {"volume": "10.12345678901"}
+    result = await store.market_data.store_candles(new_symbol(), "1m", [text])
+    assert "more than 8 decimal places" in result.rejected[0].reason
+
+
+async def test_a_far_future_row_makes_no_partitions_and_loses_no_rows(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = candles(3, start=datetime(2023, 5, 1, tzinfo=UTC))
+    rows[1]["timestamp"] = datetime(2200, 1, 1, tzinfo=UTC)
+    partitions_before = await store.db.query_value(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'market_data'::regclass"
+    )
+    result = await store.market_data.store_candles(symbol, "1m", rows)
+    assert result.inserted == 2 and [r.index for r in result.rejected] == [1]
+    partitions_after = await store.db.query_value(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'market_data'::regclass"
+    )
+    assert partitions_after - partitions_before <= 1  # May 2023 only, if it was missing
+
+
+@pytest.mark.native_only  # TimescaleDB makes its own chunks
+async def test_partitions_only_for_months_that_have_rows(store: TradeStore) -> None:
+    rows = candles(1, start=datetime(2011, 1, 1, tzinfo=UTC)) + candles(
+        1, start=datetime(2013, 1, 1, tzinfo=UTC)
+    )
+    await store.market_data.store_candles(new_symbol(), "1m", rows)
+    made = await store.db.query_value(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'market_data'::regclass AND c.relname BETWEEN "
+        "'market_data_p20110101' AND 'market_data_p20130101'"
+    )
+    assert made == 2  # not the 23 empty months between
 
 
 @pytest.mark.parametrize(("change", "reason"), BAD_ROWS)

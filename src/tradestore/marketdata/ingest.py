@@ -34,7 +34,12 @@ from tradestore.errors import ValidationError
 from tradestore.marketdata import binary
 from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
 from tradestore.marketdata.quality import quality_scores
-from tradestore.marketdata.validation import accepted_mask, check_symbol, validate_chunk
+from tradestore.marketdata.validation import (
+    TimeWindow,
+    accepted_mask,
+    check_symbol,
+    validate_chunk,
+)
 from tradestore.timeframes import Timeframe
 
 # Ingesters of one series queue on this (transaction-scoped) lock: two long transactions
@@ -148,9 +153,12 @@ Progress = Callable[[int, IngestResult], None]  # (rows read so far, result so f
 
 
 class CandleIngest:
-    def __init__(self, db: Database, partitions: Callable[[], Any]) -> None:
+    def __init__(
+        self, db: Database, partitions: Callable[[], Any], window: TimeWindow | None = None
+    ) -> None:
         self.db = db
         self._partitions = partitions  # async () -> PartitionManager
+        self.window = window or TimeWindow()
 
     async def store(
         self,
@@ -207,12 +215,13 @@ class CandleIngest:
         written_until: datetime | None = None  # latest timestamp written in this transaction
         for chunk in chunks(data, chunk_rows=chunk_rows):
             read += len(chunk)
-            rows = _prepare(chunk, tf, result)
+            rows = _prepare(chunk, tf, result, self.window)
             if strict and result.rejected:
                 raise _strict_error(result)
             if rows is not None:
                 first, last = _bounds(rows["ts_unix"])
-                await partitions.ensure("market_data", first, last)
+                for day in _days(rows["ts_unix"]):  # not the empty months between rows
+                    await partitions.ensure("market_data", day, day)
                 if commit_each:
                     async with conn.transaction():
                         await _lock_series(conn, params)
@@ -227,9 +236,11 @@ class CandleIngest:
                 on_progress(read, result)
 
 
-def _prepare(chunk: Chunk, tf: Timeframe, result: IngestResult) -> dict[str, Any] | None:
+def _prepare(
+    chunk: Chunk, tf: Timeframe, result: IngestResult, window: TimeWindow
+) -> dict[str, Any] | None:
     """Validate, drop rejected rows (recording why), sort by time and score."""
-    validate_chunk(chunk, result.symbol, tf)
+    validate_chunk(chunk, result.symbol, tf, window)
     for local, reason in sorted(chunk.rejected.items()):
         result.rejected.append(RejectedRow(index=chunk.offset + local, reason=reason))
     keep = accepted_mask(chunk)
@@ -346,6 +357,13 @@ UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def from_unix_us(us: int) -> datetime:
     return UNIX_EPOCH + timedelta(microseconds=us)
+
+
+def _days(ts_unix: npt.NDArray[np.int64]) -> list[datetime]:
+    """The UTC days that have rows (partitions are a day or longer: ensuring each day's
+    partition makes exactly the partitions the rows need; known ones cost nothing)."""
+    days = np.unique(ts_unix // 86_400_000_000)
+    return [from_unix_us(int(d) * 86_400_000_000) for d in days]
 
 
 def _bounds(ts_unix: npt.NDArray[np.int64]) -> tuple[datetime, datetime]:

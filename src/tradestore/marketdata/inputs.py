@@ -5,11 +5,13 @@ open, high, low, close, volume, optional trades_count|trades and vwap), a numpy
 structured array, a pandas or polars DataFrame (timestamp column or DatetimeIndex), a
 pyarrow Table or RecordBatch, or an iterable of any of those (streamed chunk by chunk).
 
-Exactness: Decimal, str, int and Arrow decimal values are converted exactly (a value
-with non-zero digits past the 8th decimal is rejected, never rounded); floats are
-rounded to the nearest 1e-8. Timestamps: aware values are converted to UTC; naive ones
-are taken as UTC; integer timestamps are read as s, ms, µs or ns by their magnitude.
-Rows that cannot be converted are reported, with their index in the whole input.
+Exactness, one rule for every input path: Decimal, str (CSV text), int and Arrow decimal
+values are exact and must fit NUMERIC(18,8) (a value with non-zero digits past the 8th
+decimal is rejected, never rounded); binary floats (a float in a dict, a float column)
+are rounded to the nearest 1e-8, ties to even. Timestamps: aware values are converted
+to UTC; naive ones are taken as UTC; integer timestamps are read as s, ms, µs or ns by
+their magnitude; a missing one (None, NaN, NaT, blank) rejects its row. Rows that
+cannot be converted are reported, with their index in the whole input.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 TIME_NAMES = ("timestamp", "time", "date", "datetime", "open_time", "startedAt", "ts")
 TRADES_NAMES = ("trades_count", "trades", "count", "number_of_trades")
 MAX_SCALED = 999_999_999_999_999_999  # 9,999,999,999.99999999
+SCALED_LIMIT = 1e18  # the first scaled value that does not fit (exact as a float)
 CHUNK_ROWS = 100_000
 
 
@@ -263,11 +266,32 @@ def _timestamps(values: npt.NDArray[Any], rejected: dict[int, str]) -> npt.NDArr
         return _epoch_to_us(values, rejected)
     out = np.zeros(len(values), dtype=np.int64)
     for i, value in enumerate(values):
+        if _is_missing(value):
+            rejected.setdefault(i, "timestamp: missing")
+            continue
         try:
             out[i] = _one_timestamp(value)
         except (TypeError, ValueError, OverflowError):
-            rejected.setdefault(i, f"timestamp: not a time ({value!r})")
+            rejected.setdefault(i, f"timestamp: not a time ({_short(value)})")
     return out
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN, NaT or a blank string: a cell with no value."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return bool(value != value)  # NaN and NaT are not equal to themselves
+    except (TypeError, ValueError):
+        return False
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value for an error message, cut so a huge one is not echoed whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _epoch_to_us(values: npt.NDArray[Any], rejected: dict[int, str]) -> npt.NDArray[np.int64]:
@@ -281,7 +305,10 @@ def _epoch_to_us(values: npt.NDArray[Any], rejected: dict[int, str]) -> npt.NDAr
     ints = np.where(bad, 0, values).astype(np.int64)
     out = np.where(factor == 0, ints // 1000, ints * np.maximum(factor, 1))
     for k in np.flatnonzero(bad):
-        rejected.setdefault(int(k), "timestamp: not a number")
+        rejected.setdefault(
+            int(k),
+            "timestamp: missing" if np.isnan(as_float[k]) else "timestamp: not a finite number",
+        )
     return out.astype(np.int64)
 
 
@@ -293,6 +320,8 @@ def _one_timestamp(value: Any) -> int:
     if isinstance(value, np.datetime64):
         return int(value.astype("datetime64[us]").astype(np.int64))
     if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        if not np.isfinite(float(value)):
+            raise ValueError("not a finite number")
         return int(_epoch_to_us(np.asarray([value]), {})[0])
     if isinstance(value, str):
         return _one_timestamp(datetime.fromisoformat(value.replace("Z", "+00:00")))
@@ -339,7 +368,8 @@ def _floats_with_missing(
 def _check_range(
     scaled: npt.NDArray[np.float64], name: str, rejected: dict[int, str]
 ) -> npt.NDArray[np.int64]:
-    big = np.abs(scaled) > MAX_SCALED
+    # in float: MAX_SCALED rounds up to 1e18 exactly, so `> MAX_SCALED` let 1e10 through
+    big = ~(np.abs(scaled) < SCALED_LIMIT)
     for k in np.flatnonzero(big):
         rejected.setdefault(int(k), f"{name}: too large for NUMERIC(18,8)")
     return np.where(big, 0, scaled).astype(np.int64)
@@ -348,29 +378,46 @@ def _check_range(
 def _objects(
     values: npt.NDArray[Any], name: str, rejected: dict[int, str], missing_ok: bool
 ) -> npt.NDArray[np.int64]:
+    """Python values one by one: binary floats are rounded to 8 decimals (half to even,
+    as a float column is); Decimal, int and text are exact and must fit."""
     out = np.zeros(len(values), dtype=np.int64)
     for i, value in enumerate(values):
         if value is None and missing_ok:
             out[i] = NO_VWAP
             continue
-        reason = None
-        try:
-            number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-            if not number.is_finite():
-                reason = "NaN or infinite value"
-            elif number != number.quantize(Decimal("1e-8")):
-                reason = "more than 8 decimal places"
-            else:
-                scaled = int(number.scaleb(8))
-                if abs(scaled) > MAX_SCALED:
-                    reason = "too large for NUMERIC(18,8)"
-                else:
-                    out[i] = scaled
-        except (InvalidOperation, ValueError, TypeError):
-            reason = f"not a number ({value!r})"
+        if isinstance(value, float | np.floating):
+            scaled, reason = _one_float(float(value))
+        else:
+            scaled, reason = _one_exact(value)
         if reason:
             rejected.setdefault(i, f"{name}: {reason}")
+        else:
+            out[i] = scaled
     return out
+
+
+def _one_float(value: float) -> tuple[int, str | None]:
+    if not np.isfinite(value):
+        return 0, "NaN or infinite value"
+    scaled = float(np.rint(value * SCALE))
+    if not abs(scaled) < SCALED_LIMIT:
+        return 0, "too large for NUMERIC(18,8)"
+    return int(scaled), None
+
+
+def _one_exact(value: Any) -> tuple[int, str | None]:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError, TypeError):
+        return 0, f"not a number ({_short(value)})"
+    if not number.is_finite():
+        return 0, "NaN or infinite value"
+    if number != number.quantize(Decimal("1e-8")):
+        return 0, "more than 8 decimal places"
+    scaled = int(number.scaleb(8))
+    if abs(scaled) > MAX_SCALED:
+        return 0, "too large for NUMERIC(18,8)"
+    return scaled, None
 
 
 def _trades(values: npt.NDArray[Any], rejected: dict[int, str]) -> npt.NDArray[np.int64]:

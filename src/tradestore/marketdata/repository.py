@@ -14,6 +14,7 @@ from tradestore.marketdata.ingest import CandleIngest, IngestResult, Progress
 from tradestore.marketdata.inputs import CHUNK_ROWS
 from tradestore.marketdata.reads import CandleReader
 from tradestore.marketdata.resample import resample
+from tradestore.marketdata.validation import TimeWindow
 from tradestore.redis_link import RedisLink
 from tradestore.timeframes import Timeframe
 
@@ -29,10 +30,15 @@ AfterIngest = Callable[[IngestResult], Awaitable[None]]
 
 class MarketDataRepository:
     def __init__(
-        self, db: Database, link: RedisLink, keys: Keys, partitions: Callable[[], Any]
+        self,
+        db: Database,
+        link: RedisLink,
+        keys: Keys,
+        partitions: Callable[[], Any],
+        window: TimeWindow | None = None,
     ) -> None:
         self.db = db
-        self._ingest = CandleIngest(db, partitions)
+        self._ingest = CandleIngest(db, partitions, window or TimeWindow())
         self.reader = CandleReader(db, link, keys)
         self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,26 @@ import numpy.typing as npt
 from tradestore.errors import ValidationError
 from tradestore.marketdata.inputs import Chunk
 from tradestore.timeframes import Timeframe
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Candle times accepted: from `earliest` to `max_future` after now (Settings
+    candle_earliest, candle_max_future_s)."""
+
+    earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    max_future: timedelta = timedelta(days=1)
+
+    def bounds_us(self) -> tuple[int, int]:
+        latest = datetime.now(UTC) + self.max_future
+        return _unix_us(self.earliest), _unix_us(latest)
+
+
+def _unix_us(when: datetime) -> int:
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}$")
 
@@ -26,8 +48,20 @@ def check_symbol(symbol: str) -> str:
     return symbol
 
 
-def validate_chunk(chunk: Chunk, symbol: str, timeframe: Timeframe) -> None:
-    """Add a reason to `chunk.rejected` for every row that must not be stored."""
+def validate_chunk(
+    chunk: Chunk, symbol: str, timeframe: Timeframe, window: TimeWindow | None = None
+) -> None:
+    """Add a reason to `chunk.rejected` for every row that must not be stored (the
+    first reason found is the one kept: the row's identity before its values)."""
+    _check_labels(chunk, chunk.symbols, symbol, "symbol")
+    _check_labels(chunk, chunk.timeframes, timeframe.value, "timeframe")
+    window = window or TimeWindow()
+    earliest, latest = window.bounds_us()
+    chunk.reject(
+        chunk.ts_us < earliest,
+        f"timestamp before {window.earliest:%Y-%m-%d} (the earliest accepted)",
+    )
+    chunk.reject(chunk.ts_us > latest, "timestamp in the future (beyond the accepted window)")
     o, h, lo, c, v = (chunk.values[k] for k in ("open", "high", "low", "close", "volume"))
     chunk.reject((o < 0) | (h < 0) | (lo < 0) | (c < 0), "negative price")
     broken = (h < lo) | (h < o) | (h < c) | (lo > o) | (lo > c)
@@ -35,8 +69,6 @@ def validate_chunk(chunk: Chunk, symbol: str, timeframe: Timeframe) -> None:
     chunk.reject(v < 0, "negative volume")
     step_us = timeframe.seconds * 1_000_000
     chunk.reject(chunk.ts_us % step_us != 0, f"timestamp not on a {timeframe.value} boundary")
-    _check_labels(chunk, chunk.symbols, symbol, "symbol")
-    _check_labels(chunk, chunk.timeframes, timeframe.value, "timeframe")
     _reject_duplicates(chunk)
 
 
