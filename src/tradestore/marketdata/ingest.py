@@ -37,6 +37,7 @@ from tradestore.marketdata.quality import quality_scores
 from tradestore.marketdata.validation import (
     TimeWindow,
     accepted_mask,
+    check_spacing,
     check_symbol,
     validate_chunk,
 )
@@ -240,6 +241,7 @@ def _prepare(
     chunk: Chunk, tf: Timeframe, result: IngestResult, window: TimeWindow
 ) -> dict[str, Any] | None:
     """Validate, drop rejected rows (recording why), sort by time and score."""
+    check_spacing(chunk, tf)
     validate_chunk(chunk, result.symbol, tf, window)
     for local, reason in sorted(chunk.rejected.items()):
         result.rejected.append(RejectedRow(index=chunk.offset + local, reason=reason))

@@ -72,6 +72,39 @@ def validate_chunk(
     _reject_duplicates(chunk)
 
 
+def spacing_seconds(ts_us: npt.NDArray[np.int64]) -> int | None:
+    """The distance between most consecutive candle times, in seconds; None when no
+    distance separates more than half of them (or fewer than three times say nothing)."""
+    unique = np.unique(ts_us)
+    if len(unique) < 3:
+        return None
+    steps, counts = np.unique(np.diff(unique), return_counts=True)
+    if counts.max() * 2 <= len(unique) - 1:
+        return None
+    return int(steps[np.argmax(counts)] // 1_000_000)
+
+
+def timeframe_of(seconds: int) -> Timeframe | None:
+    return next((t for t in Timeframe if t.seconds == seconds), None)
+
+
+def check_spacing(chunk: Chunk, timeframe: Timeframe) -> None:
+    """Refuse rows that are mostly closer together than the timeframe: a 1m file
+    imported as 5m would otherwise keep every 5th candle, the rest rejected as off the 5m
+    grid. (Wider spacing is allowed: sparse candles of an illiquid market are normal.)"""
+    spacing = spacing_seconds(chunk.ts_us[accepted_mask(chunk)] if chunk.rejected else chunk.ts_us)
+    if spacing is None or spacing >= timeframe.seconds:
+        return
+    found = timeframe_of(spacing)
+    said = found.value if found else f"{spacing} seconds"
+    raise ValidationError(
+        f"these candles are {said} apart, not {timeframe.value}: "
+        + (f"store them as {found.value}" if found else "not a timeframe tradestore stores"),
+        field="timeframe",
+        value=timeframe.value,
+    )
+
+
 def _check_labels(chunk: Chunk, labels: npt.NDArray[Any] | None, expected: str, what: str) -> None:
     if labels is None:
         return

@@ -53,6 +53,7 @@ class FileFormat(StrEnum):
     BINANCE_CSV = "binance-csv"
     BINANCE_ZIP = "binance-zip"
     PLAIN_CSV = "csv"
+    CSV_GZ = "csv.gz"
     FEATHER = "feather"
     PARQUET = "parquet"
     JSON_LIST = "json"  # freqtrade json or CCXT fetch_ohlcv
@@ -83,7 +84,7 @@ def detect(path: Path) -> FileFormat:
     if head.startswith(b"ARROW1"):
         return FileFormat.FEATHER
     if head.startswith(b"\x1f\x8b"):
-        return FileFormat.JSON_GZ
+        return _inside_gzip(path)
     if head.startswith(b"PK\x03\x04"):
         return FileFormat.BINANCE_ZIP
     text = head.lstrip()
@@ -103,6 +104,30 @@ def detect(path: Path) -> FileFormat:
         f"{path}: unrecognised layout ({_describe_header(first)}); expected a Binance kline "
         "CSV, a CSV with timestamp/open/high/low/close/volume columns, freqtrade feather/"
         "parquet/json, or a CCXT fetch_ohlcv JSON list",
+        field="path",
+        value=str(path),
+    )
+
+
+def _inside_gzip(path: Path) -> FileFormat:
+    """freqtrade's .json.gz, or a gzipped CSV with a header (`.csv.gz`)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(4096)
+    except (OSError, EOFError) as exc:
+        raise ValidationError(
+            f"{path}: not a readable gzip file ({exc})", field="path", value=str(path)
+        ) from None
+    if head.lstrip().startswith(b"["):
+        return FileFormat.JSON_GZ
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip().lower()
+    if {"open", "high", "low", "close", "volume"} <= {
+        c.strip().strip('"') for c in first.split(",")
+    }:
+        return FileFormat.CSV_GZ
+    raise ValidationError(
+        f"{path}: a gzip file holding neither a JSON candle list nor a CSV with a header "
+        f"({_describe_header(first)})",
         field="path",
         value=str(path),
     )
@@ -193,6 +218,10 @@ def open_text_member(path: Path) -> tuple[IO[bytes], Any]:
             f"{path}: expected one CSV inside the zip, found {members}",
             field="path",
             value=str(path),
+        )
+    if archive.getinfo(members[0]).file_size == 0:
+        raise ValidationError(
+            f"{path}: {members[0]} inside the zip is empty", field="path", value=str(path)
         )
     return _ZipMember(archive.open(members[0]), archive, raw), raw.tell
 

@@ -3,7 +3,9 @@ with columns timestamp, open, high, low, close, volume [, trades_count, vwap].""
 
 from __future__ import annotations
 
+import gzip
 import json
+import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -30,11 +32,40 @@ COMBINED_ROWS = 100_000
 TIME_ALIASES = ("timestamp", "date", "time", "datetime", "open_time")
 
 
+# what a broken file makes the parsers raise, and what to tell the user about it
+UNREADABLE: tuple[tuple[type[BaseException], str], ...] = (
+    (zipfile.BadZipFile, "not a readable zip archive"),
+    (gzip.BadGzipFile, "not a readable gzip file"),
+    (EOFError, "the compressed file is cut short"),
+    (json.JSONDecodeError, "not valid JSON"),
+    (UnicodeDecodeError, "not UTF-8 text"),
+    (RecursionError, "JSON nested too deeply"),
+    (pa.ArrowInvalid, "not a readable file of this layout"),
+    (OSError, "cannot be read"),
+)
+
+
 def stream(source: Source, *, batch_rows: int) -> Iterator[pa.Table]:
+    """The file's candles as Arrow tables; a broken file is one clear ValidationError."""
+    try:
+        yield from _stream(source, batch_rows)
+    except ValidationError:
+        raise
+    except tuple(kind for kind, _ in UNREADABLE) as exc:
+        what = next(text for kind, text in UNREADABLE if isinstance(exc, kind))
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise ValidationError(
+            f"{source.path}: {what}" + (f" ({detail})" if detail else ""),
+            field="path",
+            value=str(source.path),
+        ) from None
+
+
+def _stream(source: Source, batch_rows: int) -> Iterator[pa.Table]:
     fmt = source.format
     if fmt in (FileFormat.BINANCE_CSV, FileFormat.BINANCE_ZIP):
         yield from _binance(source)
-    elif fmt is FileFormat.PLAIN_CSV:
+    elif fmt in (FileFormat.PLAIN_CSV, FileFormat.CSV_GZ):
         yield from _plain_csv(source)
     elif fmt is FileFormat.PARQUET:
         yield from _parquet(source, batch_rows)
@@ -94,17 +125,23 @@ def _binance_table(table: pa.Table) -> pa.Table:
 
 
 def _plain_csv(source: Source) -> Iterator[pa.Table]:
-    with source.path.open("rb") as f:
+    gz = source.format is FileFormat.CSV_GZ
+    with gzip.open(source.path, "rb") if gz else source.path.open("rb") as f:
         header = f.readline().decode("utf-8", "replace")
+        if not f.read(1).strip():
+            raise ValidationError(
+                f"{source.path}: a header and no candles", field="path", value=str(source.path)
+            )
     names = [c.strip().strip('"') for c in header.strip().split(",")]
     types = {n: pa.string() for n in names if n.lower() in PRICE_COLUMNS}
     source.header_lines = 1
     with pa.OSFile(str(source.path), "rb") as native:
         source._position = native.tell
+        raw = pa.CompressedInputStream(native, "gzip") if gz else native
         read = pacsv.ReadOptions(block_size=BATCH_BYTES)
         convert = pacsv.ConvertOptions(column_types=types)
-        for table in _combined(pacsv.open_csv(native, read_options=read, convert_options=convert)):
-            yield _standard({n.lower(): table.column(n) for n in table.column_names})
+        for table in _combined(pacsv.open_csv(raw, read_options=read, convert_options=convert)):
+            yield _standard(source, {n.lower(): table.column(n) for n in table.column_names})
 
 
 def _peek_first_byte(source: Source) -> str:
@@ -127,7 +164,7 @@ def _parquet(source: Source, batch_rows: int) -> Iterator[pa.Table]:
     for batch in file.iter_batches(batch_size=batch_rows):
         done += batch.num_rows
         table = pa.Table.from_batches([batch])
-        yield _standard({n.lower(): table.column(n) for n in table.column_names})
+        yield _standard(source, {n.lower(): table.column(n) for n in table.column_names})
 
 
 def _feather(source: Source) -> Iterator[pa.Table]:
@@ -139,7 +176,7 @@ def _feather(source: Source) -> Iterator[pa.Table]:
             batch = reader.get_batch(i)
             done = i + 1
             table = pa.Table.from_batches([batch])
-            yield _standard({n.lower(): table.column(n) for n in table.column_names})
+            yield _standard(source, {n.lower(): table.column(n) for n in table.column_names})
 
 
 def _json_list(source: Source, batch_rows: int) -> Iterator[pa.Table]:
@@ -202,19 +239,28 @@ def _combined(batches: Any, rows: int = COMBINED_ROWS) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-def _standard(columns: dict[str, Any]) -> pa.Table:
+def _standard(source: Source, columns: dict[str, Any]) -> pa.Table:
+    """The candle columns under their standard names. pandas' default `to_csv` writes the
+    DatetimeIndex as a first column without a name: that is the timestamp. Columns that
+    are not candle data are named once in the source's notes."""
     time_name = next((n for n in TIME_ALIASES if n in columns), None)
+    if time_name is None and "" in columns:
+        time_name = ""
     missing = [c for c in PRICE_COLUMNS if c not in columns]
     if time_name is None or missing:
         need = ", ".join((["timestamp"] if time_name is None else []) + missing)
-        raise ValidationError(f"missing column(s): {need}", field=need)
+        raise ValidationError(f"{source.path}: missing column(s): {need}", field=need)
     out: dict[str, Any] = {"timestamp": columns[time_name]}
     for name in PRICE_COLUMNS:
         col = columns[name]
         out[name] = _exact(col) if pa.types.is_string(col.type) else col
-    for optional in ("trades_count", "vwap"):
+    for optional in ("trades_count", "vwap", "symbol", "timeframe"):
         if optional in columns:
             out[optional] = columns[optional]
+    ignored = sorted(set(columns) - set(out) - {time_name})
+    note = f"ignored column(s) that are not candle data: {', '.join(ignored)}"
+    if ignored and note not in source.notes:
+        source.notes.append(note)
     return pa.table(out)
 
 
