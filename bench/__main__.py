@@ -10,6 +10,8 @@ import asyncio
 import importlib
 import pkgutil
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +19,7 @@ from rich.table import Table
 import bench
 from bench.harness import (
     REDIS_URL,
+    TIMESCALE_ADMIN_URL,
     BenchContext,
     Result,
     bench_settings,
@@ -44,9 +47,9 @@ async def main(names: list[str]) -> None:
     results: list[Result] = []
     try:
         settings = bench_settings(db_url)
-        async with TradeStore(settings) as store:
+        async with TradeStore(settings) as store, _timescale(console) as timescale:
             await store.migrate()
-            ctx = BenchContext(db_url=db_url, redis_url=REDIS_URL, settings=settings, store=store)
+            ctx = BenchContext(db_url, REDIS_URL, settings, store, timescale)
             for name in discover(names):
                 console.print(f"running {name} …")
                 module = importlib.import_module(f"bench.bench_{name}")
@@ -65,6 +68,22 @@ async def main(names: list[str]) -> None:
         )
     console.print(table)
     console.print("ratio > 1.00x: ours is faster than the baseline; < 1.00x: slower.")
+
+
+@asynccontextmanager
+async def _timescale(console: Console) -> AsyncIterator[TradeStore | None]:
+    """A migrated TimescaleDB-mode store in a scratch database, when a server is set."""
+    if not TIMESCALE_ADMIN_URL:
+        console.print("no TimescaleDB server (TRADESTORE_BENCH_TIMESCALE_URL): native only")
+        yield None
+        return
+    name, url = create_scratch_database(TIMESCALE_ADMIN_URL)
+    try:
+        async with TradeStore(bench_settings(url, "timescale")) as store:
+            await store.migrate()
+            yield store
+    finally:
+        drop_scratch_database(name, TIMESCALE_ADMIN_URL)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from bench.harness import BenchContext, Result
+from tradestore import TradeStore
 
 N = 1_000_000
 SEED_ROWS = 100_000  # the seed's INSERT is measured on 100k rows, reported per row
@@ -51,9 +52,9 @@ async def _ensure_partitions(ctx: BenchContext, n: int) -> None:
     await (await ctx.store.partitions()).ensure("market_data", START, START + timedelta(minutes=n))
 
 
-async def _ours(ctx: BenchContext, data: np.ndarray, symbol: str) -> float:
+async def _ours(store: TradeStore, data: np.ndarray, symbol: str) -> float:
     started = time.perf_counter()
-    result = await ctx.store.market_data.store_candles(symbol, "1m", data)
+    result = await store.market_data.store_candles(symbol, "1m", data)
     elapsed = time.perf_counter() - started
     assert result.inserted == len(data), result
     return len(data) / elapsed
@@ -195,7 +196,7 @@ async def run(ctx: BenchContext) -> list[Result]:
     await _ensure_partitions(ctx, N)
     data = _frame(N, 1)["array"]
     ours_symbol = f"OUR{uuid.uuid4().hex[:6].upper()}"
-    ours = await _ours(ctx, data, ours_symbol)
+    ours = await _ours(ctx.store, data, ours_symbol)
     raw = await _raw_copy(ctx, ours_symbol, f"RAW{uuid.uuid4().hex[:6].upper()}")
     seed = await _seed_insert(ctx, data[:SEED_ROWS], f"SEED{uuid.uuid4().hex[:6].upper()}")
     return [
@@ -208,4 +209,62 @@ async def run(ctx: BenchContext) -> list[Result]:
             "seed multi-row INSERT ON CONFLICT (8 params/row)",
         ),
         *await _reads(ctx, ours_symbol),
+        *await _timescale_vs_native(ctx, data, ours, ours_symbol),
+    ]
+
+
+NATIVE_BYTES = """
+SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+ WHERE inhparent = 'market_data'::regclass
+"""
+COMPRESS_ALL = """
+SELECT count(compress_chunk(c, if_not_compressed => TRUE)) FROM show_chunks('market_data') c
+"""
+
+
+async def _timescale_vs_native(
+    ctx: BenchContext, data: np.ndarray, native_rate: float, native_symbol: str
+) -> list[Result]:
+    """The same million candles in TimescaleDB mode: ingest rate, bytes per candle once
+    compressed, and a read of the compressed range, each against plain PostgreSQL."""
+    ts = ctx.timescale
+    if ts is None:
+        return []
+    symbol = f"TS{uuid.uuid4().hex[:6].upper()}"
+    ts_rate = await _ours(ts, data, symbol)
+    native_bytes = int(await ctx.store.db.query_value(NATIVE_BYTES))
+    native_rows = int(await ctx.store.db.query_value("SELECT count(*) FROM market_data"))
+    await ts.db.execute(COMPRESS_ALL)
+    ts_bytes = int(await ts.db.query_value("SELECT hypertable_size('market_data')"))
+    end = START + timedelta(minutes=N)
+    reads = []
+    for store, name in ((ts, symbol), (ctx.store, native_symbol)):
+        started = time.perf_counter()
+        frame = await store.market_data.get_historical_data(name, "1m", START, end)
+        reads.append(time.perf_counter() - started)
+        assert len(frame) == N
+    return [
+        Result(
+            "ingest 1M 1m candles, TimescaleDB",
+            ts_rate,
+            native_rate,
+            "rows/s",
+            "the same ingest on plain PostgreSQL",
+        ),
+        Result(
+            "bytes per 1m candle, TimescaleDB compressed",
+            ts_bytes / N,
+            native_bytes / native_rows,
+            "bytes",
+            "plain PostgreSQL partitions (heap + indexes)",
+            higher_is_better=False,
+        ),
+        Result(
+            "read 1M candles into numpy, TimescaleDB compressed",
+            reads[0],
+            reads[1],
+            "s",
+            "the same read on plain PostgreSQL",
+            higher_is_better=False,
+        ),
     ]

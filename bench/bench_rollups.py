@@ -1,5 +1,11 @@
-"""Refreshing rollups after one day of new 1m candles for 100 symbols, against
-recomputing every rollup from scratch, in the same run (plain PostgreSQL)."""
+"""Rollups of 100 symbols x 8 days of 1m candles.
+
+- refreshing after one new day, against recomputing every rollup from scratch (plain
+  PostgreSQL);
+- coarse reads (1h over the 8 days, READ_SYMBOLS symbols) from the rollup table, and
+  from TimescaleDB's continuous aggregates when a server is configured, each against
+  resampling the 1m candles on the same server, and the aggregates against the rollups.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from bench.harness import BenchContext, Result
+from tradestore import TradeStore
+from tradestore.timeframes import Timeframe
 
 SYMBOLS = 100
 HISTORY_DAYS = 7
@@ -37,6 +45,32 @@ def _day(day: int, seed: int) -> np.ndarray:
     return data
 
 
+READ_SYMBOLS = 20
+COARSE_READ = f"read 1h x {HISTORY_DAYS + 1} days x {READ_SYMBOLS} symbols"
+
+
+async def _coarse_reads(store: TradeStore) -> tuple[float, float]:
+    """(seconds reading the rollups, seconds resampling), for the same candles."""
+    rollups = await store.rollups()
+    end = START + timedelta(days=HISTORY_DAYS + 1)
+    timings = []
+    for read in (rollups.read, store.market_data.resample):
+        started = time.perf_counter()
+        for s in range(READ_SYMBOLS):
+            frame = await read(f"RB{s:03d}-USD", Timeframe.H1, START, end)
+            assert len(frame) == 24 * (HISTORY_DAYS + 1)
+        timings.append(time.perf_counter() - started)
+    return timings[0], timings[1]
+
+
+async def _timescale_reads(ts: TradeStore) -> tuple[float, float]:
+    for s in range(READ_SYMBOLS):
+        history = np.concatenate([_day(d, s * 100 + d) for d in range(HISTORY_DAYS + 1)])
+        await ts.market_data.store_candles(f"RB{s:03d}-USD", "1m", history)
+    await (await ts.rollups()).refresh()
+    return await _coarse_reads(ts)
+
+
 async def run(ctx: BenchContext) -> list[Result]:
     store = ctx.store
     md = store.market_data
@@ -60,7 +94,39 @@ async def run(ctx: BenchContext) -> list[Result]:
     scratch = await rollups.refresh()
     scratch_s = time.perf_counter() - started
     assert incremental.days == SYMBOLS and scratch.days >= SYMBOLS * (HISTORY_DAYS + 1)
+    native_rollup, native_resample = await _coarse_reads(store)
+    reads = [
+        Result(
+            COARSE_READ + ", plain PostgreSQL rollups",
+            native_rollup,
+            native_resample,
+            "s",
+            "resampling the 1m candles",
+            higher_is_better=False,
+        )
+    ]
+    if ctx.timescale is not None:
+        ts_aggregate, ts_resample = await _timescale_reads(ctx.timescale)
+        reads += [
+            Result(
+                COARSE_READ + ", TimescaleDB aggregates",
+                ts_aggregate,
+                ts_resample,
+                "s",
+                "resampling the 1m candles on TimescaleDB",
+                higher_is_better=False,
+            ),
+            Result(
+                COARSE_READ + ", TimescaleDB aggregates",
+                ts_aggregate,
+                native_rollup,
+                "s",
+                "plain PostgreSQL rollup table",
+                higher_is_better=False,
+            ),
+        ]
     return [
+        *reads,
         Result(
             f"rollup refresh after 1 new day x {SYMBOLS} symbols",
             incremental_s,
@@ -68,5 +134,5 @@ async def run(ctx: BenchContext) -> list[Result]:
             "s",
             f"recompute all {scratch.days} symbol-days",
             higher_is_better=False,
-        )
+        ),
     ]

@@ -24,6 +24,11 @@ ADMIN_URL = os.environ.get(
     "TRADESTORE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TRADESTORE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# an admin URL of a TimescaleDB server: benchmarks that compare the two time-series modes
+# run their TimescaleDB half in a scratch database there (skipped without one)
+TIMESCALE_ADMIN_URL = os.environ.get("TRADESTORE_BENCH_TIMESCALE_URL") or os.environ.get(
+    "TRADESTORE_TEST_TIMESCALE_URL"
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,8 @@ class BenchContext:
     db_url: str
     redis_url: str
     settings: Settings
-    store: TradeStore
+    store: TradeStore  # plain PostgreSQL (native mode)
+    timescale: TradeStore | None = None  # TimescaleDB mode, when a server is configured
 
 
 async def timed(n: int, op: Callable[[], Awaitable[object]]) -> float:
@@ -61,26 +67,26 @@ async def timed(n: int, op: Callable[[], Awaitable[object]]) -> float:
     return (time.perf_counter() - started) / n
 
 
-def create_scratch_database() -> tuple[str, str]:
+def create_scratch_database(admin_url: str = ADMIN_URL) -> tuple[str, str]:
     name = f"tradestore_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))
+    return name, urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
-def drop_scratch_database(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+def drop_scratch_database(name: str, admin_url: str = ADMIN_URL) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
 
 
-def bench_settings(db_url: str) -> Settings:
+def bench_settings(db_url: str, mode: str = "native") -> Settings:
     return Settings(  # type: ignore[call-arg]
         database_url=db_url,
         redis_url=REDIS_URL,
         redis_key_prefix=f"tsbench:{uuid.uuid4().hex[:8]}:",
-        timeseries_mode="native",
+        timeseries_mode=mode,
         event_relay=False,
         _env_file=None,
     )

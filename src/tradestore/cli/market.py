@@ -14,6 +14,7 @@ from tradestore.cli.formatting import parse_when, when
 from tradestore.errors import ValidationError
 from tradestore.marketdata.importers import open_source
 from tradestore.marketdata.ingest import IngestResult
+from tradestore.marketdata.validation import infer_timeframe
 from tradestore.timeframes import Timeframe
 
 app = typer.Typer(help="Market data: import, export, list, gaps, quality.", no_args_is_help=True)
@@ -55,6 +56,9 @@ def import_file(
     async def main() -> None:
         opened, tables = open_source(path)
         sym, tf = _series(opened.symbol, opened.timeframe, symbol, timeframe)
+        if tf is None:
+            tf, tables = infer_timeframe(tables)
+            console.print(f"timeframe {tf.value}, from the spacing of the candles")
         console.print(f"{path.name}: {opened.format.value} layout, as {sym} {tf.value}")
         async with open_store() as store:
             with _bar() as bar:
@@ -197,16 +201,16 @@ def quality(
 
 def _series(
     file_symbol: str | None, file_tf: str | None, symbol: str | None, timeframe: str | None
-) -> tuple[str, Timeframe]:
+) -> tuple[str, Timeframe | None]:
     chosen_symbol = symbol or file_symbol
     chosen_tf = timeframe or file_tf
-    if chosen_symbol is None or chosen_tf is None:
-        raise ValidationError("give --symbol and --timeframe (the file name does not say)")
+    if chosen_symbol is None:
+        raise ValidationError("give --symbol (the file name does not say)")
     if symbol and file_symbol and symbol != file_symbol:
         console.print(f"[yellow]note:[/] the file name suggests {file_symbol}; using {symbol}")
     if timeframe and file_tf and timeframe != file_tf:
         console.print(f"[yellow]warning:[/] the file name says {file_tf}; using {timeframe}")
-    return chosen_symbol, Timeframe.parse(chosen_tf)
+    return chosen_symbol, Timeframe.parse(chosen_tf) if chosen_tf else None
 
 
 def _bar() -> Progress:

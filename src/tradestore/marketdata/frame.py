@@ -29,7 +29,9 @@ class CandleFrame:
     low: npt.NDArray[Any]
     close: npt.NDArray[Any]
     volume: npt.NDArray[Any]
-    trades_count: npt.NDArray[np.int64] | None = None  # -1 where unknown
+    # -1 where unknown in this numpy column (int64 has no null); pandas, polars and Arrow
+    # conversions (and so exports) give null there
+    trades_count: npt.NDArray[np.int64] | None = None
     vwap: npt.NDArray[Any] | None = None  # NaN (float) or None (exact) where unknown
     exact: bool = False
 
@@ -59,15 +61,23 @@ class CandleFrame:
         """A pandas DataFrame indexed by a UTC DatetimeIndex named "timestamp"."""
         pd = _optional("pandas")
 
-        cols = self.columns()
+        cols: dict[str, Any] = self.columns()
         index = pd.DatetimeIndex(cols.pop("timestamp"), name="timestamp").tz_localize("UTC")
+        if self.trades_count is not None:
+            cols["trades_count"] = pd.arrays.IntegerArray(
+                self.trades_count.copy(), self.trades_count < 0
+            )
         return pd.DataFrame(cols, index=index)
 
     def to_polars(self) -> Any:
         pl = _optional("polars")
 
         frame = pl.DataFrame(self.columns())
-        return frame.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+        frame = frame.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+        if self.trades_count is None:
+            return frame
+        trades = pl.col("trades_count")
+        return frame.with_columns(pl.when(trades >= 0).then(trades).otherwise(None))
 
     def to_arrow(self) -> Any:
         import pyarrow as pa
@@ -75,11 +85,12 @@ class CandleFrame:
         cols = self.columns()
         arrays = {"timestamp": pa.array(cols.pop("timestamp"), type=pa.timestamp("us", tz="UTC"))}
         for name, values in cols.items():
-            arrays[name] = (
-                pa.array(values, type=pa.decimal128(18, 8))
-                if self.exact and values.dtype == object
-                else pa.array(values)
-            )
+            if name == "trades_count":
+                arrays[name] = pa.array(values, mask=values < 0)
+            elif self.exact and values.dtype == object:
+                arrays[name] = pa.array(values, type=pa.decimal128(18, 8))
+            else:
+                arrays[name] = pa.array(values)
         return pa.table(arrays)
 
 

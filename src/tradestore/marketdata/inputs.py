@@ -1,7 +1,8 @@
 """Any candle input -> chunks of exact columns (timestamps in Unix µs, values * 1e8).
 
 Accepted: candle objects or dicts (keys or attributes timestamp|time|date|startedAt,
-open, high, low, close, volume, optional trades_count|trades and vwap), a numpy
+open, high, low, close, volume, optional trades_count|trades and vwap), lists of
+[timestamp, open, high, low, close, volume] (CCXT's fetch_ohlcv), a numpy
 structured array, a pandas or polars DataFrame (timestamp column or DatetimeIndex), a
 pyarrow Table or RecordBatch, or an iterable of any of those (streamed chunk by chunk).
 
@@ -196,6 +197,8 @@ def _records_to_columns(records: list[Any] | tuple[Any, ...], start: int) -> dic
     names = ["timestamp", *PRICE_FIELDS, "trades_count", "vwap", "symbol", "timeframe"]
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for record in records:
+        if isinstance(record, list | tuple):  # CCXT fetch_ohlcv: [ms, o, h, l, c, v]
+            record = _positional(record)
         get = record.get if isinstance(record, dict) else lambda k, r=record: getattr(r, k, None)
         columns["timestamp"].append(_first(get, TIME_NAMES))
         for name in PRICE_FIELDS:
@@ -209,6 +212,12 @@ def _records_to_columns(records: list[Any] | tuple[Any, ...], start: int) -> dic
         if all(v is None for v in columns[optional]):
             del out[optional]
     return out
+
+
+def _positional(record: list[Any] | tuple[Any, ...]) -> dict[str, Any]:
+    if len(record) < 6:
+        return {"timestamp": record[0] if record else None}  # its prices: reported missing
+    return dict(zip(("timestamp", *PRICE_FIELDS), record[:6], strict=True))
 
 
 def _first(get: Any, names: tuple[str, ...]) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradestore.errors import ValidationError
-from tradestore.marketdata.inputs import Chunk
+from tradestore.marketdata.inputs import Chunk, chunks
 from tradestore.timeframes import Timeframe
 
 
@@ -86,6 +88,22 @@ def spacing_seconds(ts_us: npt.NDArray[np.int64]) -> int | None:
 
 def timeframe_of(seconds: int) -> Timeframe | None:
     return next((t for t in Timeframe if t.seconds == seconds), None)
+
+
+def infer_timeframe(tables: Iterator[Any]) -> tuple[Timeframe, Iterator[Any]]:
+    """The timeframe of a stream of candle tables, from the spacing of its first table;
+    the stream is given back whole."""
+    first = next(tables, None)
+    if first is None:
+        raise ValidationError("no candles to tell the timeframe from", field="timeframe")
+    spacing = spacing_seconds(next(chunks(first)).ts_us)
+    found = timeframe_of(spacing) if spacing is not None else None
+    if found is None:
+        said = "too few candles" if spacing is None else f"{spacing} seconds apart"
+        raise ValidationError(
+            f"cannot tell the timeframe ({said}): give --timeframe", field="timeframe"
+        )
+    return found, itertools.chain([first], tables)
 
 
 def check_spacing(chunk: Chunk, timeframe: Timeframe) -> None:
