@@ -156,3 +156,39 @@ async def test_pending_query_uses_its_partial_index(store: TradeStore) -> None:
         )
         text = " ".join(r["QUERY PLAN"] for r in await cur.fetchall())
     assert "idx_orders_pending" in text
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_json_documents_have_depth_and_size_limits(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    with pytest.raises(ValidationError, match="nested more than 32 levels") as deep:
+        await store.orders.create(order_data(strategy.id, metadata=_nested(10_000)))
+    assert len(str(deep.value)) < 200  # the value is named, not echoed
+    with pytest.raises(ValidationError, match="bytes as JSON"):
+        await store.orders.create(order_data(strategy.id, metadata={"blob": "x" * 2_000_000}))
+    with pytest.raises(ValidationError, match="config: nested more than 32 levels"):
+        await new_strategy(store, config=_nested(100))
+    with pytest.raises(ValidationError, match="name") as long_name:
+        await new_strategy(store, name="n" * 10_000)
+    assert len(str(long_name.value)) < 300
+    assert (await store.orders.create(order_data(strategy.id, metadata=_nested(30)))).metadata
+
+
+async def test_a_row_too_deep_for_python_is_read_not_fatal(store: TradeStore) -> None:
+    """Written by another client; every list that meets it still works."""
+    strategy = await new_strategy(store)
+    order = await store.orders.create(order_data(strategy.id))
+    deep = "[" * 5000 + "]" * 5000
+    await store.db.execute(
+        "UPDATE orders SET metadata = jsonb_build_object('deep', %s::jsonb) WHERE id = %s",
+        (deep, order.id),
+    )
+    pending = await store.orders.pending(strategy.id)
+    assert [o.id for o in pending] == [order.id]
+    assert "_unreadable" in pending[0].metadata

@@ -7,6 +7,7 @@ Driver errors leave this module translated (`tradestore.db.errors.translate`).
 
 from __future__ import annotations
 
+import json
 import logging
 import select
 import time
@@ -18,6 +19,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tradestore.db.errors import translate
@@ -72,6 +74,20 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
+def safe_json_loads(data: str | bytes) -> Any:
+    """json.loads for jsonb values read back: a document nested deeper than Python's
+    recursion limit (written by any client) becomes a marker instead of failing the
+    whole read (`orders list` of a table holding one such row)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        return {"_unreadable": f"JSON nested too deeply to read ({len(data):,} bytes)"}
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    set_json_loads(safe_json_loads, conn)
+
+
 def build_pool(
     conninfo: str, settings: Settings, *, lock_timeout_ms: int | None = None
 ) -> TradestorePool:
@@ -91,6 +107,7 @@ def build_pool(
         timeout=settings.connect_timeout_s,
         max_idle=settings.idle_timeout_s,
         name="tradestore",
+        configure=_configure,
         open=False,
     )
 

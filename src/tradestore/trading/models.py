@@ -8,6 +8,7 @@ field and the value. Row models (`Strategy`, `Order`, `Trade`) mirror the tables
 from __future__ import annotations
 
 import functools
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -111,7 +112,39 @@ PositiveMoney = Annotated[Decimal, AfterValidator(_numeric_18_8), AfterValidator
 NonNegativeMoney = Annotated[Decimal, AfterValidator(_numeric_18_8), AfterValidator(_non_negative)]
 Symbol = Annotated[str, AfterValidator(_symbol)]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-JsonObject = dict[str, Any]
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 1 << 20
+
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    """JSON documents (config, metadata, signals) at most MAX_JSON_DEPTH levels deep and
+    MAX_JSON_BYTES long: deeper ones break every reader (Python's json recurses), and
+    huge ones every list. Depth is measured without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    size = len(json.dumps(value, default=str))
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{size:,} bytes as JSON (at most {MAX_JSON_BYTES:,})")
+    return value
+
+
+def check_json(value: dict[str, Any], *, field: str) -> dict[str, Any]:
+    """_bounded_json for a plain argument: a tradestore ValidationError naming field."""
+    try:
+        return _bounded_json(value)
+    except ValueError as exc:
+        raise ValidationError(f"{field}: {exc}", field=field) from None
+
+
+JsonInput = Annotated[dict[str, Any], AfterValidator(_bounded_json)]  # what callers send
+JsonObject = dict[str, Any]  # what rows hold: read as stored, whatever wrote it
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=False)
 
@@ -126,7 +159,7 @@ class NewStrategy(BaseModel):
     version: str = Field(min_length=1, max_length=20)
     description: str | None = None
     author: str | None = Field(None, max_length=100)
-    config: JsonObject
+    config: JsonInput
     timeframe: Timeframe
     symbols: list[Symbol] = Field(min_length=1)
     is_active: bool = False
@@ -148,7 +181,7 @@ class NewOrder(BaseModel):
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     trade_id: UUID | None = None
-    metadata: JsonObject = Field(default_factory=dict)
+    metadata: JsonInput = Field(default_factory=dict)
 
     @pydantic.model_validator(mode="after")
     def _prices_fit_the_type(self) -> NewOrder:
@@ -174,11 +207,11 @@ class NewTrade(BaseModel):
     entry_time: AwareDatetime | None = None  # default: now()
     fees: NonNegativeMoney = Decimal(0)
     external_order_id: str | None = Field(None, max_length=100)
-    entry_signal: JsonObject | None = None
+    entry_signal: JsonInput | None = None
     entry_tag: str | None = Field(None, max_length=100)
     stop_loss_price: PositiveMoney | None = None
     take_profit_price: PositiveMoney | None = None
-    metadata: JsonObject = Field(default_factory=dict)
+    metadata: JsonInput = Field(default_factory=dict)
     notes: str | None = None
 
     @pydantic.model_validator(mode="after")
@@ -196,7 +229,7 @@ class StrategyChanges(BaseModel):
     version: str | None = Field(None, min_length=1, max_length=20)
     description: str | None = None
     author: str | None = Field(None, max_length=100)
-    config: JsonObject | None = None
+    config: JsonInput | None = None
     timeframe: Timeframe | None = None
     symbols: list[Symbol] | None = Field(None, min_length=1)
     is_active: bool | None = None
@@ -327,10 +360,16 @@ def from_pydantic(exc: pydantic.ValidationError) -> ValidationError:
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "is not a known field"
-        parts.append(f"{field}: {message} (got {error.get('input')!r})")
+        parts.append(f"{field}: {message} (got {_short(error.get('input'))})")
     first_field = ".".join(str(p) for p in errors[0]["loc"]) if errors else None
     first_value = errors[0].get("input") if errors else None
     return ValidationError("; ".join(parts), field=first_field or None, value=first_value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for an error message, cut so a huge one is not echoed whole."""
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def as_uuid(value: Any, *, field: str = "id") -> UUID:

@@ -30,6 +30,7 @@ from tradestore.trading.models import (
     Trade,
     TradeStatus,
     as_uuid,
+    check_json,
     parse_enum,
     parse_input,
     parse_money,
@@ -245,7 +246,9 @@ class TradeRepository:
                     "fees": result.fees,
                     "exit_reason": exit_reason,
                     "exit_tag": exit_tag,
-                    "exit_signal": None if exit_signal is None else Jsonb(exit_signal),
+                    "exit_signal": None
+                    if exit_signal is None
+                    else Jsonb(check_json(exit_signal, field="exit_signal")),
                 },
             )
             row = await cur.fetchone()
