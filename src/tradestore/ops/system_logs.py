@@ -35,7 +35,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from tradestore.db.database import Database
-from tradestore.errors import ValidationError
+from tradestore.errors import TransientError, ValidationError
 from tradestore.supervisor import Supervised, describe
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class SystemLogHandler(logging.Handler):
         self._wake.set()
         await self.writer.stop(timeout_s=1.0)
         try:
-            await asyncio.wait_for(self._flush_all(), close_timeout_s)
+            await asyncio.wait_for(self._flush_retrying(), close_timeout_s)
         except Exception as exc:
             self.unwritten = len(self._pending) + self.queue.qsize()
             _log.warning(
@@ -226,6 +226,19 @@ class SystemLogHandler(logging.Handler):
                 describe(exc) or "timed out",
             )
         super().close()
+
+    async def _flush_retrying(self) -> None:
+        """Flush, and after a transient failure (PostgreSQL just back and the pool still
+        reconnecting) try again with backoff; the caller bounds the time."""
+        pause = 0.1
+        while True:
+            try:
+                await self._flush_all()
+                return
+            except TransientError as exc:
+                _log.info("system_logs: flush on close failed, retrying (%s)", describe(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     async def flush_now(self) -> None:
         await self._flush_all()
