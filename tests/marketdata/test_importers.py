@@ -48,7 +48,7 @@ async def import_path(store: TradeStore, path: Path, tf: str = "1m") -> tuple[st
 
 async def assert_exact(store: TradeStore, symbol: str) -> None:
     frame = await store.market_data.get_historical_data(
-        symbol, "1m", T0, T0 + timedelta(minutes=2), exact=True
+        symbol, "1m", T0, T0 + timedelta(minutes=3), exact=True
     )
     assert len(frame) == 3
     assert frame.open[0] == Decimal("42000.01") and frame.low[0] == Decimal("41900.12345678")

@@ -261,7 +261,7 @@ async def test_time_zones_in_any_zone_stored_in_utc(store: TradeStore) -> None:
     assert result.inserted == 3 and not result.rejected
     start = datetime(2024, 3, 1, tzinfo=UTC)
     frame = await store.market_data.get_historical_data(
-        symbol, "1m", start, start + timedelta(minutes=2)
+        symbol, "1m", start, start + timedelta(minutes=3)
     )
     assert [str(t) for t in frame.timestamp] == [
         "2024-03-01T00:00:00.000000",
@@ -365,7 +365,7 @@ async def test_catalog_versions_never_repeat_so_a_cached_range_cannot_come_back(
 ) -> None:
     symbol = new_symbol()
     rows = candles(30)
-    end = T0 + timedelta(minutes=29)
+    end = T0 + timedelta(minutes=30)
     await store.market_data.store_candles(symbol, "1m", rows)
     first = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
     versions = {

@@ -164,3 +164,31 @@ async def test_resample_exact_vwap_and_trades(store: TradeStore) -> None:
 async def test_resample_rejects_finer_targets(store: TradeStore) -> None:
     with pytest.raises(ValidationError, match="coarser"):
         await store.market_data.resample("BTC-USD", "1m", T0, T0, source="5m")
+
+
+@pytest.mark.parametrize("target", [Timeframe.W1, Timeframe.MO1])
+@pytest.mark.parametrize("source", [Timeframe.H1, Timeframe.D1])
+async def test_weeks_and_months_equal_pandas_with_the_same_anchor(
+    store: TradeStore, source: Timeframe, target: Timeframe
+) -> None:
+    """1w buckets start on Monday 00:00 UTC (pandas W-MON, left-closed and left-labelled),
+    1M buckets on the 1st (pandas MS); both derived on read, never stored."""
+    symbol = new_symbol()
+    n = 200 if source is Timeframe.D1 else 200 * 24
+    candles = random_candles(7, datetime(2023, 12, 29, tzinfo=UTC), source, n, 0.8)
+    await store.market_data.store_candles(symbol, source.value, candles)
+    start, end = datetime(2024, 1, 3, 12, tzinfo=UTC), datetime(2024, 6, 20, tzinfo=UTC)
+    got = await store.market_data.get_historical_data(symbol, target, start, end, exact=True)
+    first, last = bucket_range(target, start, end)
+    assert first == (
+        datetime(2024, 1, 8, tzinfo=UTC)
+        if target is Timeframe.W1
+        else datetime(2024, 2, 1, tzinfo=UTC)
+    )
+    expected = pandas_expected(candles[(candles.index >= first) & (candles.index < last)], target)
+    assert list(pd.DatetimeIndex(got.timestamp, tz="UTC")) == list(expected.index)
+    assert all(t.weekday() == 0 for t in expected.index) or target is Timeframe.MO1
+    for column in ("open", "high", "low", "close", "volume", "vwap"):
+        assert list(getattr(got, column)) == list(expected[column]), column
+    with pytest.raises(ValidationError, match="derived from 1d"):
+        await store.market_data.store_candles(symbol, target.value, candles)

@@ -108,18 +108,21 @@ def export(
             if not match:
                 raise ValidationError(f"nothing stored for {symbol} {timeframe}")
             start = parse_when(since, option="--since") or match[0]["first_ts"]
-            end = parse_when(until, option="--until") or match[0]["last_ts"]
+            # [since, until): by default through the last stored candle
+            end = parse_when(until, option="--until") or match[0]["last_ts"] + timedelta(
+                microseconds=1
+            )
             writer = None
             written = 0
             with _bar() as bar:
                 task = bar.add_task("exporting", total=max(1, int((end - start).total_seconds())))
                 window_start = start
-                while window_start <= end:
+                while window_start < end:
                     window_end = min(window_start + timedelta(days=31), end)
                     frame = await store.market_data.get_historical_data(
                         symbol, timeframe, window_start, window_end, exact=True
                     )
-                    window_start = window_end + timedelta(microseconds=1)
+                    window_start = window_end
                     if len(frame):
                         table = frame.to_arrow()
                         if writer is None:

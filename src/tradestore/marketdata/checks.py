@@ -25,7 +25,7 @@ SELECT timestamp AS before, next_ts AS after
   FROM (SELECT timestamp, lead(timestamp) OVER (ORDER BY timestamp) AS next_ts
           FROM market_data
          WHERE symbol = %(symbol)s AND timeframe = %(tf)s
-           AND timestamp >= %(since)s AND timestamp <= %(until)s) t
+           AND timestamp >= %(since)s AND timestamp < %(until)s) t
  WHERE next_ts - timestamp > %(step)s
  ORDER BY timestamp
 """

@@ -174,7 +174,7 @@ class CandleIngest:
         on_progress: Progress | None = None,
     ) -> IngestResult:
         check_symbol(symbol)
-        tf = Timeframe.parse(timeframe)
+        tf = Timeframe.parse_stored(timeframe)
         if not source or len(source) > 20:
             raise ValidationError("source: 1 to 20 characters", field="source", value=source)
         result = IngestResult(symbol=symbol, timeframe=tf)

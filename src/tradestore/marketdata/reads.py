@@ -44,7 +44,7 @@ SCALED_COLUMNS = sql.SQL("""
 """)
 RANGE_SQL = sql.SQL(
     "SELECT {columns} FROM market_data WHERE symbol = {symbol} AND timeframe = {tf}"
-    " AND timestamp BETWEEN {start} AND {end} ORDER BY timestamp {limit}"
+    " AND timestamp >= {start} AND timestamp < {end} ORDER BY timestamp {limit}"
 )
 LATEST_SQL = sql.SQL(
     "SELECT * FROM (SELECT {columns} FROM market_data WHERE symbol = {symbol}"
@@ -184,7 +184,7 @@ def _row_bound(
 ) -> int:
     """At most how many candles a range read returns: no more than the series holds,
     than the range has buckets, or than the limit."""
-    buckets = int((end - start).total_seconds() // tf.seconds) + 1
+    buckets = -int(-(end - start).total_seconds() // tf.seconds)  # ceil: [start, end)
     return max(0, min(stored, buckets, limit if limit is not None else stored))
 
 

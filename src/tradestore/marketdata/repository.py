@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from tradestore.db.database import Database
+from tradestore.errors import NotFound
 from tradestore.keys import Keys
 from tradestore.marketdata.checks import QualityChecks
 from tradestore.marketdata.frame import CandleFrame
@@ -87,28 +88,44 @@ class MarketDataRepository:
         *,
         exact: bool = False,
     ) -> CandleFrame:
-        """Candles with start <= timestamp <= end, oldest first; all of them unless `limit`.
+        """Candles with start <= timestamp < end (half-open, like every range read of
+        tradestore), oldest first; all of them unless `limit`.
 
-        A coarse timeframe (5m..1d) with no candles of its own stored for the symbol is
-        served from the rollup of its 1m candles when that is fresh, else resampled from
-        them (see tradestore.ops.rollups; both give the same numbers).
+        A timeframe with no candles of its own stored for the symbol is derived from the
+        finest stored timeframe that divides it: from 1m through the rollups when they
+        are fresh (see tradestore.ops.rollups; the same numbers as resampling), else by
+        resampling. When something is stored but nothing can derive it, NotFound says so.
         """
         tf = Timeframe.parse(timeframe)
-        frame = await self.reader.historical(symbol, tf, start, end, limit=limit, exact=exact)
-        if len(frame) or tf is Timeframe.M1 or self.coarse_source is None:
+        if tf.is_calendar:  # derived only
+            frame = CandleFrame.empty(symbol, tf, exact=exact)
+        else:
+            frame = await self.reader.historical(symbol, tf, start, end, limit=limit, exact=exact)
+        if len(frame) or self.coarse_source is None:
             return frame
-        if await self._has_series(symbol, tf):
+        stored = await self._stored_timeframes(symbol)
+        if tf in stored or not stored:
             return frame
-        derived, _ = await (await self.coarse_source()).candles(symbol, tf, start, end, exact=exact)
+        finer = [t for t in stored if t.divides(tf)]
+        if not finer:
+            have = ", ".join(t.value for t in sorted(stored, key=lambda t: t.seconds))
+            raise NotFound(
+                f"no {symbol} {tf.value} candles, and no finer timeframe that divides "
+                f"{tf.value} to derive them from (stored: {have})"
+            )
+        source = min(finer, key=lambda t: t.seconds)
+        if source is Timeframe.M1:
+            coarse = await self.coarse_source()
+            derived, _ = await coarse.candles(symbol, tf, start, end, exact=exact)
+        else:
+            derived = await self.resample(symbol, tf, start, end, source=source, exact=exact)
         return derived if limit is None or len(derived) <= limit else _head(derived, limit)
 
-    async def _has_series(self, symbol: str, tf: Timeframe) -> bool:
-        return bool(
-            await self.db.query_one(
-                "SELECT 1 FROM market_data_catalog WHERE symbol = %s AND timeframe = %s",
-                (symbol, tf.value),
-            )
+    async def _stored_timeframes(self, symbol: str) -> set[Timeframe]:
+        rows = await self.db.query(
+            "SELECT timeframe FROM market_data_catalog WHERE symbol = %s", (symbol,)
         )
+        return {Timeframe.parse(r["timeframe"]) for r in rows}
 
     async def get_latest_candles(
         self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False

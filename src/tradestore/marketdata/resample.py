@@ -1,11 +1,13 @@
 """Resampling stored candles into a coarser timeframe, in SQL.
 
-Buckets are UTC-aligned (`date_bin` from the Unix epoch; every timeframe divides a day,
-so buckets also start at midnight UTC) and labelled by their start, closed on the left:
-the same as pandas `resample(rule, label="left", closed="left")`. Per bucket: first open,
-max high, min low, last close, summed volume and trade count (NULL when no source candle
-has one), and the volume-weighted price sum(p_i * v_i) / sum(v_i), where p_i is the
-source candle's vwap or, when it has none, its close (NULL when the volume is 0).
+Buckets are UTC-aligned (`date_bin` from the Unix epoch; every stored timeframe divides
+a day, so buckets also start at midnight UTC; weeks start on Monday, months on the 1st)
+and labelled by their start, closed on the left: the same as pandas `resample(rule,
+label="left", closed="left")` (for 1w, pandas' W-MON bins with the same anchor).
+Per bucket: first open, max high, min low, last close, summed volume and trade count
+(NULL when no source candle has one), and the volume-weighted price sum(p_i * v_i) /
+sum(v_i), where p_i is the source candle's vwap or, when it has none, its close (NULL
+when the volume is 0).
 Buckets with no source candle are absent (pandas would give a NaN row).
 """
 
@@ -38,7 +40,7 @@ SELECT bucket AS timestamp,
        (close * 100000000)::int8, (least(volume, 92233720368.54775807) * 100000000)::int8,
        least(coalesce(trades_count, -1), 2147483647)::int4,
        coalesce((vwap * 100000000)::int8, -9223372036854775808)
-  FROM (SELECT date_bin({step}, timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket,
+  FROM (SELECT {bucket} AS bucket,
                {aggregates}
           FROM market_data
          WHERE symbol = {symbol} AND timeframe = {source}
@@ -49,14 +51,17 @@ SELECT bucket AS timestamp,
 
 
 def bucket_range(tf: Timeframe, start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """[first, last): the whole buckets of tf covering [start, end)."""
+    """[first, last): the whole buckets of tf whose start (their label) is in [start,
+    end), as a read of stored tf candles over [start, end) would return them."""
     first = tf.bucket_start(start)
     last = tf.bucket_start(end)
-    return first, (last + tf.delta if last < end else last)
+    return (tf.next_start(first) if first < start else first), (
+        tf.next_start(last) if last < end else last
+    )
 
 
 def check_coarser(source: Timeframe, target: Timeframe) -> None:
-    if target.seconds <= source.seconds or target.seconds % source.seconds:
+    if not source.divides(target):
         raise ValidationError(
             f"cannot resample {source.value} into {target.value}: the target must be a "
             "coarser multiple of the source",
@@ -75,8 +80,8 @@ async def resample(
     source: Timeframe | str = Timeframe.M1,
     exact: bool = False,
 ) -> CandleFrame:
-    """Candles of `target` built from stored `source` candles in [start, end), both
-    bounds snapped outward to `target` buckets so no bucket is partial."""
+    """Candles of `target` labelled in [start, end), each built from all its stored
+    `source` candles (a bucket is never partial)."""
     check_symbol(symbol)
     tgt, src = Timeframe.parse(target), Timeframe.parse(source)
     check_coarser(src, tgt)
@@ -85,7 +90,7 @@ async def resample(
             raise ValidationError(f"{name} must have a time zone", field=name, value=value)
     first, last = bucket_range(tgt, start, end)
     query = RESAMPLE_SQL.format(
-        step=sql.Literal(tgt.delta),
+        bucket=tgt.bucket_sql(sql.Identifier("timestamp")),
         aggregates=BUCKET_AGGREGATES,
         symbol=sql.Literal(symbol),
         source=sql.Literal(src.value),

@@ -111,6 +111,15 @@ Money = Annotated[Decimal, AfterValidator(_numeric_18_8)]
 PositiveMoney = Annotated[Decimal, AfterValidator(_numeric_18_8), AfterValidator(_positive)]
 NonNegativeMoney = Annotated[Decimal, AfterValidator(_numeric_18_8), AfterValidator(_non_negative)]
 Symbol = Annotated[str, AfterValidator(_symbol)]
+
+
+def _stored_timeframe(value: Timeframe) -> Timeframe:
+    if value.is_calendar:
+        raise ValueError(f"{value.value} is derived from daily candles: use 1m to 1d")
+    return value
+
+
+StrategyTimeframe = Annotated[Timeframe, AfterValidator(_stored_timeframe)]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 MAX_JSON_DEPTH = 32
 MAX_JSON_BYTES = 1 << 20
@@ -160,7 +169,7 @@ class NewStrategy(BaseModel):
     description: str | None = None
     author: str | None = Field(None, max_length=100)
     config: JsonInput
-    timeframe: Timeframe
+    timeframe: StrategyTimeframe
     symbols: list[Symbol] = Field(min_length=1)
     is_active: bool = False
     is_paper_trading: bool = True
@@ -230,7 +239,7 @@ class StrategyChanges(BaseModel):
     description: str | None = None
     author: str | None = Field(None, max_length=100)
     config: JsonInput | None = None
-    timeframe: Timeframe | None = None
+    timeframe: StrategyTimeframe | None = None
     symbols: list[Symbol] | None = Field(None, min_length=1)
     is_active: bool | None = None
     is_paper_trading: bool | None = None
