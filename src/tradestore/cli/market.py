@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -141,25 +141,36 @@ def export(
     run(main)
 
 
+SINCE_HELP = "From, inclusive (ISO; UTC if no zone; default: the first stored candle)."
+UNTIL_HELP = "Up to, exclusive (ISO; UTC if no zone; default: after the last stored candle)."
+CALENDAR_HELP = (
+    "Market hours that say which candles are expected: 24/7 (default), fx (closed Friday "
+    "22:00 to Sunday 22:00 UTC) or an exchange code such as XNYS (tradestore[calendars])."
+)
+
+
 @app.command("gaps")
 def gaps(
     symbol: str,
     timeframe: str,
-    since: str | None = typer.Option(None, help="From (ISO; default 30 days ago)."),
+    since: str | None = typer.Option(None, help=SINCE_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    calendar: str = typer.Option("24/7", help=CALENDAR_HELP),
 ) -> None:
-    """List every run of missing candles."""
+    """List every run of missing candles (the whole stored range by default)."""
+    start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
 
     async def main() -> None:
-        start = parse_when(since, option="--since") or datetime.now(UTC) - timedelta(days=30)
         async with open_store() as store:
-            found = await store.market_data.quality.gaps(
-                symbol, timeframe, start, datetime.now(UTC)
-            )
+            quality = store.market_data.quality
+            first, last = await quality.stored_range(symbol, timeframe)
+            found = await quality.gaps(symbol, timeframe, start, end, calendar=calendar)
         table = Table(
             "first missing",
             "last missing",
             "candles",
-            title=f"gaps in {symbol} {timeframe} since {when(start)}",
+            title=f"gaps in {symbol} {timeframe} from {when(start or first)} to "
+            f"{when(end or last)} ({calendar})",
         )
         for g in found:
             table.add_row(when(g.start), when(g.end), f"{g.missing:,}")
@@ -173,21 +184,21 @@ def gaps(
 def quality(
     symbol: str,
     timeframe: str,
-    since: str | None = typer.Option(None, help="From (ISO; default 30 days ago)."),
+    since: str | None = typer.Option(None, help=SINCE_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    calendar: str = typer.Option("24/7", help=CALENDAR_HELP),
     rescore: bool = typer.Option(False, help="Store the recomputed data_quality_score."),
 ) -> None:
     """Gaps, repeated candles, outliers and the average quality score."""
+    start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
 
     async def main() -> None:
-        start = parse_when(since, option="--since") or datetime.now(UTC) - timedelta(days=30)
-        end = datetime.now(UTC)
         async with open_store() as store:
-            report = await store.market_data.quality.report(symbol, timeframe, start, end)
-            changed = (
-                await store.market_data.quality.rescore(symbol, timeframe, start, end)
-                if rescore
-                else None
-            )
+            checks = store.market_data.quality
+            first, last = await checks.stored_range(symbol, timeframe)
+            start_, end_ = start or first, end or last
+            report = await checks.report(symbol, timeframe, start_, end_, calendar=calendar)
+            changed = await checks.rescore(symbol, timeframe, start_, end_) if rescore else None
         table = Table("check", "result", title=f"quality of {symbol} {timeframe}")
         table.add_row("candles", f"{report.candles:,}")
         table.add_row("gaps", f"{len(report.gaps)} ({report.missing:,} candles missing)")

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from tradestore.db.database import Database
+from tradestore.errors import NotFound
+from tradestore.marketdata.calendars import AlwaysOpen, MarketHours, market_hours
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.quality import (
     empty_mask,
@@ -28,6 +32,9 @@ SELECT timestamp AS before, next_ts AS after
            AND timestamp >= %(since)s AND timestamp < %(until)s) t
  WHERE next_ts - timestamp > %(step)s
  ORDER BY timestamp
+"""
+STORED_RANGE_SQL = """
+SELECT first_ts, last_ts FROM market_data_catalog WHERE symbol = %s AND timeframe = %s
 """
 SET_SCORES_SQL = """
 UPDATE market_data m SET data_quality_score = s.score
@@ -65,22 +72,59 @@ class QualityChecks:
         self.db = db
         self.reader = reader
 
-    async def gaps(
-        self, symbol: str, timeframe: Timeframe | str, since: datetime, until: datetime
-    ) -> list[Gap]:
-        """Every run of missing candles between the first and last stored in the range."""
+    async def stored_range(
+        self, symbol: str, timeframe: Timeframe | str
+    ) -> tuple[datetime, datetime]:
+        """[first, last + 1 candle) of a stored series; NotFound for an unknown one."""
         check_symbol(symbol)
-        tf = Timeframe.parse(timeframe)
+        tf = Timeframe.parse_stored(timeframe)
+        row = await self.db.query_one(STORED_RANGE_SQL, (symbol, tf.value))
+        if row is None:
+            raise NotFound(f"no {symbol} {tf.value} candles are stored")
+        return row["first_ts"], row["last_ts"] + tf.delta
+
+    async def gaps(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        calendar: str | MarketHours | None = None,
+    ) -> list[Gap]:
+        """Every run of missing candles between stored ones in [since, until) (default:
+        the series' whole stored range), counting only candles the market's hours
+        expect (`calendar`: 24/7 by default, `fx`, or an exchange code; see calendars)."""
+        tf = Timeframe.parse_stored(timeframe)
+        first, last = await self.stored_range(symbol, tf)
+        hours = calendar if not isinstance(calendar, str | None) else market_hours(calendar)
         rows = await self.db.query(
             GAPS_SQL,
-            {"symbol": symbol, "tf": tf.value, "since": since, "until": until, "step": tf.delta},
+            {
+                "symbol": symbol,
+                "tf": tf.value,
+                "since": since or first,
+                "until": until or last,
+                "step": tf.delta,
+            },
         )
-        return [_gap(r, tf) for r in rows]
+        found = [_gap(r, tf) for r in rows]
+        if isinstance(hours, AlwaysOpen):
+            return found
+        return [part for gap in found for part in _open_parts(gap, tf, hours)]
 
     async def report(
-        self, symbol: str, timeframe: Timeframe | str, since: datetime, until: datetime
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        calendar: str | None = None,
     ) -> QualityReport:
-        tf = Timeframe.parse(timeframe)
+        tf = Timeframe.parse_stored(timeframe)
+        first, last = await self.stored_range(symbol, tf)
+        since, until = since or first, until or last
         frame = await self.reader.historical(symbol, tf, since, until)
         scores = _scores(frame)
         columns = (frame.open, frame.high, frame.low, frame.close, frame.volume)
@@ -91,7 +135,7 @@ class QualityChecks:
             symbol=symbol,
             timeframe=tf,
             candles=len(frame),
-            gaps=await self.gaps(symbol, tf, since, until),
+            gaps=await self.gaps(symbol, tf, since, until, calendar=calendar),
             repeated=_times(frame, repeated),
             outliers=_times(frame, outliers),
             empty=int(empty.sum()),
@@ -125,6 +169,19 @@ def _scores(frame: CandleFrame) -> Any:
 
 def _times(frame: CandleFrame, mask: Any) -> list[datetime]:
     return [t.item().replace(tzinfo=UTC) for t in frame.timestamp[mask]]
+
+
+def _open_parts(gap: Gap, tf: Timeframe, hours: MarketHours) -> list[Gap]:
+    """The runs of a gap's missing candles that the market's hours expect."""
+    first_us = int(gap.start.timestamp()) * 1_000_000
+    starts = first_us + np.arange(gap.missing, dtype=np.int64) * tf.seconds * 1_000_000
+    expected = hours.expected(starts, tf)
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], expected, [False]]).astype(np.int8)))
+    parts = []
+    for begin, stop in zip(edges[::2], edges[1::2], strict=True):
+        start = gap.start + (int(begin) * tf.delta)
+        parts.append(Gap(start, start + (int(stop - begin) - 1) * tf.delta, int(stop - begin)))
+    return parts
 
 
 def _gap(row: dict[str, Any], tf: Timeframe) -> Gap:
