@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from functools import cached_property
 from types import TracebackType
 from typing import Any
@@ -47,6 +47,7 @@ from tradestore.realtime.state import StrategyState
 from tradestore.redis_link import RedisLink
 from tradestore.settings import Settings, TimeSeriesMode, load_settings, mask_url
 from tradestore.supervisor import describe
+from tradestore.timeframes import Timeframe
 from tradestore.trading.orders import OrderRepository
 from tradestore.trading.strategies import StrategyRepository
 from tradestore.trading.trades import TradeRepository
@@ -207,6 +208,7 @@ class TradeStore:
         )
         repository = MarketDataRepository(self.db, self.redis, self.keys, self.partitions, window)
         repository.after_ingest.append(self._record_latest_candle)
+        repository.after_delete.append(self._forget_latest_candle)
         repository.coarse_source = self.rollups
         return repository
 
@@ -215,6 +217,18 @@ class TradeStore:
             await self.latest.record_candle(
                 result.symbol, result.timeframe.value, result.last_candle
             )
+
+    async def _forget_latest_candle(self, symbol: str, timeframe: Timeframe) -> None:
+        """After a delete: the latest candle is the newest one still stored, if any."""
+        await self.latest.forget_candle(symbol, timeframe.value)
+        newest = await self.market_data.get_latest_candles(symbol, timeframe, 1, exact=True)
+        if len(newest):
+            candle = {name: values[0] for name, values in newest.columns().items()}
+            candle["timestamp"] = newest.timestamp[0].item().replace(tzinfo=UTC)
+            trades = candle.pop("trades_count", -1)
+            candle["trades_count"] = None if trades < 0 else int(trades)
+            candle.pop("vwap", None)
+            await self.latest.record_candle(symbol, timeframe.value, candle)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

@@ -105,3 +105,38 @@ def test_export_then_import_is_an_identity(migrated: Cli, suffix: str) -> None: 
         first_table = pq.read_table(folder / "first.parquet")
         assert first_table.equals(pq.read_table(folder / "second.parquet"))
         assert first_table.column("trades_count").null_count == 10
+
+
+def test_several_files_one_summary_and_a_failed_file_is_named(migrated: Cli) -> None:  # noqa: F811
+    folder = migrated.workdir / "many"
+    folder.mkdir()
+    for day in (1, 2, 3):
+        (folder / f"part{day}.csv").write_text(
+            HEADER + "".join(f"2024-03-0{day}T00:{i:02d}:00Z,1,2,0.5,1.5,10\n" for i in range(10))
+        )
+    (folder / "broken.zip").write_bytes(b"PK\x03\x04 nothing")
+    result = migrated("market", "import", "many", "--symbol", "MANY-USD", "--timeframe", "1m")
+    assert result.returncode == 1  # one file failed: said, and the rest imported
+    assert "3 file(s) imported, 1 failed, 30 candles stored" in result.stdout
+    assert "broken.zip: not imported" in result.stdout
+    again = migrated.ok("market", "import", "many/part*.csv", "--symbol", "MANY-USD")
+    assert "3 file(s) imported, 0 failed, 30 candles stored" in again
+
+
+def test_export_to_stdout_resampled_and_delete_keeps_the_catalog_true(migrated: Cli) -> None:  # noqa: F811
+    (migrated.workdir / "hour.csv").write_text(_minutes(60))
+    migrated.ok("market", "import", "hour.csv", "--symbol", "STD-USD", "--timeframe", "1m")
+    out = migrated.ok("market", "export", "STD-USD", "1m", "--out", "-", "--timeframe", "15m")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith('"timestamp"') and len(lines) == 5  # header + 4 candles
+    assert lines[1].split(",")[5] == "150.00000000"  # 15 minutes of volume 10
+    deleted = migrated.ok(
+        "market", "delete", "STD-USD", "1m", "--since", "2024-01-01T00:30", "--yes"
+    )
+    assert "deleted 30 STD-USD 1m candles" in deleted
+    listed = migrated.ok("market", "list", "--symbol", "STD-USD")
+    assert "2024-01-01 00:29:00" in listed and "│ 30 " in listed
+    migrated.ok("market", "delete", "STD-USD", "1m", "--yes")
+    assert "STD-USD" not in migrated.ok("market", "list", "--symbol", "STD-USD")
+    gone = migrated("market", "gaps", "STD-USD", "1m")
+    assert gone.returncode == 1 and "no STD-USD 1m candles are stored" in gone.stderr

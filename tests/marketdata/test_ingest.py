@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.marketdata.helpers import candles, new_symbol
-from tradestore import TradeStore, ValidationError
+from tradestore import NotFound, TradeStore, ValidationError
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -393,3 +393,24 @@ async def test_catalog_versions_never_repeat_so_a_cached_range_cannot_come_back(
         )
         > version
     )  # a recount of a live series bumps it too
+
+
+async def test_delete_keeps_catalog_range_cache_and_latest_candle_true(store: TradeStore) -> None:
+    symbol = new_symbol()
+    rows = candles(60)
+    await store.market_data.store_candles(symbol, "1m", rows)
+    end = T0 + timedelta(hours=1)
+    cached = await store.market_data.get_historical_data(symbol, "1m", T0, end)
+    assert len(cached) == 60  # and now cached in Redis under the catalog version
+    deleted = await store.market_data.delete(symbol, "1m", T0 + timedelta(minutes=50))
+    assert deleted == 10
+    assert len(await store.market_data.get_historical_data(symbol, "1m", T0, end)) == 50
+    (series,) = await store.market_data.list_series(symbol)
+    assert series["row_count"] == 50 and series["last_ts"] == T0 + timedelta(minutes=49)
+    latest = await store.latest.get_candle(symbol, "1m")
+    assert latest is not None and latest["timestamp"] == T0 + timedelta(minutes=49)
+    assert await store.market_data.delete(symbol, "1m") == 50
+    assert await store.market_data.list_series(symbol) == []
+    assert await store.latest.get_candle(symbol, "1m") is None
+    with pytest.raises(NotFound):
+        await store.market_data.delete(symbol, "1m")

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import glob
+import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from tradestore.cli.common import console, open_store, run
+from tradestore.cli.common import console, err_console, open_store, run
 from tradestore.cli.formatting import parse_when, when
 from tradestore.errors import ValidationError
 from tradestore.marketdata.importers import open_source
 from tradestore.marketdata.ingest import IngestResult
+from tradestore.marketdata.resample import check_coarser
 from tradestore.marketdata.validation import infer_timeframe
 from tradestore.timeframes import Timeframe
 
@@ -43,100 +54,219 @@ def list_series(symbol: str | None = typer.Option(None, help="Only this symbol."
     run(main)
 
 
-@app.command("import")
-def import_file(
-    path: Path = typer.Argument(..., help="CSV, zip, Parquet, feather or JSON file."),
-    symbol: str | None = typer.Option(None, help="Symbol (default: from the file name)."),
-    timeframe: str | None = typer.Option(None, help="Timeframe (default: from the file name)."),
-    source: str = typer.Option("file", help="data_source stored with the candles."),
-    strict: bool = typer.Option(False, help="Reject the whole file if any row is bad."),
-) -> None:
-    """Import candles from a file; the layout is detected from its content."""
+MARKET_SUFFIXES = (".csv", ".gz", ".zip", ".parquet", ".feather", ".json")
 
-    async def main() -> None:
-        opened, tables = open_source(path)
-        sym, tf = _series(opened.symbol, opened.timeframe, symbol, timeframe)
-        if tf is None:
-            tf, tables = infer_timeframe(tables)
-            console.print(f"timeframe {tf.value}, from the spacing of the candles")
-        console.print(f"{path.name}: {opened.format.value} layout, as {sym} {tf.value}")
+
+@app.command("import")
+def import_files(
+    paths: list[str] = typer.Argument(
+        ..., help="Files, folders or globs (CSV, zip, Parquet, feather, JSON, .gz)."
+    ),
+    symbol: str | None = typer.Option(None, help="Symbol (default: from each file name)."),
+    timeframe: str | None = typer.Option(
+        None, help="Timeframe (default: from the file name, else the candles' spacing)."
+    ),
+    source: str = typer.Option("file", help="data_source stored with the candles."),
+    strict: bool = typer.Option(False, help="Reject a whole file if any row is bad."),
+) -> None:
+    """Import candles from files; each layout is detected from its content."""
+    files = expand_paths(paths)
+
+    async def main() -> bool:
+        imported: list[tuple[Path, IngestResult, int]] = []
+        failed: list[tuple[Path, str]] = []
         async with open_store() as store:
             with _bar() as bar:
-                task = bar.add_task("importing", total=opened.size)
+                task = bar.add_task("importing", total=sum(f.stat().st_size for f in files))
+                done = 0
+                for path in files:
+                    try:
+                        result, header_lines = await _import_one(
+                            store, path, symbol, timeframe, source, strict, bar, task, done
+                        )
+                        imported.append((path, result, header_lines))
+                    except ValidationError as exc:
+                        if len(files) == 1:
+                            raise  # the one-line error, as for any command
+                        failed.append((path, str(exc)))
+                        console.print(f"[red]{path.name}: not imported:[/] {exc}")
+                    done += path.stat().st_size
+                    bar.update(task, completed=done)
+        if len(files) == 1 and imported:
+            _summary(*imported[0][1:])
+        else:
+            _summaries(imported, failed)
+        return bool(failed)
 
-                def progress(rows: int, result: IngestResult) -> None:
-                    bar.update(
-                        task, completed=opened.bytes_read(), description=f"{rows:,} rows read"
-                    )
+    if run(main):
+        raise typer.Exit(1)
 
-                result = await store.market_data.store_candles(
-                    sym,
-                    tf,
-                    tables,
-                    source=source,
-                    strict=strict,
-                    atomic=strict,
-                    on_progress=progress,
-                )
-                bar.update(task, completed=opened.size)
-        for note in opened.notes:
-            console.print(note)
-        _summary(result, opened.header_lines)
 
-    run(main)
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files named, the market-data files of folders named, and the matches of globs;
+    each once, in order."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if any(c in given for c in "*?["):
+            matches = [Path(m) for m in sorted(glob.glob(given))]
+            if not matches:
+                raise ValidationError(f"{given}: no file matches", field="path", value=given)
+            found += [m for m in matches if m.is_file()]
+        elif path.is_dir():
+            found += sorted(
+                f for f in path.iterdir() if f.is_file() and f.suffix.lower() in MARKET_SUFFIXES
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ValidationError(f"{given}: no such file or folder", field="path", value=given)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ValidationError("no market-data files in " + ", ".join(paths), field="path")
+    return unique
+
+
+async def _import_one(
+    store: Any,
+    path: Path,
+    symbol: str | None,
+    timeframe: str | None,
+    source: str,
+    strict: bool,
+    bar: Progress,
+    task: TaskID,
+    done: int,
+) -> tuple[IngestResult, int]:
+    opened, tables = open_source(path)
+    sym, tf = _series(opened.symbol, opened.timeframe, symbol, timeframe)
+    if tf is None:
+        tf, tables = infer_timeframe(tables)
+        console.print(f"{path.name}: timeframe {tf.value}, from the spacing of the candles")
+    console.print(f"{path.name}: {opened.format.value} layout, as {sym} {tf.value}")
+
+    def progress(rows: int, result: IngestResult) -> None:
+        bar.update(task, completed=done + opened.bytes_read(), description=f"{rows:,} rows read")
+
+    result = await store.market_data.store_candles(
+        sym, tf, tables, source=source, strict=strict, atomic=strict, on_progress=progress
+    )
+    for note in opened.notes:
+        console.print(f"{path.name}: {note}")
+    return result, opened.header_lines
+
+
+def _summaries(
+    imported: list[tuple[Path, IngestResult, int]], failed: list[tuple[Path, str]]
+) -> None:
+    table = Table("file", "series", "new", "updated", "unchanged", "rejected", title="imported")
+    for path, r, _ in imported:
+        table.add_row(
+            path.name,
+            f"{r.symbol} {r.timeframe.value}",
+            f"{r.inserted:,}",
+            f"{r.updated:,}",
+            f"{r.unchanged:,}",
+            f"{len(r.rejected):,}",
+        )
+    for path, _ in failed:
+        table.add_row(path.name, "-", "-", "-", "-", "not imported")
+    console.print(table)
+    for path, r, header_lines in imported:
+        for line in _reasons(r, header_lines):
+            console.print(f"{path.name}: {line.strip()}")
+    total = sum(r.stored for _, r, _ in imported)
+    console.print(
+        f"{len(imported)} file(s) imported, {len(failed)} failed, {total:,} candles stored"
+    )
 
 
 @app.command("export")
 def export(
     symbol: str,
     timeframe: str,
-    out: Path = typer.Option(..., "--out", help="Destination .csv or .parquet file."),
-    since: str | None = typer.Option(None, help="From (ISO; UTC if no zone)."),
-    until: str | None = typer.Option(None, help="Up to (ISO; UTC if no zone)."),
+    out: str = typer.Option(..., "--out", help="A .csv or .parquet file, or - for CSV on stdout."),
+    since: str | None = typer.Option(None, help="From, inclusive (ISO; UTC if no zone)."),
+    until: str | None = typer.Option(None, help="Up to, exclusive (ISO; UTC if no zone)."),
+    to: str | None = typer.Option(
+        None, "--timeframe", help="Resample to this timeframe on the way out (e.g. 1h, 1w)."
+    ),
 ) -> None:
-    """Write candles to CSV or Parquet (exact decimals), month by month."""
+    """Write stored candles (TIMEFRAME) to CSV or Parquet, exact, month by month."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    if out.suffix.lower() not in (".csv", ".parquet"):
-        raise typer.BadParameter("use a .csv or .parquet file name", param_hint="--out")
+    to_stdout = out == "-"
+    path = Path(out)
+    if not to_stdout and path.suffix.lower() not in (".csv", ".parquet"):
+        raise typer.BadParameter("use a .csv or .parquet file name, or -", param_hint="--out")
+    stored_tf = Timeframe.parse_stored(timeframe)
+    out_tf = Timeframe.parse(to, field="--timeframe") if to else stored_tf
+    if out_tf is not stored_tf:
+        check_coarser(stored_tf, out_tf)
+    messages = err_console if to_stdout else console
 
     async def main() -> None:
         async with open_store() as store:
-            series = await store.market_data.list_series(symbol)
-            match = [s for s in series if s["timeframe"] == Timeframe.parse(timeframe).value]
-            if not match:
-                raise ValidationError(f"nothing stored for {symbol} {timeframe}")
-            start = parse_when(since, option="--since") or match[0]["first_ts"]
-            # [since, until): by default through the last stored candle
-            end = parse_when(until, option="--until") or match[0]["last_ts"] + timedelta(
-                microseconds=1
-            )
-            writer = None
+            md = store.market_data
+            first, last = await md.quality.stored_range(symbol, stored_tf)
+            start = parse_when(since, option="--since") or first
+            end = parse_when(until, option="--until") or last
+            writer: Any = None
             written = 0
-            with _bar() as bar:
-                task = bar.add_task("exporting", total=max(1, int((end - start).total_seconds())))
-                window_start = start
-                while window_start < end:
-                    window_end = min(window_start + timedelta(days=31), end)
-                    frame = await store.market_data.get_historical_data(
-                        symbol, timeframe, window_start, window_end, exact=True
+            window_start = start
+            while window_start < end:
+                window_end = min(window_start + timedelta(days=31), end)
+                frame = (
+                    await md.resample(
+                        symbol, out_tf, window_start, window_end, source=stored_tf, exact=True
                     )
-                    window_start = window_end
-                    if len(frame):
-                        table = frame.to_arrow()
-                        if writer is None:
-                            writer = (
-                                pq.ParquetWriter(out, table.schema)
-                                if out.suffix.lower() == ".parquet"
-                                else pacsv.CSVWriter(out, table.schema)
-                            )
-                        writer.write_table(table)
-                        written += len(frame)
-                    bar.update(task, completed=int((window_end - start).total_seconds()))
+                    if out_tf is not stored_tf
+                    else await md.get_historical_data(
+                        symbol, stored_tf, window_start, window_end, exact=True
+                    )
+                )
+                window_start = window_end
+                if not len(frame):
+                    continue
+                table = frame.to_arrow()
+                if writer is None:
+                    target: Any = sys.stdout.buffer if to_stdout else path
+                    writer = (
+                        pq.ParquetWriter(target, table.schema)
+                        if path.suffix.lower() == ".parquet" and not to_stdout
+                        else pacsv.CSVWriter(target, table.schema)
+                    )
+                writer.write_table(table)
+                written += len(frame)
             if writer is not None:
                 writer.close()
-        console.print(f"wrote {written:,} candles to {out}")
+        messages.print(
+            f"wrote {written:,} {out_tf.value} candles to {'stdout' if to_stdout else out}"
+        )
+
+    run(main)
+
+
+@app.command("delete")
+def delete(
+    symbol: str,
+    timeframe: str,
+    since: str | None = typer.Option(None, help="From, inclusive (default: the first candle)."),
+    until: str | None = typer.Option(None, help="Up to, exclusive (default: after the last)."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a series' candles (all, or [since, until)); catalog and caches stay true."""
+    start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
+    span = f"from {when(start)} " if start else ""
+    span += f"until {when(end)}" if end else ""
+    if not yes:
+        typer.confirm(f"delete {symbol} {timeframe} candles {span or '(all of them)'}?", abort=True)
+
+    async def main() -> None:
+        async with open_store() as store:
+            deleted = await store.market_data.delete(symbol, timeframe, start, end)
+        console.print(f"deleted {deleted:,} {symbol} {timeframe} candles")
 
     run(main)
 
@@ -245,14 +375,22 @@ def _summary(result: IngestResult, header_lines: int) -> None:
     table.add_row("unchanged", f"{result.unchanged:,}")
     table.add_row("rejected", f"{len(result.rejected):,}")
     console.print(table)
+    for line in _reasons(result, header_lines):
+        console.print(line)
+
+
+def _reasons(result: IngestResult, header_lines: int) -> list[str]:
+    """One line per rejection reason: how many rows, and the first few file lines."""
     by_reason: dict[str, list[int]] = {}
     for row in result.rejected:
         by_reason.setdefault(row.reason, []).append(row.index + 1 + header_lines)
-    for reason, lines in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-        shown = ", ".join(map(str, lines[:SHOWN_ROWS_PER_REASON]))
+    lines = []
+    for reason, numbers in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(map(str, numbers[:SHOWN_ROWS_PER_REASON]))
         more = (
-            f" and {len(lines) - SHOWN_ROWS_PER_REASON:,} more"
-            if len(lines) > SHOWN_ROWS_PER_REASON
+            f" and {len(numbers) - SHOWN_ROWS_PER_REASON:,} more"
+            if len(numbers) > SHOWN_ROWS_PER_REASON
             else ""
         )
-        console.print(f"  {len(lines):,} × {reason} (line {shown}{more})")
+        lines.append(f"  {len(numbers):,} × {reason} (line {shown}{more})")
+    return lines

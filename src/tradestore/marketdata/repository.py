@@ -10,6 +10,7 @@ from tradestore.db.database import Database
 from tradestore.errors import NotFound
 from tradestore.keys import Keys
 from tradestore.marketdata.checks import QualityChecks
+from tradestore.marketdata.deletion import delete_candles
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.ingest import CandleIngest, IngestResult, Progress
 from tradestore.marketdata.inputs import CHUNK_ROWS
@@ -27,6 +28,7 @@ SELECT symbol, timeframe, first_ts, last_ts, row_count, updated_at
 """
 
 AfterIngest = Callable[[IngestResult], Awaitable[None]]
+AfterDelete = Callable[[str, Timeframe], Awaitable[None]]
 
 
 class MarketDataRepository:
@@ -43,6 +45,7 @@ class MarketDataRepository:
         self.reader = CandleReader(db, link, keys)
         self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
+        self.after_delete: list[AfterDelete] = []  # called after each delete
         # set by TradeStore: async () -> Rollups, for coarse timeframes not stored natively
         self.coarse_source: Callable[[], Awaitable[Any]] | None = None
 
@@ -147,6 +150,20 @@ class MarketDataRepository:
         return await resample(
             self.reader, symbol, timeframe, start, end, source=source, exact=exact
         )
+
+    async def delete(
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Delete the series' candles in [since, until) (all by default); how many.
+        The catalog, rollups and the Redis caches stay true (see marketdata.deletion)."""
+        deleted = await delete_candles(self.db, symbol, timeframe, since, until)
+        for hook in self.after_delete:
+            await hook(symbol, Timeframe.parse(timeframe))
+        return deleted
 
     async def list_series(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """What is stored: symbol, timeframe, first, last, count (from the catalog)."""

@@ -54,6 +54,17 @@ class LatestMarketData:
             return False
         return bool(stored)
 
+    async def forget_candle(self, symbol: str, timeframe: str) -> None:
+        """Drop the recorded latest candle (its candles were deleted); the next ingest
+        records one again."""
+        client = self.link.client
+        if client is None:
+            return
+        try:
+            await client.delete(self.keys.key("latest-candle", symbol, timeframe))
+        except (RedisError, OSError) as exc:
+            self.link.failed(exc)
+
     async def get_candle(self, symbol: str, timeframe: str) -> dict[str, Any] | None:
         return await self._get(self.keys.key("latest-candle", symbol, timeframe))
 
