@@ -10,6 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: a document by its type, anything cut at
+    `limit` characters (a 10,000-character name or 50 MB of JSON is not echoed whole)."""
+    text = type(value).__name__ if isinstance(value, dict | list) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 class TradeStoreError(Exception):
     """Base of every error tradestore raises on purpose.
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tradestore.errors import ValidationError
+from tradestore.errors import ValidationError, shown
 from tradestore.marketdata.binary import NO_TRADES, NO_VWAP, SCALE
 
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
@@ -281,7 +281,7 @@ def _timestamps(values: npt.NDArray[Any], rejected: dict[int, str]) -> npt.NDArr
         try:
             out[i] = _one_timestamp(value)
         except (TypeError, ValueError, OverflowError):
-            rejected.setdefault(i, f"timestamp: not a time ({_short(value)})")
+            rejected.setdefault(i, f"timestamp: not a time ({shown(value)})")
     return out
 
 
@@ -295,12 +295,6 @@ def _is_missing(value: Any) -> bool:
         return bool(value != value)  # NaN and NaT are not equal to themselves
     except (TypeError, ValueError):
         return False
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    """A value for an error message, cut so a huge one is not echoed whole."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _epoch_to_us(values: npt.NDArray[Any], rejected: dict[int, str]) -> npt.NDArray[np.int64]:
@@ -418,7 +412,7 @@ def _one_exact(value: Any) -> tuple[int, str | None]:
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError, TypeError):
-        return 0, f"not a number ({_short(value)})"
+        return 0, f"not a number ({shown(value)})"
     if not number.is_finite():
         return 0, "NaN or infinite value"
     if number != number.quantize(Decimal("1e-8")):

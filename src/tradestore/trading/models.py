@@ -19,7 +19,7 @@ from uuid import UUID
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tradestore.errors import ValidationError
+from tradestore.errors import ValidationError, shown
 from tradestore.timeframes import Timeframe
 
 
@@ -369,16 +369,10 @@ def from_pydantic(exc: pydantic.ValidationError) -> ValidationError:
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "is not a known field"
-        parts.append(f"{field}: {message} (got {_short(error.get('input'))})")
+        parts.append(f"{field}: {message} (got {shown(error.get('input'))})")
     first_field = ".".join(str(p) for p in errors[0]["loc"]) if errors else None
     first_value = errors[0].get("input") if errors else None
     return ValidationError("; ".join(parts), field=first_field or None, value=first_value)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A value for an error message, cut so a huge one is not echoed whole."""
-    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def as_uuid(value: Any, *, field: str = "id") -> UUID:
