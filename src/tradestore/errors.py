@@ -76,5 +76,10 @@ class DatabaseUnavailable(TransientError):
     """PostgreSQL cannot be reached (down, restarting, or the network is away)."""
 
 
+class ExchangeError(TradeStoreError):
+    """An exchange or indexer refused a request (a bad ticker or resolution), or kept
+    failing after every retry; the message says which and why."""
+
+
 class MigrationError(TradeStoreError):
     """The schema could not be brought up to date, or its history does not match the files."""

@@ -130,6 +130,16 @@ class Settings(BaseSettings):
         86_400.0, ge=0, validation_alias=_env("TRADESTORE_CANDLE_MAX_FUTURE_S")
     )
 
+    # --- exchanges -----------------------------------------------------------------------
+    dydx_indexer_url: str = Field(
+        "https://indexer.dydx.trade", validation_alias=_env("TRADESTORE_DYDX_INDEXER_URL")
+    )
+    # the indexer documents 100 requests per 10 s per IP; one token bucket for every
+    # process of this Redis (rate per second, burst as many)
+    dydx_requests_per_s: float = Field(
+        10.0, gt=0, validation_alias=_env("TRADESTORE_DYDX_REQUESTS_PER_S")
+    )
+
     # --- cache -------------------------------------------------------------------------
     cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
     cache_l1_ttl_ms: int = Field(30_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_TTL_MS"))

@@ -29,6 +29,7 @@ from tradestore.db.embedded import start_embedded
 from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import TradeStoreError
+from tradestore.exchange.service import ExchangeData
 from tradestore.keys import Keys
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
@@ -229,6 +230,11 @@ class TradeStore:
             candle["trades_count"] = None if trades < 0 else int(trades)
             candle.pop("vwap", None)
             await self.latest.record_candle(symbol, timeframe.value, candle)
+
+    @cached_property
+    def exchange(self) -> ExchangeData:
+        """Backfill and follow series from exchanges (`store.exchange.backfill(...)`)."""
+        return ExchangeData(self.market_data, self.db, self.rate_limiter, self.settings)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from tradestore.cli import analytics, db, demo, maintain, market, ops, realtime, trading
+from tradestore.cli import analytics, db, demo, exchange, maintain, market, ops, realtime, trading
 from tradestore.cli.common import console, fail, open_store, run, setup_logging
 from tradestore.cli.formatting import health_table
 from tradestore.errors import TradeStoreError
@@ -20,6 +20,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(trading.strategies_app, name="strategies")
 app.add_typer(trading.orders_app, name="orders")
 app.add_typer(trading.trades_app, name="trades")
+market.app.command("backfill")(exchange.backfill)
+market.app.command("follow")(exchange.follow)
 app.add_typer(market.app, name="market")
 app.add_typer(realtime.events_app, name="events")
 app.add_typer(realtime.sessions_app, name="sessions")

@@ -29,6 +29,7 @@ class EventType(StrEnum):
     TRADE_CLOSED = "trade.closed"
     STRATEGY_UPDATED = "strategy.updated"
     CONFIG_CHANGED = "config.changed"
+    CANDLE_CLOSED = "candle.closed"
 
 
 INSERT_EVENT = """

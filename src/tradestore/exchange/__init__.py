@@ -1,0 +1,1 @@
+"""Candles from exchanges: backfill and follow (dYdX's v4 indexer today)."""

@@ -1,0 +1,143 @@
+"""Backfill: fetch what a series is missing in [since, until) from a candle source.
+
+Resumable by construction: what to fetch is computed from what is stored (before the
+first candle, the gaps between stored candles, after the last), so a killed backfill run
+again fetches only the rest. Each window is paged backwards from its end (sources answer
+newest first), each page stored by the exact upsert path (a page that overlaps the
+previous one, or a re-run, changes nothing). The still-open candle is never fetched: the
+range ends at the start of the current bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from tradestore.errors import NotFound, ValidationError
+from tradestore.marketdata.ingest import IngestResult
+from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.timeframes import Timeframe
+
+
+class CandleSource(Protocol):
+    name: str
+
+    async def candles(
+        self, ticker: str, tf: Timeframe, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """The newest candles (a page) with start <= timestamp < end, oldest first."""
+        ...
+
+
+@dataclass
+class BackfillProgress:
+    symbol: str
+    covered_s: float  # seconds of the missing windows done so far
+    total_s: float
+    candles: int
+    pages: int
+
+
+@dataclass
+class BackfillResult:
+    symbol: str
+    timeframe: Timeframe
+    windows: int = 0  # missing stretches found before fetching
+    pages: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[str] = field(default_factory=list)  # "time: reason"
+    gaps_left: int = 0  # runs of missing candles in the range afterwards
+
+
+Window = tuple[datetime, datetime]
+OnStored = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+async def missing_windows(
+    md: MarketDataRepository, symbol: str, tf: Timeframe, since: datetime, until: datetime
+) -> list[Window]:
+    """The stretches of [since, until) with no stored candle, oldest first."""
+    try:
+        first, after_last = await md.quality.stored_range(symbol, tf)
+    except NotFound:
+        return [(since, until)]
+    windows: list[Window] = []
+    if since < first:
+        windows.append((since, min(first, until)))
+    inner_start, inner_end = max(since, first), min(until, after_last)
+    if inner_start < inner_end:
+        for gap in await md.quality.gaps(symbol, tf, inner_start, inner_end):
+            windows.append((gap.start, gap.end + tf.delta))
+    if after_last < until:
+        windows.append((max(after_last, since), until))
+    return windows
+
+
+async def backfill(
+    md: MarketDataRepository,
+    source: CandleSource,
+    symbol: str,
+    timeframe: Timeframe | str,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    on_progress: Callable[[BackfillProgress], None] | None = None,
+    on_stored: OnStored | None = None,
+) -> BackfillResult:
+    tf = Timeframe.parse_stored(timeframe)
+    open_bucket = tf.bucket_start(datetime.now(UTC))
+    until = min(until or open_bucket, open_bucket)
+    if since.utcoffset() is None or until <= since:
+        raise ValidationError("since must have a time zone and come before until", field="since")
+    result = BackfillResult(symbol, tf)
+    windows = await missing_windows(md, symbol, tf, since, until)
+    result.windows = len(windows)
+    total_s = sum((end - start).total_seconds() for start, end in windows)
+    covered_s = 0.0
+    for start, end in reversed(windows):  # newest first, as the sources page
+        cursor = end
+        while cursor > start:
+            page = [
+                c
+                for c in await source.candles(symbol, tf, start, cursor)
+                if start <= c["timestamp"] < cursor
+            ]
+            result.pages += 1
+            if not page:
+                break
+            _add(result, await md.store_candles(symbol, tf, page, source=source.name), page)
+            if on_stored is not None:
+                await on_stored(page)
+            covered_s += (cursor - page[0]["timestamp"]).total_seconds()
+            cursor = page[0]["timestamp"]
+            if on_progress is not None:
+                on_progress(
+                    BackfillProgress(symbol, covered_s, total_s, result.fetched, result.pages)
+                )
+        covered_s += max(0.0, (cursor - start).total_seconds())
+    result.gaps_left = len(await _gaps(md, symbol, tf, since, until))
+    return result
+
+
+def _add(result: BackfillResult, stored: IngestResult, page: list[dict[str, Any]]) -> None:
+    result.fetched += len(page)
+    result.inserted += stored.inserted
+    result.updated += stored.updated
+    result.unchanged += stored.unchanged
+    result.rejected += [
+        f"{page[r.index]['timestamp']:%Y-%m-%d %H:%M}: {r.reason}" for r in stored.rejected
+    ]
+
+
+async def _gaps(
+    md: MarketDataRepository, symbol: str, tf: Timeframe, since: datetime, until: datetime
+) -> list[Any]:
+    try:
+        return await md.quality.gaps(symbol, tf, since, until)
+    except NotFound:
+        return []

@@ -1,0 +1,31 @@
+"""`tradestore market backfill|follow` against a local indexer-shaped server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from tests.e2e.test_cli import Cli, cli, migrated  # noqa: F401 (fixtures)
+from tests.exchange.replay import Indexer, recorded_candles, running
+
+T0 = datetime(2025, 11, 3, tzinfo=UTC)
+
+
+def test_backfill_several_tickers_then_resume_and_follow(migrated: Cli) -> None:  # noqa: F811
+    with running(Indexer()) as indexer:
+        for ticker in ("BTC-USD", "ETH-USD"):
+            indexer.add(recorded_candles(ticker, T0, 1500))
+        indexer.faults.append("429")
+        shell = replace(migrated, env={**migrated.env, "TRADESTORE_DYDX_INDEXER_URL": indexer.url})
+        args = ("market", "backfill", "dydx", "BTC-USD", "1m", "--since", "2025-11-03")
+        window = ("--until", (T0 + timedelta(minutes=1500)).isoformat(), "--symbols", "ETH-USD")
+        out = shell.ok(*args, *window)
+        assert "BTC-USD 1m" in out and "ETH-USD 1m" in out and out.count("1,500") >= 4
+        again = shell.ok(*args, *window)  # resumed: nothing missing
+        assert again.count("│ 0 ") >= 6
+        bad = shell("market", "backfill", "dydx", "NOPE-USD", "1m", "--since", "2025-11-03")
+        assert bad.returncode == 1 and "ticker must be a valid ticker" in bad.stderr
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        indexer.add(recorded_candles("SOL-USD", now - timedelta(minutes=5), 6))
+        followed = shell.interrupted("market", "follow", "dydx", "SOL-USD", "1m", after_s=4.0)
+        assert followed.stdout.count("SOL-USD 20") == 1  # the last closed candle, once

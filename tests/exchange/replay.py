@@ -1,0 +1,142 @@
+"""A local stand-in for the dYdX v4 indexer's candles endpoint (no network in tests):
+the recorded response shape, newest-first pages bounded by fromISO (inclusive), toISO
+(exclusive) and limit, the indexer's error bodies, RateLimit-* headers, and faults to
+inject one request at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+RESOLUTION_SECONDS = {"1MIN": 60, "5MINS": 300, "15MINS": 900, "1HOUR": 3600, "1DAY": 86400}
+
+
+def recorded_candles(
+    ticker: str, start: datetime, n: int, *, resolution: str = "1MIN", empty_at: int | None = None
+) -> list[dict[str, Any]]:
+    """n candles in the indexer's shape, oldest first; `empty_at` is a no-trade candle."""
+    step = timedelta(seconds=RESOLUTION_SECONDS[resolution])
+    out, price = [], Decimal("89934")
+    for i in range(n):
+        move = Decimal((i * 7919) % 200 - 100) / 10
+        open_, close = price, price + move
+        if i == empty_at:
+            open_ = close = price
+        high = max(open_, close) + Decimal("12.5")
+        low = min(open_, close) - Decimal("8.25")
+        base = Decimal("0") if i == empty_at else Decimal(1 + (i * 31) % 50) / 10000 * 3
+        out.append(
+            {
+                "startedAt": (start + i * step).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "ticker": ticker,
+                "resolution": resolution,
+                "low": str(low if i != empty_at else close),
+                "high": str(high if i != empty_at else close),
+                "open": str(open_),
+                "close": str(close),
+                "baseTokenVolume": str(base),
+                "usdVolume": str((base * (open_ + close) / 2).quantize(Decimal("0.0001"))),
+                "trades": 0 if i == empty_at else 1 + i % 90,
+                "startingOpenInterest": "381.7348",
+                "orderbookMidPriceOpen": str(open_),
+                "orderbookMidPriceClose": str(close),
+            }
+        )
+        price = close
+    return out
+
+
+@dataclass
+class Indexer:
+    candles: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    faults: deque[str] = field(default_factory=deque)  # "429", "500", "truncated", "overlap"
+    requests: int = 0
+    url: str = ""
+
+    def add(self, candles: list[dict[str, Any]]) -> None:
+        key = (candles[0]["ticker"], candles[0]["resolution"])
+        merged = {c["startedAt"]: c for c in self.candles.get(key, []) + candles}
+        self.candles[key] = [merged[k] for k in sorted(merged)]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        headers = {"RateLimit-Limit": "100", "RateLimit-Remaining": "99", "RateLimit-Reset": "0"}
+        fault = self.faults.popleft() if self.faults else None
+        if fault == "429":
+            body = {"errors": [{"msg": "Too many requests"}]}
+            return web.json_response(body, status=429, headers={**headers, "Retry-After": "50"})
+        if fault == "500":
+            return web.json_response({"error": "Internal Server Error"}, status=500)
+        ticker = request.match_info["ticker"]
+        resolution = request.query.get("resolution", "")
+        if resolution not in RESOLUTION_SECONDS:
+            return _bad("resolution", resolution, "resolution must be a valid Candle Resolution")
+        if (ticker, resolution) not in self.candles:
+            return _bad("ticker", ticker, "ticker must be a valid ticker (BTC-USD, etc)")
+        start, end = request.query["fromISO"], request.query["toISO"]
+        limit = int(request.query.get("limit", "1000"))
+        series = self.candles[(ticker, resolution)]
+        page = list(reversed([c for c in series if start <= c["startedAt"] < end]))[:limit]
+        if fault == "overlap":  # one candle past toISO, as a page overlapping the previous
+            page = [c for c in series if c["startedAt"] >= end][:1] + page
+        text = json.dumps({"candles": page})
+        if fault == "truncated":
+            text = text[: len(text) // 2]
+        return web.Response(text=text, content_type="application/json", headers=headers)
+
+
+def _bad(param: str, value: str, msg: str) -> web.Response:
+    errors = [{"value": value, "msg": msg, "param": param, "location": "query"}]
+    return web.json_response({"errors": errors}, status=400)
+
+
+@contextmanager
+def running(indexer: Indexer) -> Iterator[Indexer]:
+    """Serve the indexer on a free local port, in a thread (a CLI subprocess reaches it
+    too); indexer.url is its base URL."""
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_get("/v4/candles/perpetualMarkets/{ticker}", indexer.handle)
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    indexer.url = f"http://127.0.0.1:{port}"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield indexer
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def stored_as(candle: dict[str, Any]) -> tuple[Any, ...]:
+    """What tradestore must store of an indexer candle (exact)."""
+    volume = Decimal(candle["baseTokenVolume"])
+    vwap = (
+        (Decimal(candle["usdVolume"]) / volume).quantize(Decimal("0.00000001")) if volume else None
+    )
+    return (
+        datetime.fromisoformat(candle["startedAt"].replace("Z", "+00:00")).astimezone(UTC),
+        Decimal(candle["open"]),
+        Decimal(candle["high"]),
+        Decimal(candle["low"]),
+        Decimal(candle["close"]),
+        volume,
+        candle["trades"],
+        vwap,
+    )
