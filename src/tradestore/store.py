@@ -216,20 +216,22 @@ class TradeStore:
     async def _record_latest_candle(self, result: IngestResult) -> None:
         if result.last_candle is not None:
             await self.latest.record_candle(
-                result.symbol, result.timeframe.value, result.last_candle
+                result.symbol, result.timeframe.value, result.last_candle, venue=result.venue
             )
 
-    async def _forget_latest_candle(self, symbol: str, timeframe: Timeframe) -> None:
+    async def _forget_latest_candle(self, venue: str, symbol: str, timeframe: Timeframe) -> None:
         """After a delete: the latest candle is the newest one still stored, if any."""
-        await self.latest.forget_candle(symbol, timeframe.value)
-        newest = await self.market_data.get_latest_candles(symbol, timeframe, 1, exact=True)
+        await self.latest.forget_candle(symbol, timeframe.value, venue=venue)
+        newest = await self.market_data.get_latest_candles(
+            symbol, timeframe, 1, exact=True, venue=venue
+        )
         if len(newest):
             candle = {name: values[0] for name, values in newest.columns().items()}
             candle["timestamp"] = newest.timestamp[0].item().replace(tzinfo=UTC)
             trades = candle.pop("trades_count", -1)
             candle["trades_count"] = None if trades < 0 else int(trades)
             candle.pop("vwap", None)
-            await self.latest.record_candle(symbol, timeframe.value, candle)
+            await self.latest.record_candle(symbol, timeframe.value, candle, venue=venue)
 
     @cached_property
     def exchange(self) -> ExchangeData:

@@ -210,7 +210,9 @@ COLUMNS: dict[str, str] = {
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "strategies": ("id",),
     "trades": ("id",),
-    "market_data": ("symbol", "timeframe", "timestamp"),
+    # 0020: a series is (venue, symbol, timeframe); spot and perpetual, or two exchanges,
+    # of one pair no longer collide
+    "market_data": ("venue", "symbol", "timeframe", "timestamp"),
     "strategy_metrics": ("id",),
     "orders": ("id",),
     "portfolio_snapshots": ("id", "snapshot_time"),
@@ -258,7 +260,7 @@ INDEXES: dict[str, tuple[str, str]] = {
     "idx_market_data_time": ("market_data", 'btree ("timestamp" DESC)'),
     "idx_market_data_volume": (
         "market_data",
-        "btree (symbol, volume DESC) WHERE (volume > (0)::numeric)",
+        "btree (venue, symbol, volume DESC) WHERE (volume > (0)::numeric)",
     ),
     "idx_strategy_metrics_strategy_date": ("strategy_metrics", "btree (strategy_id, date DESC)"),
     "idx_strategy_metrics_performance": (
@@ -319,6 +321,9 @@ ADDED_COLUMNS: dict[str, str] = {
     "orders": """
         filled_notional numeric not null = 0
     """,  # 0014: the exact notional, so the average fill price does not drift
+    "market_data": """
+        venue character varying(20) not null = 'dydx'
+    """,  # 0020: the series' exchange, part of its key; the seed's data was dYdX's
 }
 
 

@@ -174,6 +174,6 @@ async def test_follow_yields_each_new_closed_candle_and_appends_an_event(
     events = await store.db.query_value(
         "SELECT count(*) FROM event_outbox "
         "WHERE event_type = 'candle.closed' AND aggregate_id = %s",
-        (f"{symbol}|1m",),
+        (f"dydx|{symbol}|1m",),
     )
     assert events == 10

@@ -145,7 +145,7 @@ async def test_freqtrade_feather_and_parquet(store: TradeStore, tmp_path: Path) 
     pq.write_table(pa.Table.from_pandas(frame), ppath)
     assert detect(fpath) is FileFormat.FEATHER and detect(ppath) is FileFormat.PARQUET
     assert suggest_series(fpath) == ("BTC/USDT", "1m")
-    assert suggest_series(ppath) == ("BTC/USDT", "1m")
+    assert suggest_series(ppath) == ("BTC/USDT:USDT", "1m")  # the perpetual, not spot
     for path in (fpath, ppath):
         symbol, result = await import_path(store, path)
         assert result.inserted == 3  # type: ignore[attr-defined]

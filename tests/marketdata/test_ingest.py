@@ -375,7 +375,7 @@ async def test_catalog_versions_never_repeat_so_a_cached_range_cannot_come_back(
     }
     # the series emptied and recounted: its catalog row goes away ...
     await store.db.execute("DELETE FROM market_data WHERE symbol = %s", (symbol,))
-    await store.db.execute("SELECT market_data_catalog_refresh(%s, '1m')", (symbol,))
+    await store.db.execute("SELECT market_data_catalog_refresh('dydx', %s, '1m')", (symbol,))
     assert await store.market_data.list_series(symbol) == []
     # ... and comes back with different data: the old cached range must not be served
     changed = candles(30, base="200.5")
@@ -386,7 +386,7 @@ async def test_catalog_versions_never_repeat_so_a_cached_range_cannot_come_back(
     assert version not in versions
     again = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
     assert list(again.close) == [r["close"] for r in changed] != list(first.close)
-    await store.db.execute("SELECT market_data_catalog_refresh(%s, '1m')", (symbol,))
+    await store.db.execute("SELECT market_data_catalog_refresh('dydx', %s, '1m')", (symbol,))
     assert (
         await store.db.query_value(
             "SELECT version FROM market_data_catalog WHERE symbol = %s", (symbol,)

@@ -25,7 +25,8 @@ async def test_gaps_are_listed_interval_by_interval(store: TradeStore) -> None:
         (T0 + timedelta(minutes=40), T0 + timedelta(minutes=40), 1),
     ]
     plan = await store.db.query(
-        "EXPLAIN SELECT timestamp FROM market_data WHERE symbol = 'X' AND timeframe = '1m' "
+        "EXPLAIN SELECT timestamp FROM market_data WHERE venue = 'dydx' AND symbol = 'X' "
+        "AND timeframe = '1m' "
         "AND timestamp >= now() - interval '1 day' ORDER BY timestamp"
     )
     assert "Sort" not in " ".join(r["QUERY PLAN"] for r in plan)  # read in key order

@@ -89,7 +89,7 @@ async def test_compression_and_retention_policies(ts_store: TradeStore) -> None:
         "FROM timescaledb_information.compression_settings WHERE hypertable_name = 'market_data'"
     )
     segment = {s["attname"] for s in settings if s["segmentby_column_index"] is not None}
-    assert segment == {"symbol", "timeframe"}
+    assert segment == {"venue", "symbol", "timeframe"}
     old = (datetime.now(UTC) - timedelta(days=30)).replace(second=0, microsecond=0)
     result = await ts_store.market_data.store_candles("TSC-USD", "1m", candles(3000, start=old))
     assert result.inserted == 3000 and not result.rejected

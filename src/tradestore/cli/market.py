@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,24 +26,31 @@ from tradestore.errors import ValidationError
 from tradestore.marketdata.importers import open_source
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.resample import check_coarser
-from tradestore.marketdata.validation import infer_timeframe
+from tradestore.marketdata.validation import DEFAULT_VENUE, infer_timeframe
 from tradestore.timeframes import Timeframe
 
 app = typer.Typer(help="Market data: import, export, list, gaps, quality.", no_args_is_help=True)
 
 SHOWN_ROWS_PER_REASON = 5
+VENUE_HELP = "The exchange the series is from (dydx, binance, ...): part of its identity."
 
 
 @app.command("list")
-def list_series(symbol: str | None = typer.Option(None, help="Only this symbol.")) -> None:
+def list_series(
+    symbol: str | None = typer.Option(None, help="Only this symbol."),
+    venue: str | None = typer.Option(None, help="Only this venue."),
+) -> None:
     """What is stored: symbol, timeframe, first, last, count (from the catalog, no scan)."""
 
     async def main() -> None:
         async with open_store() as store:
-            series = await store.market_data.list_series(symbol)
-        table = Table("symbol", "timeframe", "first", "last", "candles", title="market data")
+            series = await store.market_data.list_series(symbol, venue=venue)
+        table = Table(
+            "venue", "symbol", "timeframe", "first", "last", "candles", title="market data"
+        )
         for s in series:
             table.add_row(
+                s["venue"],
                 s["symbol"],
                 s["timeframe"],
                 when(s["first_ts"]),
@@ -63,6 +71,7 @@ def import_files(
         ..., help="Files, folders or globs (CSV, zip, Parquet, feather, JSON, .gz)."
     ),
     symbol: str | None = typer.Option(None, help="Symbol (default: from each file name)."),
+    venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
     timeframe: str | None = typer.Option(
         None, help="Timeframe (default: from the file name, else the candles' spacing)."
     ),
@@ -71,6 +80,7 @@ def import_files(
 ) -> None:
     """Import candles from files; each layout is detected from its content."""
     files = expand_paths(paths)
+    wanted = _Wanted(symbol, venue, timeframe, source, strict)
 
     async def main() -> bool:
         imported: list[tuple[Path, IngestResult, int]] = []
@@ -82,7 +92,7 @@ def import_files(
                 for path in files:
                     try:
                         result, header_lines = await _import_one(
-                            store, path, symbol, timeframe, source, strict, bar, task, done
+                            store, path, wanted, bar, task, done
                         )
                         imported.append((path, result, header_lines))
                     except ValidationError as exc:
@@ -127,29 +137,39 @@ def expand_paths(paths: list[str]) -> list[Path]:
     return unique
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """What the import command was told (None: from each file)."""
+
+    symbol: str | None
+    venue: str
+    timeframe: str | None
+    source: str
+    strict: bool
+
+
 async def _import_one(
-    store: Any,
-    path: Path,
-    symbol: str | None,
-    timeframe: str | None,
-    source: str,
-    strict: bool,
-    bar: Progress,
-    task: TaskID,
-    done: int,
+    store: Any, path: Path, wanted: _Wanted, bar: Progress, task: TaskID, done: int
 ) -> tuple[IngestResult, int]:
     opened, tables = open_source(path)
-    sym, tf = _series(opened.symbol, opened.timeframe, symbol, timeframe)
+    sym, tf = _series(opened.symbol, opened.timeframe, wanted.symbol, wanted.timeframe)
     if tf is None:
         tf, tables = infer_timeframe(tables)
         console.print(f"{path.name}: timeframe {tf.value}, from the spacing of the candles")
-    console.print(f"{path.name}: {opened.format.value} layout, as {sym} {tf.value}")
+    console.print(f"{path.name}: {opened.format.value} layout, as {wanted.venue} {sym} {tf.value}")
 
     def progress(rows: int, result: IngestResult) -> None:
         bar.update(task, completed=done + opened.bytes_read(), description=f"{rows:,} rows read")
 
     result = await store.market_data.store_candles(
-        sym, tf, tables, source=source, strict=strict, atomic=strict, on_progress=progress
+        sym,
+        tf,
+        tables,
+        venue=wanted.venue,
+        source=wanted.source,
+        strict=wanted.strict,
+        atomic=wanted.strict,
+        on_progress=progress,
     )
     for note in opened.notes:
         console.print(f"{path.name}: {note}")
@@ -191,6 +211,7 @@ def export(
     to: str | None = typer.Option(
         None, "--timeframe", help="Resample to this timeframe on the way out (e.g. 1h, 1w)."
     ),
+    venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
 ) -> None:
     """Write stored candles (TIMEFRAME) to CSV or Parquet, exact, month by month."""
     import pyarrow.csv as pacsv
@@ -209,7 +230,7 @@ def export(
     async def main() -> None:
         async with open_store() as store:
             md = store.market_data
-            first, last = await md.quality.stored_range(symbol, stored_tf)
+            first, last = await md.quality.stored_range(symbol, stored_tf, venue=venue)
             start = parse_when(since, option="--since") or first
             end = parse_when(until, option="--until") or last
             writer: Any = None
@@ -219,11 +240,17 @@ def export(
                 window_end = min(window_start + timedelta(days=31), end)
                 frame = (
                     await md.resample(
-                        symbol, out_tf, window_start, window_end, source=stored_tf, exact=True
+                        symbol,
+                        out_tf,
+                        window_start,
+                        window_end,
+                        source=stored_tf,
+                        exact=True,
+                        venue=venue,
                     )
                     if out_tf is not stored_tf
                     else await md.get_historical_data(
-                        symbol, stored_tf, window_start, window_end, exact=True
+                        symbol, stored_tf, window_start, window_end, exact=True, venue=venue
                     )
                 )
                 window_start = window_end
@@ -255,17 +282,20 @@ def delete(
     since: str | None = typer.Option(None, help="From, inclusive (default: the first candle)."),
     until: str | None = typer.Option(None, help="Up to, exclusive (default: after the last)."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
 ) -> None:
     """Delete a series' candles (all, or [since, until)); catalog and caches stay true."""
     start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
     span = f"from {when(start)} " if start else ""
     span += f"until {when(end)}" if end else ""
     if not yes:
-        typer.confirm(f"delete {symbol} {timeframe} candles {span or '(all of them)'}?", abort=True)
+        typer.confirm(
+            f"delete {venue} {symbol} {timeframe} candles {span or '(all of them)'}?", abort=True
+        )
 
     async def main() -> None:
         async with open_store() as store:
-            deleted = await store.market_data.delete(symbol, timeframe, start, end)
+            deleted = await store.market_data.delete(symbol, timeframe, start, end, venue=venue)
         console.print(f"deleted {deleted:,} {symbol} {timeframe} candles")
 
     run(main)
@@ -286,6 +316,7 @@ def gaps(
     since: str | None = typer.Option(None, help=SINCE_HELP),
     until: str | None = typer.Option(None, help=UNTIL_HELP),
     calendar: str = typer.Option("24/7", help=CALENDAR_HELP),
+    venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
 ) -> None:
     """List every run of missing candles (the whole stored range by default)."""
     start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
@@ -293,8 +324,10 @@ def gaps(
     async def main() -> None:
         async with open_store() as store:
             quality = store.market_data.quality
-            first, last = await quality.stored_range(symbol, timeframe)
-            found = await quality.gaps(symbol, timeframe, start, end, calendar=calendar)
+            first, last = await quality.stored_range(symbol, timeframe, venue=venue)
+            found = await quality.gaps(
+                symbol, timeframe, start, end, calendar=calendar, venue=venue
+            )
         table = Table(
             "first missing",
             "last missing",
@@ -318,6 +351,7 @@ def quality(
     until: str | None = typer.Option(None, help=UNTIL_HELP),
     calendar: str = typer.Option("24/7", help=CALENDAR_HELP),
     rescore: bool = typer.Option(False, help="Store the recomputed data_quality_score."),
+    venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
 ) -> None:
     """Gaps, repeated candles, outliers and the average quality score."""
     start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
@@ -325,10 +359,16 @@ def quality(
     async def main() -> None:
         async with open_store() as store:
             checks = store.market_data.quality
-            first, last = await checks.stored_range(symbol, timeframe)
+            first, last = await checks.stored_range(symbol, timeframe, venue=venue)
             start_, end_ = start or first, end or last
-            report = await checks.report(symbol, timeframe, start_, end_, calendar=calendar)
-            changed = await checks.rescore(symbol, timeframe, start_, end_) if rescore else None
+            report = await checks.report(
+                symbol, timeframe, start_, end_, calendar=calendar, venue=venue
+            )
+            changed = (
+                await checks.rescore(symbol, timeframe, start_, end_, venue=venue)
+                if rescore
+                else None
+            )
         table = Table("check", "result", title=f"quality of {symbol} {timeframe}")
         table.add_row("candles", f"{report.candles:,}")
         table.add_row("gaps", f"{len(report.gaps)} ({report.missing:,} candles missing)")

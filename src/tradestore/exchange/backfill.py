@@ -22,7 +22,8 @@ from tradestore.timeframes import Timeframe
 
 
 class CandleSource(Protocol):
-    name: str
+    name: str  # stored as data_source
+    venue: str  # the exchange: part of the series' identity
 
     async def candles(
         self, ticker: str, tf: Timeframe, start: datetime, end: datetime
@@ -59,11 +60,16 @@ OnStored = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 async def missing_windows(
-    md: MarketDataRepository, symbol: str, tf: Timeframe, since: datetime, until: datetime
+    md: MarketDataRepository,
+    venue: str,
+    symbol: str,
+    tf: Timeframe,
+    since: datetime,
+    until: datetime,
 ) -> list[Window]:
     """The stretches of [since, until) with no stored candle, oldest first."""
     try:
-        first, after_last = await md.quality.stored_range(symbol, tf)
+        first, after_last = await md.quality.stored_range(symbol, tf, venue=venue)
     except NotFound:
         return [(since, until)]
     windows: list[Window] = []
@@ -71,7 +77,7 @@ async def missing_windows(
         windows.append((since, min(first, until)))
     inner_start, inner_end = max(since, first), min(until, after_last)
     if inner_start < inner_end:
-        for gap in await md.quality.gaps(symbol, tf, inner_start, inner_end):
+        for gap in await md.quality.gaps(symbol, tf, inner_start, inner_end, venue=venue):
             windows.append((gap.start, gap.end + tf.delta))
     if after_last < until:
         windows.append((max(after_last, since), until))
@@ -95,7 +101,7 @@ async def backfill(
     if since.utcoffset() is None or until <= since:
         raise ValidationError("since must have a time zone and come before until", field="since")
     result = BackfillResult(symbol, tf)
-    windows = await missing_windows(md, symbol, tf, since, until)
+    windows = await missing_windows(md, source.venue, symbol, tf, since, until)
     result.windows = len(windows)
     total_s = sum((end - start).total_seconds() for start, end in windows)
     covered_s = 0.0
@@ -110,7 +116,10 @@ async def backfill(
             result.pages += 1
             if not page:
                 break
-            _add(result, await md.store_candles(symbol, tf, page, source=source.name), page)
+            stored = await md.store_candles(
+                symbol, tf, page, venue=source.venue, source=source.name
+            )
+            _add(result, stored, page)
             if on_stored is not None:
                 await on_stored(page)
             covered_s += (cursor - page[0]["timestamp"]).total_seconds()
@@ -120,7 +129,7 @@ async def backfill(
                     BackfillProgress(symbol, covered_s, total_s, result.fetched, result.pages)
                 )
         covered_s += max(0.0, (cursor - start).total_seconds())
-    result.gaps_left = len(await _gaps(md, symbol, tf, since, until))
+    result.gaps_left = len(await _gaps(md, source.venue, symbol, tf, since, until))
     return result
 
 
@@ -135,9 +144,14 @@ def _add(result: BackfillResult, stored: IngestResult, page: list[dict[str, Any]
 
 
 async def _gaps(
-    md: MarketDataRepository, symbol: str, tf: Timeframe, since: datetime, until: datetime
+    md: MarketDataRepository,
+    venue: str,
+    symbol: str,
+    tf: Timeframe,
+    since: datetime,
+    until: datetime,
 ) -> list[Any]:
     try:
-        return await md.quality.gaps(symbol, tf, since, until)
+        return await md.quality.gaps(symbol, tf, since, until, venue=venue)
     except NotFound:
         return []

@@ -70,6 +70,7 @@ class RequestStats:
 
 class DydxIndexer:
     name = "dydx"
+    venue = "dydx"  # its tickers (BTC-USD) are perpetual markets
 
     def __init__(
         self,

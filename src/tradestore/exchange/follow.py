@@ -19,6 +19,7 @@ from tradestore.db.database import Database
 from tradestore.errors import ExchangeError, NotFound, TransientError
 from tradestore.exchange.backfill import CandleSource, backfill
 from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.marketdata.validation import series_key
 from tradestore.realtime.events import EventType, append_event
 from tradestore.timeframes import Timeframe
 
@@ -55,17 +56,20 @@ async def follow(
 async def _round(
     md: MarketDataRepository, db: Database, source: CandleSource, symbol: str, tf: Timeframe
 ) -> list[dict[str, Any]]:
-    since = await _resume_point(md, symbol, tf)
+    since = await _resume_point(md, source.venue, symbol, tf)
     if since >= tf.bucket_start(datetime.now(UTC)):
         return []
     new: list[dict[str, Any]] = []
 
     async def stored(page: list[dict[str, Any]]) -> None:
-        candles = [dict(c, symbol=symbol, timeframe=tf.value) for c in page]
+        candles = [dict(c, venue=source.venue, symbol=symbol, timeframe=tf.value) for c in page]
         async with db.transaction() as conn:
             for candle in candles:
                 await append_event(
-                    conn, EventType.CANDLE_CLOSED, candle, aggregate_id=f"{symbol}|{tf.value}"
+                    conn,
+                    EventType.CANDLE_CLOSED,
+                    candle,
+                    aggregate_id=series_key(source.venue, symbol, tf.value),
                 )
         new.extend(candles)
 
@@ -73,10 +77,12 @@ async def _round(
     return sorted(new, key=lambda c: c["timestamp"])
 
 
-async def _resume_point(md: MarketDataRepository, symbol: str, tf: Timeframe) -> datetime:
+async def _resume_point(
+    md: MarketDataRepository, venue: str, symbol: str, tf: Timeframe
+) -> datetime:
     """After the last stored candle; for a series not stored yet, the last closed one."""
     try:
-        _, after_last = await md.quality.stored_range(symbol, tf)
+        _, after_last = await md.quality.stored_range(symbol, tf, venue=venue)
         return after_last
     except NotFound:
         return tf.bucket_start(datetime.now(UTC)) - tf.delta

@@ -20,7 +20,7 @@ from tradestore.marketdata.quality import (
     repeat_mask,
 )
 from tradestore.marketdata.reads import CandleReader
-from tradestore.marketdata.validation import check_symbol
+from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
 from tradestore.timeframes import Timeframe
 
 # Each missing stretch: from the candle after `before` to the one before `after`.
@@ -28,18 +28,20 @@ GAPS_SQL = """
 SELECT timestamp AS before, next_ts AS after
   FROM (SELECT timestamp, lead(timestamp) OVER (ORDER BY timestamp) AS next_ts
           FROM market_data
-         WHERE symbol = %(symbol)s AND timeframe = %(tf)s
+         WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(tf)s
            AND timestamp >= %(since)s AND timestamp < %(until)s) t
  WHERE next_ts - timestamp > %(step)s
  ORDER BY timestamp
 """
 STORED_RANGE_SQL = """
-SELECT first_ts, last_ts FROM market_data_catalog WHERE symbol = %s AND timeframe = %s
+SELECT first_ts, last_ts FROM market_data_catalog
+ WHERE venue = %s AND symbol = %s AND timeframe = %s
 """
 SET_SCORES_SQL = """
 UPDATE market_data m SET data_quality_score = s.score
   FROM unnest(%(ts)s::timestamptz[], %(score)s::int2[]) AS s(ts, score)
- WHERE m.symbol = %(symbol)s AND m.timeframe = %(tf)s AND m.timestamp = s.ts
+ WHERE m.venue = %(venue)s AND m.symbol = %(symbol)s AND m.timeframe = %(tf)s
+   AND m.timestamp = s.ts
    AND m.data_quality_score IS DISTINCT FROM s.score
 """
 
@@ -73,14 +75,15 @@ class QualityChecks:
         self.reader = reader
 
     async def stored_range(
-        self, symbol: str, timeframe: Timeframe | str
+        self, symbol: str, timeframe: Timeframe | str, *, venue: str = DEFAULT_VENUE
     ) -> tuple[datetime, datetime]:
         """[first, last + 1 candle) of a stored series; NotFound for an unknown one."""
         check_symbol(symbol)
+        check_venue(venue)
         tf = Timeframe.parse_stored(timeframe)
-        row = await self.db.query_one(STORED_RANGE_SQL, (symbol, tf.value))
+        row = await self.db.query_one(STORED_RANGE_SQL, (venue, symbol, tf.value))
         if row is None:
-            raise NotFound(f"no {symbol} {tf.value} candles are stored")
+            raise NotFound(f"no {symbol} {tf.value} candles of {venue} are stored")
         return row["first_ts"], row["last_ts"] + tf.delta
 
     async def gaps(
@@ -91,16 +94,18 @@ class QualityChecks:
         until: datetime | None = None,
         *,
         calendar: str | MarketHours | None = None,
+        venue: str = DEFAULT_VENUE,
     ) -> list[Gap]:
         """Every run of missing candles between stored ones in [since, until) (default:
         the series' whole stored range), counting only candles the market's hours
         expect (`calendar`: 24/7 by default, `fx`, or an exchange code; see calendars)."""
         tf = Timeframe.parse_stored(timeframe)
-        first, last = await self.stored_range(symbol, tf)
+        first, last = await self.stored_range(symbol, tf, venue=venue)
         hours = calendar if not isinstance(calendar, str | None) else market_hours(calendar)
         rows = await self.db.query(
             GAPS_SQL,
             {
+                "venue": venue,
                 "symbol": symbol,
                 "tf": tf.value,
                 "since": since or first,
@@ -121,11 +126,12 @@ class QualityChecks:
         until: datetime | None = None,
         *,
         calendar: str | None = None,
+        venue: str = DEFAULT_VENUE,
     ) -> QualityReport:
         tf = Timeframe.parse_stored(timeframe)
-        first, last = await self.stored_range(symbol, tf)
+        first, last = await self.stored_range(symbol, tf, venue=venue)
         since, until = since or first, until or last
-        frame = await self.reader.historical(symbol, tf, since, until)
+        frame = await self.reader.historical(symbol, tf, since, until, venue=venue)
         scores = _scores(frame)
         columns = (frame.open, frame.high, frame.low, frame.close, frame.volume)
         repeated = repeat_mask(*columns)
@@ -135,7 +141,7 @@ class QualityChecks:
             symbol=symbol,
             timeframe=tf,
             candles=len(frame),
-            gaps=await self.gaps(symbol, tf, since, until, calendar=calendar),
+            gaps=await self.gaps(symbol, tf, since, until, calendar=calendar, venue=venue),
             repeated=_times(frame, repeated),
             outliers=_times(frame, outliers),
             empty=int(empty.sum()),
@@ -143,12 +149,18 @@ class QualityChecks:
         )
 
     async def rescore(
-        self, symbol: str, timeframe: Timeframe | str, since: datetime, until: datetime
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        since: datetime,
+        until: datetime,
+        *,
+        venue: str = DEFAULT_VENUE,
     ) -> int:
         """Recompute data_quality_score over the whole range (outliers are judged against
         all neighbours in it, not one ingest batch); returns how many rows changed."""
         tf = Timeframe.parse(timeframe)
-        frame = await self.reader.historical(symbol, tf, since, until, exact=False)
+        frame = await self.reader.historical(symbol, tf, since, until, exact=False, venue=venue)
         if not len(frame):
             return 0
         stamps = [t.item().replace(tzinfo=UTC) for t in frame.timestamp]
@@ -157,6 +169,7 @@ class QualityChecks:
             {
                 "ts": stamps,
                 "score": [int(s) for s in _scores(frame)],
+                "venue": venue,
                 "symbol": symbol,
                 "tf": tf.value,
             },

@@ -14,18 +14,19 @@ from datetime import datetime, timedelta
 from tradestore.db.database import Database
 from tradestore.errors import NotFound
 from tradestore.marketdata.ingest import LOCK_SERIES
-from tradestore.marketdata.validation import check_symbol
+from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue, series_key
 from tradestore.timeframes import Timeframe
 
 WINDOW = timedelta(days=31)
 SERIES_RANGE = """
-SELECT first_ts, last_ts FROM market_data_catalog WHERE symbol = %s AND timeframe = %s
+SELECT first_ts, last_ts FROM market_data_catalog
+ WHERE venue = %s AND symbol = %s AND timeframe = %s
 """
 DELETE_WINDOW = """
-DELETE FROM market_data WHERE symbol = %s AND timeframe = %s
+DELETE FROM market_data WHERE venue = %s AND symbol = %s AND timeframe = %s
    AND timestamp >= %s AND timestamp < %s
 """
-RECOUNT = "SELECT market_data_catalog_refresh(%s, %s)"
+RECOUNT = "SELECT market_data_catalog_refresh(%s, %s, %s)"
 
 
 async def delete_candles(
@@ -34,13 +35,16 @@ async def delete_candles(
     timeframe: Timeframe | str,
     since: datetime | None = None,
     until: datetime | None = None,
+    *,
+    venue: str = DEFAULT_VENUE,
 ) -> int:
     """How many candles were deleted; NotFound when the series is not stored."""
     check_symbol(symbol)
+    check_venue(venue)
     tf = Timeframe.parse_stored(timeframe)
-    stored = await db.query_one(SERIES_RANGE, (symbol, tf.value))
+    stored = await db.query_one(SERIES_RANGE, (venue, symbol, tf.value))
     if stored is None:
-        raise NotFound(f"no {symbol} {tf.value} candles are stored")
+        raise NotFound(f"no {symbol} {tf.value} candles of {venue} are stored")
     start = max(since or stored["first_ts"], stored["first_ts"])
     end = min(until or stored["last_ts"] + tf.delta, stored["last_ts"] + tf.delta)
     deleted = 0
@@ -48,9 +52,11 @@ async def delete_candles(
     while window_start < end:
         window_end = min(window_start + WINDOW, end)
         async with db.transaction() as conn:
-            await conn.execute(LOCK_SERIES, (f"{symbol}|{tf.value}",))
-            cur = await conn.execute(DELETE_WINDOW, (symbol, tf.value, window_start, window_end))
+            await conn.execute(LOCK_SERIES, (series_key(venue, symbol, tf.value),))
+            cur = await conn.execute(
+                DELETE_WINDOW, (venue, symbol, tf.value, window_start, window_end)
+            )
             deleted += cur.rowcount
         window_start = window_end
-    await db.execute(RECOUNT, (symbol, tf.value))
+    await db.execute(RECOUNT, (venue, symbol, tf.value))
     return deleted

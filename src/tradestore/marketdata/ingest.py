@@ -35,10 +35,13 @@ from tradestore.marketdata import binary
 from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
 from tradestore.marketdata.quality import quality_scores
 from tradestore.marketdata.validation import (
+    DEFAULT_VENUE,
     TimeWindow,
     accepted_mask,
     check_spacing,
     check_symbol,
+    check_venue,
+    series_key,
     validate_chunk,
 )
 from tradestore.timeframes import Timeframe
@@ -59,16 +62,17 @@ COPY_STAGE = (
 )
 UPSERT = """
 WITH up AS (
-    INSERT INTO market_data AS m (symbol, timeframe, timestamp, open, high, low, close,
-                                  volume, trades_count, vwap, data_source, data_quality_score)
-    SELECT %(symbol)s, %(timeframe)s, s.ts,
+    INSERT INTO market_data AS m (venue, symbol, timeframe, timestamp, open, high, low,
+                                  close, volume, trades_count, vwap, data_source,
+                                  data_quality_score)
+    SELECT %(venue)s, %(symbol)s, %(timeframe)s, s.ts,
            s.open * 0.00000001, s.high * 0.00000001, s.low * 0.00000001,
            s.close * 0.00000001, s.volume * 0.00000001,
            NULLIF(s.trades_count, -1),
            CASE WHEN s.vwap = -9223372036854775808 THEN NULL ELSE s.vwap * 0.00000001 END,
            %(source)s, s.quality
       FROM md_stage s
-    ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE
+    ON CONFLICT (venue, symbol, timeframe, timestamp) DO UPDATE
        SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
            close = EXCLUDED.close, volume = EXCLUDED.volume,
            trades_count = EXCLUDED.trades_count, vwap = EXCLUDED.vwap,
@@ -87,9 +91,9 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted,
 # every row is new, so there is nothing to compare and no speculative insertion. If a row
 # written outside tradestore collides anyway, a savepoint falls back to UPSERT.
 APPEND = """
-INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, volume,
-                         trades_count, vwap, data_source, data_quality_score)
-SELECT %(symbol)s, %(timeframe)s, s.ts,
+INSERT INTO market_data (venue, symbol, timeframe, timestamp, open, high, low, close,
+                         volume, trades_count, vwap, data_source, data_quality_score)
+SELECT %(venue)s, %(symbol)s, %(timeframe)s, s.ts,
        s.open * 0.00000001, s.high * 0.00000001, s.low * 0.00000001,
        s.close * 0.00000001, s.volume * 0.00000001,
        NULLIF(s.trades_count, -1),
@@ -98,19 +102,21 @@ SELECT %(symbol)s, %(timeframe)s, s.ts,
   FROM md_stage s
 """
 LAST_STORED = """
-SELECT last_ts FROM market_data_catalog WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
+SELECT last_ts FROM market_data_catalog
+ WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 # Rows of the stage already in market_data: needed only when a chunk overlaps the time
 # range of an earlier chunk of the same transaction (see _write).
 COUNT_EXISTING = """
 SELECT count(*) AS n FROM md_stage s
- WHERE EXISTS (SELECT 1 FROM market_data m WHERE m.symbol = %(symbol)s
-                  AND m.timeframe = %(timeframe)s AND m.timestamp = s.ts)
+ WHERE EXISTS (SELECT 1 FROM market_data m WHERE m.venue = %(venue)s
+                  AND m.symbol = %(symbol)s AND m.timeframe = %(timeframe)s
+                  AND m.timestamp = s.ts)
 """
 UPDATE_CATALOG = """
-INSERT INTO market_data_catalog AS c (symbol, timeframe, first_ts, last_ts, row_count)
-VALUES (%(symbol)s, %(timeframe)s, %(first)s, %(last)s, %(inserted)s)
-ON CONFLICT (symbol, timeframe) DO UPDATE
+INSERT INTO market_data_catalog AS c (venue, symbol, timeframe, first_ts, last_ts, row_count)
+VALUES (%(venue)s, %(symbol)s, %(timeframe)s, %(first)s, %(last)s, %(inserted)s)
+ON CONFLICT (venue, symbol, timeframe) DO UPDATE
    SET first_ts = LEAST(c.first_ts, EXCLUDED.first_ts),
        last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
        row_count = c.row_count + EXCLUDED.row_count,
@@ -130,6 +136,7 @@ class RejectedRow:
 class IngestResult:
     symbol: str
     timeframe: Timeframe
+    venue: str = DEFAULT_VENUE
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -167,6 +174,7 @@ class CandleIngest:
         timeframe: Timeframe | str,
         data: Any,
         *,
+        venue: str = DEFAULT_VENUE,
         source: str = "dydx",
         strict: bool = False,
         atomic: bool = True,
@@ -174,12 +182,13 @@ class CandleIngest:
         on_progress: Progress | None = None,
     ) -> IngestResult:
         check_symbol(symbol)
+        check_venue(venue)
         tf = Timeframe.parse_stored(timeframe)
         if not source or len(source) > 20:
             raise ValidationError("source: 1 to 20 characters", field="source", value=source)
-        result = IngestResult(symbol=symbol, timeframe=tf)
+        result = IngestResult(symbol=symbol, timeframe=tf, venue=venue)
         partitions: PartitionManager = await self._partitions()
-        params = {"symbol": symbol, "timeframe": tf.value, "source": source}
+        params = {"venue": venue, "symbol": symbol, "timeframe": tf.value, "source": source}
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()
         async with scope as conn:
@@ -347,7 +356,9 @@ def _last_candle(rows: dict[str, Any], when: datetime) -> dict[str, Any]:
 
 
 async def _lock_series(conn: Connection, params: dict[str, Any]) -> None:
-    await conn.execute(LOCK_SERIES, (f"{params['symbol']}|{params['timeframe']}",))
+    await conn.execute(
+        LOCK_SERIES, (series_key(params["venue"], params["symbol"], params["timeframe"]),)
+    )
 
 
 async def _ensure_stage(conn: Connection) -> None:

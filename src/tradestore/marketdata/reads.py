@@ -31,7 +31,7 @@ from tradestore.keys import Keys
 from tradestore.marketdata import binary
 from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
-from tradestore.marketdata.validation import check_symbol
+from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
 from tradestore.redis_link import RedisLink
 from tradestore.timeframes import Timeframe
 
@@ -43,15 +43,18 @@ SCALED_COLUMNS = sql.SQL("""
     coalesce((vwap * 100000000)::int8, -9223372036854775808)
 """)
 RANGE_SQL = sql.SQL(
-    "SELECT {columns} FROM market_data WHERE symbol = {symbol} AND timeframe = {tf}"
+    "SELECT {columns} FROM market_data WHERE venue = {venue} AND symbol = {symbol}"
+    " AND timeframe = {tf}"
     " AND timestamp >= {start} AND timestamp < {end} ORDER BY timestamp {limit}"
 )
 LATEST_SQL = sql.SQL(
-    "SELECT * FROM (SELECT {columns} FROM market_data WHERE symbol = {symbol}"
+    "SELECT * FROM (SELECT {columns} FROM market_data WHERE venue = {venue}"
+    " AND symbol = {symbol}"
     " AND timeframe = {tf} ORDER BY timestamp DESC LIMIT {n}) x ORDER BY 1"
 )
 CATALOG_SQL = """
-SELECT version, row_count FROM market_data_catalog WHERE symbol = %s AND timeframe = %s
+SELECT version, row_count FROM market_data_catalog
+ WHERE venue = %s AND symbol = %s AND timeframe = %s
 """
 RANGE_CACHE_TTL_S = 3600
 RANGE_CACHE_MAX_BYTES = 4 * 1024 * 1024
@@ -73,21 +76,24 @@ class CandleReader:
         *,
         limit: int | None = None,
         exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> CandleFrame:
         check_symbol(symbol)
+        check_venue(venue)
         tf = Timeframe.parse(timeframe)
         _check_range(start, end)
         if limit is not None and limit < 1:
             raise ValidationError("limit must be at least 1", field="limit", value=limit)
         query = RANGE_SQL.format(
             columns=SCALED_COLUMNS,
+            venue=sql.Literal(venue),
             symbol=sql.Literal(symbol),
             tf=sql.Literal(tf.value),
             start=sql.Literal(start),
             end=sql.Literal(end),
             limit=sql.SQL("") if limit is None else sql.SQL("LIMIT {}").format(limit),
         )
-        catalog = await self.db.query_one(CATALOG_SQL, (symbol, tf.value))
+        catalog = await self.db.query_one(CATALOG_SQL, (venue, symbol, tf.value))
         if catalog is None:
             return to_frame(await self.copy_out(query), symbol, tf, exact=exact)
         bound = _row_bound(int(catalog["row_count"]), tf, start, end, limit)
@@ -99,14 +105,22 @@ class CandleReader:
         return await self.stream_frame(query, symbol, tf, bound, exact=exact)
 
     async def latest(
-        self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        n: int = 100,
+        *,
+        exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> CandleFrame:
         check_symbol(symbol)
+        check_venue(venue)
         tf = Timeframe.parse(timeframe)
         if n < 1:
             raise ValidationError("n must be at least 1", field="n", value=n)
         query = LATEST_SQL.format(
             columns=SCALED_COLUMNS,
+            venue=sql.Literal(venue),
             symbol=sql.Literal(symbol),
             tf=sql.Literal(tf.value),
             n=sql.Literal(n),

@@ -16,19 +16,20 @@ from tradestore.marketdata.ingest import CandleIngest, IngestResult, Progress
 from tradestore.marketdata.inputs import CHUNK_ROWS
 from tradestore.marketdata.reads import CandleReader
 from tradestore.marketdata.resample import resample
-from tradestore.marketdata.validation import TimeWindow
+from tradestore.marketdata.validation import DEFAULT_VENUE, TimeWindow
 from tradestore.redis_link import RedisLink
 from tradestore.timeframes import Timeframe
 
 SERIES_SQL = """
-SELECT symbol, timeframe, first_ts, last_ts, row_count, updated_at
+SELECT venue, symbol, timeframe, first_ts, last_ts, row_count, updated_at
   FROM market_data_catalog
  WHERE (%(symbol)s::text IS NULL OR symbol = %(symbol)s)
- ORDER BY symbol, timeframe
+   AND (%(venue)s::text IS NULL OR venue = %(venue)s)
+ ORDER BY venue, symbol, timeframe
 """
 
 AfterIngest = Callable[[IngestResult], Awaitable[None]]
-AfterDelete = Callable[[str, Timeframe], Awaitable[None]]
+AfterDelete = Callable[[str, str, Timeframe], Awaitable[None]]  # venue, symbol, timeframe
 
 
 class MarketDataRepository:
@@ -55,6 +56,7 @@ class MarketDataRepository:
         timeframe: Timeframe | str,
         data: Any,
         *,
+        venue: str = DEFAULT_VENUE,
         source: str = "dydx",
         strict: bool = False,
         atomic: bool = True,
@@ -66,11 +68,13 @@ class MarketDataRepository:
         Returns inserted / updated / unchanged counts and every rejected row's index and
         reason. `strict=True` rejects the whole batch if any row is bad. `atomic=False`
         commits chunk by chunk (long imports keep their progress and hold locks briefly).
+        A series is (venue, symbol, timeframe); see marketdata.validation for symbols.
         """
         result = await self._ingest.store(
             symbol,
             timeframe,
             data,
+            venue=venue,
             source=source,
             strict=strict,
             atomic=atomic,
@@ -90,6 +94,7 @@ class MarketDataRepository:
         limit: int | None = None,
         *,
         exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> CandleFrame:
         """Candles with start <= timestamp < end (half-open, like every range read of
         tradestore), oldest first; all of them unless `limit`.
@@ -103,10 +108,12 @@ class MarketDataRepository:
         if tf.is_calendar:  # derived only
             frame = CandleFrame.empty(symbol, tf, exact=exact)
         else:
-            frame = await self.reader.historical(symbol, tf, start, end, limit=limit, exact=exact)
+            frame = await self.reader.historical(
+                symbol, tf, start, end, limit=limit, exact=exact, venue=venue
+            )
         if len(frame) or self.coarse_source is None:
             return frame
-        stored = await self._stored_timeframes(symbol)
+        stored = await self._stored_timeframes(venue, symbol)
         if tf in stored or not stored:
             return frame
         finer = [t for t in stored if t.divides(tf)]
@@ -119,22 +126,31 @@ class MarketDataRepository:
         source = min(finer, key=lambda t: t.seconds)
         if source is Timeframe.M1:
             coarse = await self.coarse_source()
-            derived, _ = await coarse.candles(symbol, tf, start, end, exact=exact)
+            derived, _ = await coarse.candles(symbol, tf, start, end, exact=exact, venue=venue)
         else:
-            derived = await self.resample(symbol, tf, start, end, source=source, exact=exact)
+            derived = await self.resample(
+                symbol, tf, start, end, source=source, exact=exact, venue=venue
+            )
         return derived if limit is None or len(derived) <= limit else _head(derived, limit)
 
-    async def _stored_timeframes(self, symbol: str) -> set[Timeframe]:
+    async def _stored_timeframes(self, venue: str, symbol: str) -> set[Timeframe]:
         rows = await self.db.query(
-            "SELECT timeframe FROM market_data_catalog WHERE symbol = %s", (symbol,)
+            "SELECT timeframe FROM market_data_catalog WHERE venue = %s AND symbol = %s",
+            (venue, symbol),
         )
         return {Timeframe.parse(r["timeframe"]) for r in rows}
 
     async def get_latest_candles(
-        self, symbol: str, timeframe: Timeframe | str, n: int = 100, *, exact: bool = False
+        self,
+        symbol: str,
+        timeframe: Timeframe | str,
+        n: int = 100,
+        *,
+        exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> CandleFrame:
         """The n newest candles, oldest first."""
-        return await self.reader.latest(symbol, timeframe, n, exact=exact)
+        return await self.reader.latest(symbol, timeframe, n, exact=exact, venue=venue)
 
     async def resample(
         self,
@@ -145,10 +161,11 @@ class MarketDataRepository:
         *,
         source: Timeframe | str = Timeframe.M1,
         exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> CandleFrame:
         """`timeframe` candles computed in SQL from stored `source` candles (see resample)."""
         return await resample(
-            self.reader, symbol, timeframe, start, end, source=source, exact=exact
+            self.reader, symbol, timeframe, start, end, source=source, exact=exact, venue=venue
         )
 
     async def delete(
@@ -157,17 +174,21 @@ class MarketDataRepository:
         timeframe: Timeframe | str,
         since: datetime | None = None,
         until: datetime | None = None,
+        *,
+        venue: str = DEFAULT_VENUE,
     ) -> int:
         """Delete the series' candles in [since, until) (all by default); how many.
         The catalog, rollups and the Redis caches stay true (see marketdata.deletion)."""
-        deleted = await delete_candles(self.db, symbol, timeframe, since, until)
+        deleted = await delete_candles(self.db, symbol, timeframe, since, until, venue=venue)
         for hook in self.after_delete:
-            await hook(symbol, Timeframe.parse(timeframe))
+            await hook(venue, symbol, Timeframe.parse(timeframe))
         return deleted
 
-    async def list_series(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """What is stored: symbol, timeframe, first, last, count (from the catalog)."""
-        return list(await self.db.query(SERIES_SQL, {"symbol": symbol}))
+    async def list_series(
+        self, symbol: str | None = None, *, venue: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What is stored: venue, symbol, timeframe, first, last, count (the catalog)."""
+        return list(await self.db.query(SERIES_SQL, {"symbol": symbol, "venue": venue}))
 
 
 def _head(frame: CandleFrame, n: int) -> CandleFrame:

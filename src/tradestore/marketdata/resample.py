@@ -20,7 +20,7 @@ from psycopg import sql
 from tradestore.errors import ValidationError
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import CandleReader, to_frame
-from tradestore.marketdata.validation import check_symbol
+from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
 from tradestore.timeframes import Timeframe
 
 # Aggregates over `src` (market_data rows of one series), grouped by `bucket`.
@@ -43,7 +43,7 @@ SELECT bucket AS timestamp,
   FROM (SELECT {bucket} AS bucket,
                {aggregates}
           FROM market_data
-         WHERE symbol = {symbol} AND timeframe = {source}
+         WHERE venue = {venue} AND symbol = {symbol} AND timeframe = {source}
            AND timestamp >= {start} AND timestamp < {end}
          GROUP BY 1) b
  ORDER BY 1
@@ -79,6 +79,7 @@ async def resample(
     *,
     source: Timeframe | str = Timeframe.M1,
     exact: bool = False,
+    venue: str = DEFAULT_VENUE,
 ) -> CandleFrame:
     """Candles of `target` labelled in [start, end), each built from all its stored
     `source` candles (a bucket is never partial)."""
@@ -92,6 +93,7 @@ async def resample(
     query = RESAMPLE_SQL.format(
         bucket=tgt.bucket_sql(sql.Identifier("timestamp")),
         aggregates=BUCKET_AGGREGATES,
+        venue=sql.Literal(check_venue(venue)),
         symbol=sql.Literal(symbol),
         source=sql.Literal(src.value),
         start=sql.Literal(first),

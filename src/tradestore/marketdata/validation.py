@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tradestore.errors import ValidationError
+from tradestore.errors import ValidationError, shown
 from tradestore.marketdata.inputs import Chunk, chunks
 from tradestore.timeframes import Timeframe
 
@@ -36,14 +36,35 @@ def _unix_us(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}$")
+# BTC-USD, BTCUSDT, BTC/USDT; CCXT's unified derivatives: BTC/USDT:USDT (perpetual),
+# BTC/USDT:USDT-251226 (dated future)
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}(:[A-Z0-9]{1,12}(-[0-9]{6})?)?$")
+VENUE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
+DEFAULT_VENUE = "dydx"  # the seed's one source; every series stored before venues had it
+
+
+def check_venue(venue: str) -> str:
+    """A venue: the exchange's lower-case id (dydx, binance, coinbase, ...)."""
+    if not isinstance(venue, str) or not VENUE_RE.match(venue):
+        raise ValidationError(
+            f"venue: {shown(venue)} is not a venue (a lower-case exchange id like dydx or "
+            "binance, at most 20 characters)",
+            field="venue",
+            value=venue,
+        )
+    return venue
+
+
+def series_key(venue: str, symbol: str, timeframe: str) -> str:
+    """The series' name in locks and logs: venue|symbol|timeframe."""
+    return f"{venue}|{symbol}|{timeframe}"
 
 
 def check_symbol(symbol: str) -> str:
     if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol) or len(symbol) > 20:
         raise ValidationError(
-            f"symbol: {symbol!r} is not a market symbol (upper case like BTC-USD, BTC/USDT "
-            "or BTCUSDT, at most 20 characters)",
+            f"symbol: {shown(symbol)} is not a market symbol (upper case like BTC-USD, "
+            "BTCUSDT, BTC/USDT or BTC/USDT:USDT for a perpetual, at most 20 characters)",
             field="symbol",
             value=symbol,
         )

@@ -41,6 +41,7 @@ from tradestore.ops.retention import Partition, Retention, partitions_of
 from tradestore.settings import TimeSeriesMode
 
 COLUMNS = (
+    "venue",
     "symbol",
     "timeframe",
     "timestamp",
@@ -57,6 +58,7 @@ COLUMNS = (
 )
 SCHEMA = pa.schema(
     [
+        ("venue", pa.string()),
         ("symbol", pa.string()),
         ("timeframe", pa.string()),
         ("timestamp", pa.timestamp("us", tz="UTC")),
@@ -84,8 +86,8 @@ SELECT range_start, range_end FROM timescaledb_information.chunks
 DROP_CHUNK = "SELECT drop_chunks('market_data', older_than => %s, newer_than => %s) AS chunk"
 IN_RANGE = sql.SQL("FROM market_data WHERE timestamp >= {start} AND timestamp < {end}")
 RECOUNT = """
-SELECT market_data_catalog_refresh(symbol, timeframe)
-  FROM unnest(%s::text[], %s::text[]) AS s(symbol, timeframe)
+SELECT market_data_catalog_refresh(venue, symbol, timeframe)
+  FROM unnest(%s::text[], %s::text[], %s::text[]) AS s(venue, symbol, timeframe)
 """
 
 
@@ -212,7 +214,7 @@ class MarketArchive:
 
     async def _drop(self, conn: Connection, span: ArchiveRange, pieces: list[_Piece]) -> None:
         series = await conn.execute(
-            sql.SQL("SELECT DISTINCT symbol, timeframe {}").format(_in_range(span))
+            sql.SQL("SELECT DISTINCT venue, symbol, timeframe {}").format(_in_range(span))
         )
         affected = await series.fetchall()
         for piece in pieces:
@@ -229,7 +231,12 @@ class MarketArchive:
                 "partition or chunk made meanwhile; nothing was dropped: run it again"
             )
         await conn.execute(
-            RECOUNT, ([s["symbol"] for s in affected], [s["timeframe"] for s in affected])
+            RECOUNT,
+            (
+                [s["venue"] for s in affected],
+                [s["symbol"] for s in affected],
+                [s["timeframe"] for s in affected],
+            ),
         )
         self.partitions.forget("market_data")
 
@@ -243,6 +250,10 @@ class MarketArchive:
             raise ValidationError(
                 f"{path.name}: {parquet.metadata.num_rows} rows, manifest says {manifest.rows}"
             )
+        # archives made before series had a venue have no venue column: theirs is the
+        # default (dydx), as in the migration that added it
+        present = [c for c in COLUMNS if c in parquet.schema_arrow.names]
+        copied = sql.SQL(", ").join(map(sql.Identifier, present))
         columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         async with self.db.transaction() as conn:
             await conn.execute(
@@ -250,9 +261,9 @@ class MarketArchive:
             )
             async with (
                 conn.cursor() as cur,
-                cur.copy(sql.SQL("COPY md_import ({}) FROM STDIN").format(columns)) as copy,
+                cur.copy(sql.SQL("COPY md_import ({}) FROM STDIN").format(copied)) as copy,
             ):
-                for batch in parquet.iter_batches(batch_size=IMPORT_BATCH, columns=list(COLUMNS)):
+                for batch in parquet.iter_batches(batch_size=IMPORT_BATCH, columns=present):
                     await self._ensure_months(batch.column("timestamp"))
                     for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                         await copy.write_row(row)
@@ -263,8 +274,8 @@ class MarketArchive:
                 ).format(columns)
             )
             await conn.execute(
-                "SELECT market_data_catalog_refresh(symbol, timeframe) FROM "
-                "(SELECT DISTINCT symbol, timeframe FROM md_import) s"
+                "SELECT market_data_catalog_refresh(venue, symbol, timeframe) FROM "
+                "(SELECT DISTINCT venue, symbol, timeframe FROM md_import) s"
             )
         return inserted.rowcount
 
@@ -282,7 +293,7 @@ def _in_range(span: ArchiveRange) -> sql.Composed:
 
 
 async def _write_parquet(conn: Connection, span: ArchiveRange, path: Path) -> int:
-    query = sql.SQL("SELECT {} {} ORDER BY symbol, timeframe, timestamp").format(
+    query = sql.SQL("SELECT {} {} ORDER BY venue, symbol, timeframe, timestamp").format(
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), _in_range(span)
     )
     rows = 0

@@ -33,14 +33,17 @@ SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
  WHERE i.inhparent = %s::regclass ORDER BY c.relname
 """
 BOUND_RE = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
-SERIES_IN = sql.SQL("SELECT symbol, timeframe, count(*) AS n FROM {} GROUP BY symbol, timeframe")
+SERIES_IN = sql.SQL(
+    "SELECT venue, symbol, timeframe, count(*) AS n FROM {} GROUP BY venue, symbol, timeframe"
+)
 CATALOG_SUBTRACT = """
 UPDATE market_data_catalog SET row_count = greatest(row_count - %(n)s, 0),
        first_ts = coalesce((SELECT min(timestamp) FROM market_data
-                             WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
-                               AND timestamp >= %(after)s), first_ts),
+                             WHERE venue = %(venue)s AND symbol = %(symbol)s
+                               AND timeframe = %(timeframe)s AND timestamp >= %(after)s),
+                         first_ts),
        version = nextval('market_data_catalog_version_seq'), updated_at = now()
- WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
+ WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 CATALOG_EMPTY = "DELETE FROM market_data_catalog WHERE row_count = 0"
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ DETACH_ATTEMPTS = 5
 LOCK_NOT_AVAILABLE = "55P03"
 DROP_CHUNKS = "SELECT drop_chunks(%s::regclass, older_than => %s) AS chunk"
 RECOUNT_OLD_SERIES = """
-SELECT market_data_catalog_refresh(symbol, timeframe) FROM market_data_catalog
+SELECT market_data_catalog_refresh(venue, symbol, timeframe) FROM market_data_catalog
  WHERE first_ts < now() - %s
 """
 REMOVE_JOB = "SELECT remove_retention_policy(%s::regclass, if_exists => TRUE)"

@@ -1,7 +1,7 @@
 """Rollups of one-minute candles into 5m, 15m, 30m, 1h, 4h and 1d.
 
 Plain PostgreSQL: market_data_rollup holds them; a statement-level trigger on
-market_data marks each (symbol, UTC day) whose 1m rows were inserted, updated or deleted
+market_data marks each (venue, symbol, UTC day) whose 1m rows were inserted, updated or deleted
 in rollup_dirty, and `refresh()` recomputes exactly those days, a batch per short
 transaction (so late corrections of old candles and deletions are picked up, and nothing
 else is recomputed). TimescaleDB: continuous aggregates market_data_<tf> with refresh
@@ -24,6 +24,7 @@ from tradestore.db.database import Database
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
 from tradestore.marketdata.resample import BUCKET_AGGREGATES, bucket_range, resample
+from tradestore.marketdata.validation import DEFAULT_VENUE
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 from tradestore.timeframes import Timeframe
@@ -33,45 +34,63 @@ if TYPE_CHECKING:
 
 TARGETS = (Timeframe.M5, Timeframe.M15, Timeframe.M30, Timeframe.H1, Timeframe.H4, Timeframe.D1)
 TAKE_DIRTY = """
-DELETE FROM rollup_dirty WHERE (symbol, day) IN (
-    SELECT symbol, day FROM rollup_dirty ORDER BY day, symbol LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING symbol, day
+DELETE FROM rollup_dirty WHERE (venue, symbol, day) IN (
+    SELECT venue, symbol, day FROM rollup_dirty ORDER BY day, venue, symbol LIMIT %s
+       FOR UPDATE SKIP LOCKED)
+RETURNING venue, symbol, day
 """
 CLEAR = """
 DELETE FROM market_data_rollup r
- USING unnest(%(symbols)s::text[], %(days)s::date[]) AS b(symbol, day)
- WHERE r.symbol = b.symbol AND r.timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
+ USING unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
+       AS b(venue, symbol, day)
+ WHERE r.venue = b.venue AND r.symbol = b.symbol
+   AND r.timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
    AND r.timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')
 """
 FILL = sql.SQL("""
-INSERT INTO market_data_rollup (symbol, timeframe, timestamp, open, high, low, close, volume,
-                                trades_count, vwap)
-SELECT m.symbol, tf.name, date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
+INSERT INTO market_data_rollup (venue, symbol, timeframe, timestamp, open, high, low, close,
+                                volume, trades_count, vwap)
+SELECT m.venue, m.symbol, tf.name,
+       date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
        {aggregates}
-  FROM unnest(%(symbols)s::text[], %(days)s::date[]) AS b(symbol, day)
- -- LATERAL: one primary-key range scan per (symbol, day); a plain join let the planner
+  FROM unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
+       AS b(venue, symbol, day)
+ -- LATERAL: one primary-key range scan per series day; a plain join let the planner
  -- hash on the symbol and filter every row of the series by the day
  CROSS JOIN LATERAL (
        SELECT * FROM market_data
-        WHERE symbol = b.symbol AND timeframe = '1m'
+        WHERE venue = b.venue AND symbol = b.symbol AND timeframe = '1m'
           AND timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
           AND timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
  CROSS JOIN (VALUES {targets}) AS tf(name, step)
- GROUP BY m.symbol, tf.name, 3
+ GROUP BY m.venue, m.symbol, tf.name, 4
 """)
-DIRTY_COUNT = "SELECT count(*) AS days, count(DISTINCT symbol) AS symbols FROM rollup_dirty"
+DIRTY_COUNT = (
+    "SELECT count(*) AS days, count(DISTINCT (venue, symbol)) AS symbols FROM rollup_dirty"
+)
 DIRTY_IN_RANGE = """
-SELECT 1 FROM rollup_dirty WHERE symbol = %s AND day BETWEEN %s AND %s LIMIT 1
+SELECT 1 FROM rollup_dirty WHERE venue = %s AND symbol = %s AND day BETWEEN %s AND %s LIMIT 1
 """
 ROLLUP_NATIVE = sql.SQL(
-    "SELECT {columns} FROM market_data_rollup WHERE symbol = {symbol} AND timeframe = {tf}"
+    "SELECT {columns} FROM market_data_rollup WHERE venue = {venue} AND symbol = {symbol}"
+    " AND timeframe = {tf}"
     " AND timestamp >= {start} AND timestamp < {end} ORDER BY timestamp"
 )
-ROLLUP_TIMESCALE = sql.SQL(
-    "SELECT {columns} FROM (SELECT bucket AS timestamp, open, high, low, close, volume,"
-    " trades_count, vwap FROM {view} WHERE symbol = {symbol}"
-    " AND bucket >= {start} AND bucket < {end}) r ORDER BY timestamp"
-)
+# TimescaleDB: the aggregate, and below it what migration 0020 kept of the aggregates it
+# had to make again (buckets whose raw candles retention had already dropped)
+ROLLUP_TIMESCALE = sql.SQL("""
+SELECT {columns} FROM (
+    SELECT bucket AS timestamp, open, high, low, close, volume, trades_count, vwap FROM {view}
+     WHERE venue = {venue} AND symbol = {symbol} AND bucket >= {start} AND bucket < {end}
+    UNION ALL
+    SELECT timestamp, open, high, low, close, volume, trades_count, vwap
+      FROM market_data_rollup_kept k
+     WHERE venue = {venue} AND symbol = {symbol} AND timeframe = {tf}
+       AND timestamp >= {start} AND timestamp < {end}
+       AND NOT EXISTS (SELECT 1 FROM {view} v WHERE v.venue = k.venue AND v.symbol = k.symbol
+                          AND v.bucket = k.timestamp)) r
+ ORDER BY timestamp
+""")
 
 
 @dataclass
@@ -142,6 +161,7 @@ class Rollups:
                 if not batch:
                     break
                 params = {
+                    "venues": [r["venue"] for r in batch],
                     "symbols": [r["symbol"] for r in batch],
                     "days": [r["day"] for r in batch],
                 }
@@ -168,10 +188,12 @@ class Rollups:
             sql.SQL(self._refresh_sql).format(view, sql.Literal(first), sql.Literal(last))
         )
 
-    async def is_fresh(self, symbol: str, start: datetime, end: datetime) -> bool:
+    async def is_fresh(
+        self, symbol: str, start: datetime, end: datetime, *, venue: str = DEFAULT_VENUE
+    ) -> bool:
         if self.mode is TimeSeriesMode.TIMESCALE:
             return True  # read() refreshes its window first (see there)
-        row = await self.db.query_one(DIRTY_IN_RANGE, (symbol, _day(start), _day(end)))
+        row = await self.db.query_one(DIRTY_IN_RANGE, (venue, symbol, _day(start), _day(end)))
         return row is None
 
     async def read(
@@ -182,8 +204,9 @@ class Rollups:
         end: datetime,
         *,
         exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> CandleFrame:
-        """Rollup candles with start <= bucket <= end (as stored; see is_fresh).
+        """Rollup candles labelled in [start, end) (as stored; see is_fresh).
 
         TimescaleDB: real-time aggregates show raw rows above their watermark only; a late
         correction below it would be invisible until a refresh. So the read's closed
@@ -193,6 +216,8 @@ class Rollups:
             raise ValueError(f"no rollup for {timeframe.value}")
         first, last = bucket_range(timeframe, start, end)  # whole buckets, as resample()
         literals = {
+            "venue": sql.Literal(venue),
+            "tf": sql.Literal(timeframe.value),
             "symbol": sql.Literal(symbol),
             "start": sql.Literal(first),
             "end": sql.Literal(last),
@@ -206,7 +231,7 @@ class Rollups:
                 view=sql.Identifier(f"market_data_{timeframe.value}"), **literals
             )
         else:
-            query = ROLLUP_NATIVE.format(tf=sql.Literal(timeframe.value), **literals)
+            query = ROLLUP_NATIVE.format(**literals)
         return to_frame(await self.reader.copy_out(query), symbol, timeframe, exact=exact)
 
     async def candles(
@@ -217,11 +242,13 @@ class Rollups:
         end: datetime,
         *,
         exact: bool = False,
+        venue: str = DEFAULT_VENUE,
     ) -> tuple[CandleFrame, str]:
         """Coarse candles from the rollup when fresh, else resampled: (frame, source)."""
-        if timeframe in TARGETS and await self.is_fresh(symbol, start, end):
-            return await self.read(symbol, timeframe, start, end, exact=exact), "rollup"
-        frame = await resample(self.reader, symbol, timeframe, start, end, exact=exact)
+        if timeframe in TARGETS and await self.is_fresh(symbol, start, end, venue=venue):
+            frame = await self.read(symbol, timeframe, start, end, exact=exact, venue=venue)
+            return frame, "rollup"
+        frame = await resample(self.reader, symbol, timeframe, start, end, exact=exact, venue=venue)
         return frame, "resample"
 
     async def plan(self) -> list[PlannedAction]:

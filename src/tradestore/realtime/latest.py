@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from tradestore.cache import codec
 from tradestore.keys import Keys
+from tradestore.marketdata.validation import DEFAULT_VENUE
 from tradestore.redis_link import RedisLink
 
 # KEYS[1] the hash; ARGV: ts (epoch ms), body, set_at. Returns 1 if stored.
@@ -34,7 +35,9 @@ class LatestMarketData:
         self.link = link
         self.keys = keys
 
-    async def record_candle(self, symbol: str, timeframe: str, candle: dict[str, Any]) -> bool:
+    async def record_candle(
+        self, symbol: str, timeframe: str, candle: dict[str, Any], *, venue: str = DEFAULT_VENUE
+    ) -> bool:
         """Record the candle unless a newer one is stored; whether it was stored."""
         client = self.link.client
         if client is None:
@@ -44,7 +47,7 @@ class LatestMarketData:
             stored = await client.eval(
                 SET_IF_NOT_OLDER,
                 1,
-                self.keys.key("latest-candle", symbol, timeframe),
+                self._candle_key(venue, symbol, timeframe),
                 str(int(stamp.timestamp() * 1000)),
                 codec.dumps(candle),
                 datetime.now(UTC).isoformat(),
@@ -54,19 +57,26 @@ class LatestMarketData:
             return False
         return bool(stored)
 
-    async def forget_candle(self, symbol: str, timeframe: str) -> None:
+    async def forget_candle(
+        self, symbol: str, timeframe: str, *, venue: str = DEFAULT_VENUE
+    ) -> None:
         """Drop the recorded latest candle (its candles were deleted); the next ingest
         records one again."""
         client = self.link.client
         if client is None:
             return
         try:
-            await client.delete(self.keys.key("latest-candle", symbol, timeframe))
+            await client.delete(self._candle_key(venue, symbol, timeframe))
         except (RedisError, OSError) as exc:
             self.link.failed(exc)
 
-    async def get_candle(self, symbol: str, timeframe: str) -> dict[str, Any] | None:
-        return await self._get(self.keys.key("latest-candle", symbol, timeframe))
+    async def get_candle(
+        self, symbol: str, timeframe: str, *, venue: str = DEFAULT_VENUE
+    ) -> dict[str, Any] | None:
+        return await self._get(self._candle_key(venue, symbol, timeframe))
+
+    def _candle_key(self, venue: str, symbol: str, timeframe: str) -> str:
+        return self.keys.key("latest-candle", venue, symbol, timeframe)
 
     async def record_ticker(self, symbol: str, ticker: dict[str, Any]) -> None:
         await self._set(self.keys.key("latest-ticker", symbol), ticker)

@@ -146,7 +146,9 @@ def _describe_header(first: str) -> str:
 
 
 def suggest_series(path: Path) -> tuple[str | None, str | None]:
-    """(symbol, timeframe) from freqtrade or Binance file names, if they follow them."""
+    """(symbol, timeframe) from freqtrade or Binance file names, if they follow them; a
+    freqtrade futures file names its perpetual in CCXT's form (BTC/USDT:USDT), so it is
+    never the spot series BTC/USDT."""
     stem = path.name.split(".")[0]
     if match := BINANCE_NAME.match(stem):
         return match["symbol"], match["tf"]
@@ -154,6 +156,8 @@ def suggest_series(path: Path) -> tuple[str | None, str | None]:
         pair = match["pair"]
         parts = pair.split("_")
         symbol = f"{parts[0]}/{parts[1]}" if len(parts) >= 2 else pair
+        if match["kind"] == "futures" and len(parts) >= 3:  # BTC_USDT_USDT: a perpetual
+            symbol += f":{parts[2]}"
         tf = match["tf"].replace("Mo", "M")
         return symbol.upper(), tf
     return None, None
