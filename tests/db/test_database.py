@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.conftest import make_settings
-from tradestore import PoolExhausted, TradeStore, TransientError
+from tradestore import ConstraintViolation, PoolExhausted, TradeStore, TransientError
 from tradestore.settings import Settings
 
 
@@ -70,3 +70,13 @@ async def test_lost_connections_are_replaced_transparently(migrated_db_url: str)
         await asyncio.sleep(0.2)
         results = await asyncio.gather(*(store.db.query_value("SELECT 1") for _ in range(6)))
         assert results == [1] * 6
+
+
+@pytest.mark.native_only  # partitions
+async def test_a_row_no_partition_takes_says_so(store: TradeStore) -> None:
+    with pytest.raises(ConstraintViolation, match="no partition of relation") as caught:
+        await store.db.execute(
+            "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close, "
+            "volume) VALUES ('NOPART-USD', '1m', '1901-01-01', 1, 1, 1, 1, 1)"
+        )
+    assert caught.value.sqlstate == "23514" and "?" not in str(caught.value)

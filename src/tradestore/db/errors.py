@@ -47,9 +47,11 @@ def _translate(exc: BaseException) -> TradeStoreError:
             f"row conflicts with {constraint or 'an exclusion constraint'}", constraint=constraint
         )
     if isinstance(exc, pg.CheckViolation):
+        if constraint is None:  # e.g. "no partition of relation ... found for row"
+            return ConstraintViolation(_first_line(exc))
         where = f" on {table}" if table else ""
         return ConstraintViolation(
-            f"row violates check constraint {constraint or '?'}{where}", constraint=constraint
+            f"row violates check constraint {constraint}{where}", constraint=constraint
         )
     if isinstance(exc, pg.NotNullViolation):
         column = exc.diag.column_name
