@@ -139,4 +139,4 @@ def test_export_to_stdout_resampled_and_delete_keeps_the_catalog_true(migrated: 
     migrated.ok("market", "delete", "STD-USD", "1m", "--yes")
     assert "STD-USD" not in migrated.ok("market", "list", "--symbol", "STD-USD")
     gone = migrated("market", "gaps", "STD-USD", "1m")
-    assert gone.returncode == 1 and "no STD-USD 1m candles are stored" in gone.stderr
+    assert gone.returncode == 1 and "no STD-USD 1m candles of dydx are stored" in gone.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +63,9 @@ class Indexer:
     faults: deque[str] = field(default_factory=deque)  # "429", "500", "truncated", "overlap"
     requests: int = 0
     url: str = ""
+    limit_per_s: float | None = None  # the server's own limit: more gets a 429
+    rejected: int = 0  # 429s sent for going over limit_per_s
+    _recent: deque[float] = field(default_factory=deque)
 
     def add(self, candles: list[dict[str, Any]]) -> None:
         key = (candles[0]["ticker"], candles[0]["resolution"])
@@ -71,6 +75,10 @@ class Indexer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         headers = {"RateLimit-Limit": "100", "RateLimit-Remaining": "99", "RateLimit-Reset": "0"}
+        if self._over_limit():
+            self.rejected += 1
+            body = {"errors": [{"msg": "Too many requests"}]}
+            return web.json_response(body, status=429, headers={**headers, "Retry-After": "100"})
         fault = self.faults.popleft() if self.faults else None
         if fault == "429":
             body = {"errors": [{"msg": "Too many requests"}]}
@@ -94,6 +102,16 @@ class Indexer:
             text = text[: len(text) // 2]
         return web.Response(text=text, content_type="application/json", headers=headers)
 
+    def _over_limit(self) -> bool:
+        """Over limit_per_s in the last second (a sliding window, with 10% slack)."""
+        if self.limit_per_s is None:
+            return False
+        now = time.monotonic()
+        while self._recent and self._recent[0] < now - 1.0:
+            self._recent.popleft()
+        self._recent.append(now)
+        return len(self._recent) > self.limit_per_s * 1.1 + 1
+
 
 def _bad(param: str, value: str, msg: str) -> web.Response:
     errors = [{"value": value, "msg": msg, "param": param, "location": "query"}]
@@ -102,26 +120,36 @@ def _bad(param: str, value: str, msg: str) -> web.Response:
 
 @contextmanager
 def running(indexer: Indexer) -> Iterator[Indexer]:
-    """Serve the indexer on a free local port, in a thread (a CLI subprocess reaches it
-    too); indexer.url is its base URL."""
+    """Serve the indexer on a free local port from a thread with its own event loop (so a
+    CLI subprocess, or code already inside an event loop, reaches it); indexer.url is
+    its base URL."""
     loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_get("/v4/candles/perpetualMarkets/{ticker}", indexer.handle)
     runner = web.AppRunner(app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    indexer.url = f"http://127.0.0.1:{port}"
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        indexer.url = f"http://127.0.0.1:{port}"
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the replay indexer did not start")
     try:
         yield indexer
     finally:
         loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+        thread.join(10)
 
 
 def stored_as(candle: dict[str, Any]) -> tuple[Any, ...]:

@@ -10,7 +10,8 @@ range ends at the start of the current bucket.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -104,33 +105,57 @@ async def backfill(
     windows = await missing_windows(md, source.venue, symbol, tf, since, until)
     result.windows = len(windows)
     total_s = sum((end - start).total_seconds() for start, end in windows)
-    covered_s = 0.0
+    progress = BackfillProgress(symbol, 0.0, total_s, 0, 0)
+
+    async def store(page: list[dict[str, Any]]) -> None:
+        stored = await md.store_candles(symbol, tf, page, venue=source.venue, source=source.name)
+        _add(result, stored, page)
+        if on_stored is not None:
+            await on_stored(page)
+
     for start, end in reversed(windows):  # newest first, as the sources page
-        cursor = end
-        while cursor > start:
-            page = [
-                c
-                for c in await source.candles(symbol, tf, start, cursor)
-                if start <= c["timestamp"] < cursor
-            ]
-            result.pages += 1
-            if not page:
-                break
-            stored = await md.store_candles(
-                symbol, tf, page, venue=source.venue, source=source.name
-            )
-            _add(result, stored, page)
-            if on_stored is not None:
-                await on_stored(page)
-            covered_s += (cursor - page[0]["timestamp"]).total_seconds()
-            cursor = page[0]["timestamp"]
-            if on_progress is not None:
-                on_progress(
-                    BackfillProgress(symbol, covered_s, total_s, result.fetched, result.pages)
-                )
-        covered_s += max(0.0, (cursor - start).total_seconds())
+        await _window(source, symbol, tf, start, end, store, result, progress, on_progress)
     result.gaps_left = len(await _gaps(md, source.venue, symbol, tf, since, until))
     return result
+
+
+async def _window(
+    source: CandleSource,
+    symbol: str,
+    tf: Timeframe,
+    start: datetime,
+    end: datetime,
+    store: Callable[[list[dict[str, Any]]], Coroutine[Any, Any, None]],
+    result: BackfillResult,
+    progress: BackfillProgress,
+    on_progress: Callable[[BackfillProgress], None] | None,
+) -> None:
+    """Page one window backwards from its end. The next page is fetched while the last
+    one is stored (the network and the database work at once). A page being stored when
+    the backfill stops (an error, a kill) is stored to the end first: the newest stretch
+    fetched is what a resumed run does not fetch again."""
+    cursor = end
+    storing: asyncio.Task[None] | None = None
+    try:
+        while cursor > start:
+            fetched = await source.candles(symbol, tf, start, cursor)
+            page = [c for c in fetched if start <= c["timestamp"] < cursor]
+            result.pages += 1
+            if storing is not None:
+                await storing
+                storing = None
+            if not page:
+                break
+            storing = asyncio.create_task(store(page))
+            progress.covered_s += (cursor - page[0]["timestamp"]).total_seconds()
+            cursor = page[0]["timestamp"]
+            progress.candles, progress.pages = result.fetched + len(page), result.pages
+            if on_progress is not None:
+                on_progress(progress)
+    finally:
+        if storing is not None:
+            await storing
+    progress.covered_s += max(0.0, (cursor - start).total_seconds())
 
 
 def _add(result: BackfillResult, stored: IngestResult, page: list[dict[str, Any]]) -> None:

@@ -1,0 +1,87 @@
+"""Backfilling from an exchange source, against a local dYdX-indexer-shaped server (the
+tests' replay server; no network).
+
+1. 200,000 1m candles with the rate limit lifted: candles/s, against the raw ingest rate
+   of the same candles (store_candles of the same dicts) in the same run: the client side
+   (HTTP, JSON, conversion, paging) must not be the bottleneck (target >= 0.7x).
+2. With tradestore's limiter at N requests/s against a server that allows N: achieved
+   requests/s against N (target within 5%), and the 429s the server had to send (target 0).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from tests.exchange.replay import Indexer, recorded_candles, running
+
+from bench.harness import BenchContext, Result
+from tradestore.exchange.backfill import backfill
+from tradestore.exchange.dydx import DydxIndexer, RetryPolicy, to_candle
+
+CANDLES = 200_000
+LIMITED_PAGES = 60
+LIMIT_PER_S = 10.0
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+async def run(ctx: BenchContext) -> list[Result]:
+    store = ctx.store
+    fast_symbol, raw_symbol, slow_symbol = (
+        f"{p}{uuid.uuid4().hex[:6].upper()}-USD" for p in ("EXF", "EXR", "EXS")
+    )
+    with running(Indexer()) as indexer:
+        indexer.add(recorded_candles(fast_symbol, START, CANDLES))
+        raw = [to_candle(c) for c in recorded_candles(raw_symbol, START, CANDLES)]
+        started = time.perf_counter()
+        await store.market_data.store_candles(raw_symbol, "1m", raw)
+        ingest_rate = CANDLES / (time.perf_counter() - started)
+
+        unlimited = store.rate_limiter.token_bucket(
+            f"bench:{uuid.uuid4().hex}", rate=1e6, burst=1e6
+        )
+        source = DydxIndexer(indexer.url, unlimited, retry=RetryPolicy(base_s=0.05))
+        end = START + timedelta(minutes=CANDLES)
+        started = time.perf_counter()
+        result = await backfill(store.market_data, source, fast_symbol, "1m", START, end)
+        backfill_rate = result.fetched / (time.perf_counter() - started)
+        assert result.inserted == CANDLES, result
+
+        limited_candles = LIMITED_PAGES * 1000
+        indexer.add(recorded_candles(slow_symbol, START, limited_candles))
+        indexer.limit_per_s = LIMIT_PER_S
+        bucket = store.rate_limiter.token_bucket(
+            f"bench:{uuid.uuid4().hex}", rate=LIMIT_PER_S, burst=1
+        )
+        limited = DydxIndexer(indexer.url, bucket, retry=RetryPolicy(base_s=0.05))
+        before = indexer.requests
+        started = time.perf_counter()
+        await backfill(
+            store.market_data,
+            limited,
+            slow_symbol,
+            "1m",
+            START,
+            START + timedelta(minutes=limited_candles),
+        )
+        achieved = (indexer.requests - before) / (time.perf_counter() - started)
+        rejected = indexer.rejected
+        await source.aclose()
+        await limited.aclose()
+    return [
+        Result(
+            f"backfill {CANDLES:,} 1m candles from a local indexer, no rate limit",
+            backfill_rate,
+            ingest_rate,
+            "candles/s",
+            "store_candles of the same candles",
+        ),
+        Result(
+            f"backfill at a limit of {LIMIT_PER_S:g} requests/s ({rejected} 429s from the server)",
+            achieved,
+            LIMIT_PER_S,
+            "requests/s",
+            "the limit (target: within 5%, zero 429s)",
+        ),
+    ]
