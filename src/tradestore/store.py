@@ -33,12 +33,12 @@ from tradestore.exchange.service import ExchangeData
 from tradestore.keys import Keys
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.marketdata.rollups import Rollups
 from tradestore.marketdata.validation import TimeWindow
 from tradestore.ops.config_store import ConfigStore
 from tradestore.ops.market_archive import MarketArchive
 from tradestore.ops.monitoring import Monitor
 from tradestore.ops.retention import Retention
-from tradestore.ops.rollups import Rollups
 from tradestore.ops.system_logs import LogFilter, SystemLogHandler, search_logs
 from tradestore.realtime.bus import EventBus
 from tradestore.realtime.latest import LatestMarketData

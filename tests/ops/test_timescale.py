@@ -19,8 +19,8 @@ from psycopg import sql
 from tests.conftest import delete_keys, make_settings
 from tests.marketdata.helpers import candles
 from tradestore import TradeStore
+from tradestore.marketdata.rollups import TARGETS
 from tradestore.ops.compression import Compression
-from tradestore.ops.rollups import TARGETS
 from tradestore.settings import TimeSeriesMode
 from tradestore.timeframes import Timeframe
 

@@ -101,7 +101,7 @@ class MarketDataRepository:
 
         A timeframe with no candles of its own stored for the symbol is derived from the
         finest stored timeframe that divides it: from 1m through the rollups when they
-        are fresh (see tradestore.ops.rollups; the same numbers as resampling), else by
+        are fresh (see tradestore.marketdata.rollups; the same numbers as resampling), else by
         resampling. When something is stored but nothing can derive it, NotFound says so.
         """
         tf = Timeframe.parse(timeframe)

@@ -17,7 +17,6 @@ from tradestore.ops.archive import ArchiveTask
 from tradestore.ops.compression import CompressionTask
 from tradestore.ops.outbox import OutboxPruneTask
 from tradestore.ops.retention import RetentionTask
-from tradestore.ops.rollups import RollupTask
 from tradestore.ops.tasks import MaintenanceTask, PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 from tradestore.supervisor import Supervised
@@ -114,3 +113,21 @@ async def schedule(
 
     loop = Supervised("maintenance schedule", rounds, backoff_max_s=60.0)
     await loop.run_until_cancelled()
+
+
+class RollupTask:
+    name = "rollups"
+
+    async def plan(self, store: TradeStore) -> list[PlannedAction]:
+        return await (await store.rollups()).plan()
+
+    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
+        result = await (await store.rollups()).refresh(progress=progress)
+        if result.window is not None:
+            start, end = result.window
+            return [
+                f"rollups: continuous aggregates refreshed from {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+            ]
+        return (
+            [f"rollups: {result.days} day(s) recomputed, {result.rows} rows"] if result.days else []
+        )

@@ -3,7 +3,7 @@
 -- .native.sql variant. Continuous aggregates cannot change their GROUP BY, so they are
 -- made again grouped by venue and symbol. What they held below the oldest raw chunk still
 -- kept (rollups outlive raw retention) is copied first into market_data_rollup_kept,
--- which reads of those buckets use (ops/rollups.py); everything above is re-materialised
+-- which reads of those buckets use (marketdata/rollups.py); everything above is re-materialised
 -- from the raw candles by the next refresh. Compression is turned off for the key change
 -- (its chunks are decompressed) and on again, segmented by venue, symbol and timeframe.
 CREATE TABLE market_data_rollup_kept (

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from psycopg import sql
 
@@ -28,9 +27,6 @@ from tradestore.marketdata.validation import DEFAULT_VENUE
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 from tradestore.timeframes import Timeframe
-
-if TYPE_CHECKING:
-    from tradestore.store import TradeStore
 
 TARGETS = (Timeframe.M5, Timeframe.M15, Timeframe.M30, Timeframe.H1, Timeframe.H4, Timeframe.D1)
 TAKE_DIRTY = """
@@ -296,21 +292,3 @@ def _closed_buckets(tf: Timeframe, start: datetime, end: datetime) -> tuple[date
 
 def _day(ts: datetime) -> date:
     return ts.astimezone(UTC).date()
-
-
-class RollupTask:
-    name = "rollups"
-
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        return await (await store.rollups()).plan()
-
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        result = await (await store.rollups()).refresh(progress=progress)
-        if result.window is not None:
-            start, end = result.window
-            return [
-                f"rollups: continuous aggregates refreshed from {start:%Y-%m-%d} to {end:%Y-%m-%d}"
-            ]
-        return (
-            [f"rollups: {result.days} day(s) recomputed, {result.rows} rows"] if result.days else []
-        )
