@@ -1,5 +1,5 @@
 """Backfilling from an exchange source, against a local dYdX-indexer-shaped server (the
-tests' replay server; no network).
+tests' replay server, in a process of its own; no network).
 
 1. 200,000 1m candles with the rate limit lifted: candles/s, against the raw ingest rate
    of the same candles (store_candles of the same dicts) in the same run: the client side
@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.exchange.replay import Indexer, recorded_candles, running
+from tests.exchange.replay import Indexer, recorded_candles, running_apart
 
 from bench.harness import BenchContext, Result
 from tradestore.exchange.backfill import backfill
@@ -31,31 +31,31 @@ async def run(ctx: BenchContext) -> list[Result]:
     fast_symbol, raw_symbol, slow_symbol = (
         f"{p}{uuid.uuid4().hex[:6].upper()}-USD" for p in ("EXF", "EXR", "EXS")
     )
-    with running(Indexer()) as indexer:
-        indexer.add(recorded_candles(fast_symbol, START, CANDLES))
-        raw = [to_candle(c) for c in recorded_candles(raw_symbol, START, CANDLES)]
-        started = time.perf_counter()
-        await store.market_data.store_candles(raw_symbol, "1m", raw)
-        ingest_rate = CANDLES / (time.perf_counter() - started)
-
+    limited_candles = LIMITED_PAGES * 1000
+    indexer = Indexer()
+    indexer.add(recorded_candles(fast_symbol, START, CANDLES))
+    indexer.add(recorded_candles(slow_symbol, START, limited_candles))
+    raw = [to_candle(c) for c in recorded_candles(raw_symbol, START, CANDLES)]
+    started = time.perf_counter()
+    await store.market_data.store_candles(raw_symbol, "1m", raw)
+    ingest_rate = CANDLES / (time.perf_counter() - started)
+    with running_apart(indexer) as url:
         unlimited = store.rate_limiter.token_bucket(
             f"bench:{uuid.uuid4().hex}", rate=1e6, burst=1e6
         )
-        source = DydxIndexer(indexer.url, unlimited, retry=RetryPolicy(base_s=0.05))
-        end = START + timedelta(minutes=CANDLES)
+        source = DydxIndexer(url, unlimited, retry=RetryPolicy(base_s=0.05))
         started = time.perf_counter()
-        result = await backfill(store.market_data, source, fast_symbol, "1m", START, end)
+        result = await backfill(
+            store.market_data, source, fast_symbol, "1m", START, START + timedelta(minutes=CANDLES)
+        )
         backfill_rate = result.fetched / (time.perf_counter() - started)
         assert result.inserted == CANDLES, result
-
-        limited_candles = LIMITED_PAGES * 1000
-        indexer.add(recorded_candles(slow_symbol, START, limited_candles))
-        indexer.limit_per_s = LIMIT_PER_S
+        await source.client.post(f"{url}/limit", params={"per_s": LIMIT_PER_S})
         bucket = store.rate_limiter.token_bucket(
             f"bench:{uuid.uuid4().hex}", rate=LIMIT_PER_S, burst=1
         )
-        limited = DydxIndexer(indexer.url, bucket, retry=RetryPolicy(base_s=0.05))
-        before = indexer.requests
+        limited = DydxIndexer(url, bucket, retry=RetryPolicy(base_s=0.05))
+        before = (await source.client.get(f"{url}/stats")).json()
         started = time.perf_counter()
         await backfill(
             store.market_data,
@@ -65,8 +65,10 @@ async def run(ctx: BenchContext) -> list[Result]:
             START,
             START + timedelta(minutes=limited_candles),
         )
-        achieved = (indexer.requests - before) / (time.perf_counter() - started)
-        rejected = indexer.rejected
+        elapsed = time.perf_counter() - started
+        after = (await source.client.get(f"{url}/stats")).json()
+        achieved = (after["requests"] - before["requests"]) / elapsed
+        rejected = after["rejected"] - before["rejected"]
         await source.aclose()
         await limited.aclose()
     return [

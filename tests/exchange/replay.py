@@ -6,7 +6,9 @@ inject one request at a time."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
+import multiprocessing
 import threading
 import time
 from collections import deque
@@ -66,11 +68,19 @@ class Indexer:
     limit_per_s: float | None = None  # the server's own limit: more gets a 429
     rejected: int = 0  # 429s sent for going over limit_per_s
     _recent: deque[float] = field(default_factory=deque)
+    _index: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def add(self, candles: list[dict[str, Any]]) -> None:
         key = (candles[0]["ticker"], candles[0]["resolution"])
         merged = {c["startedAt"]: c for c in self.candles.get(key, []) + candles}
         self.candles[key] = [merged[k] for k in sorted(merged)]
+        self._index.pop(key, None)
+
+    def _times(self, ticker: str, resolution: str) -> list[str]:
+        key = (ticker, resolution)
+        if key not in self._index:
+            self._index[key] = [c["startedAt"] for c in self.candles[key]]
+        return self._index[key]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -94,13 +104,22 @@ class Indexer:
         start, end = request.query["fromISO"], request.query["toISO"]
         limit = int(request.query.get("limit", "1000"))
         series = self.candles[(ticker, resolution)]
-        page = list(reversed([c for c in series if start <= c["startedAt"] < end]))[:limit]
+        times = self._times(ticker, resolution)
+        first, stop = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+        page = series[max(first, stop - limit) : stop][::-1]
         if fault == "overlap":  # one candle past toISO, as a page overlapping the previous
-            page = [c for c in series if c["startedAt"] >= end][:1] + page
+            page = series[stop : stop + 1] + page
         text = json.dumps({"candles": page})
         if fault == "truncated":
             text = text[: len(text) // 2]
         return web.Response(text=text, content_type="application/json", headers=headers)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": self.requests, "rejected": self.rejected})
+
+    async def set_limit(self, request: web.Request) -> web.Response:
+        self.limit_per_s = float(request.query["per_s"])
+        return web.json_response({"limit_per_s": self.limit_per_s})
 
     def _over_limit(self) -> bool:
         """Over limit_per_s in the last second (a sliding window, with 10% slack)."""
@@ -118,15 +137,49 @@ def _bad(param: str, value: str, msg: str) -> web.Response:
     return web.json_response({"errors": errors}, status=400)
 
 
+def _app(indexer: Indexer) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/v4/candles/perpetualMarkets/{ticker}", indexer.handle)
+    app.router.add_get("/stats", indexer.stats)
+    app.router.add_post("/limit", indexer.set_limit)
+    return app
+
+
+@contextmanager
+def running_apart(indexer: Indexer) -> Iterator[str]:
+    """Serve the indexer from a process of its own (a benchmark's client then has the
+    interpreter to itself, as against a real exchange); its base URL. `/stats` tells
+    requests and 429s sent, `POST /limit?per_s=N` sets its own limit."""
+    context = multiprocessing.get_context("fork")
+    ports: Any = context.Queue()
+    process = context.Process(target=_serve_apart, args=(indexer, ports), daemon=True)
+    process.start()
+    try:
+        yield f"http://127.0.0.1:{ports.get(timeout=30)}"
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+def _serve_apart(indexer: Indexer, ports: Any) -> None:
+    async def serve() -> None:
+        runner = web.AppRunner(_app(indexer), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        ports.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
 @contextmanager
 def running(indexer: Indexer) -> Iterator[Indexer]:
     """Serve the indexer on a free local port from a thread with its own event loop (so a
     CLI subprocess, or code already inside an event loop, reaches it); indexer.url is
     its base URL."""
     loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_get("/v4/candles/perpetualMarkets/{ticker}", indexer.handle)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(_app(indexer), access_log=None)
     ready = threading.Event()
 
     def serve() -> None:

@@ -11,10 +11,14 @@ range ends at the start of the current bucket.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tradestore.errors import NotFound, ValidationError
 from tradestore.marketdata.ingest import IngestResult
@@ -25,6 +29,7 @@ from tradestore.timeframes import Timeframe
 class CandleSource(Protocol):
     name: str  # stored as data_source
     venue: str  # the exchange: part of the series' identity
+    page_limit: int  # the most candles one answer holds
 
     async def candles(
         self, ticker: str, tf: Timeframe, start: datetime, end: datetime
@@ -108,7 +113,9 @@ async def backfill(
     progress = BackfillProgress(symbol, 0.0, total_s, 0, 0)
 
     async def store(page: list[dict[str, Any]]) -> None:
-        stored = await md.store_candles(symbol, tf, page, venue=source.venue, source=source.name)
+        stored = await md.store_candles(
+            symbol, tf, as_columns(page), venue=source.venue, source=source.name
+        )
         _add(result, stored, page)
         if on_stored is not None:
             await on_stored(page)
@@ -117,6 +124,9 @@ async def backfill(
         await _window(source, symbol, tf, start, end, store, result, progress, on_progress)
     result.gaps_left = len(await _gaps(md, source.venue, symbol, tf, since, until))
     return result
+
+
+AHEAD = 4  # page requests in flight at once per window
 
 
 async def _window(
@@ -130,32 +140,77 @@ async def _window(
     progress: BackfillProgress,
     on_progress: Callable[[BackfillProgress], None] | None,
 ) -> None:
-    """Page one window backwards from its end. The next page is fetched while the last
-    one is stored (the network and the database work at once). A page being stored when
-    the backfill stops (an error, a kill) is stored to the end first: the newest stretch
-    fetched is what a resumed run does not fetch again."""
-    cursor = end
-    storing: asyncio.Task[None] | None = None
+    """Fetch one window backwards in slices of `source.page_limit` buckets: a slice can
+    never hold more candles than one page, so its bounds are known before any answer
+    and AHEAD of them are requested at once (the network is not waited on page by
+    page). Pages are stored in order, newest first, each whole: a stopped backfill has
+    stored a contiguous newest stretch, which a resumed run does not fetch again. An
+    empty slice ends the window (nothing older: before the market's first trade)."""
+    slices = iter(_slices(start, end, tf, source.page_limit))
+    pending: deque[tuple[datetime, datetime, asyncio.Task[list[dict[str, Any]]]]] = deque()
+
+    def launch() -> None:
+        bounds = next(slices, None)
+        if bounds is not None:
+            task = asyncio.create_task(source.candles(symbol, tf, *bounds))
+            pending.append((*bounds, task))
+
     try:
-        while cursor > start:
-            fetched = await source.candles(symbol, tf, start, cursor)
-            page = [c for c in fetched if start <= c["timestamp"] < cursor]
+        for _ in range(AHEAD):
+            launch()
+        while pending:
+            low, high, task = pending.popleft()
+            fetched = await task
+            launch()
+            page = [c for c in fetched if low <= c["timestamp"] < high]
             result.pages += 1
-            if storing is not None:
-                await storing
-                storing = None
             if not page:
                 break
-            storing = asyncio.create_task(store(page))
-            progress.covered_s += (cursor - page[0]["timestamp"]).total_seconds()
-            cursor = page[0]["timestamp"]
-            progress.candles, progress.pages = result.fetched + len(page), result.pages
+            await store(page)
+            progress.covered_s += (high - low).total_seconds()
+            progress.candles, progress.pages = result.fetched, result.pages
             if on_progress is not None:
                 on_progress(progress)
     finally:
-        if storing is not None:
-            await storing
-    progress.covered_s += max(0.0, (cursor - start).total_seconds())
+        for *_, task in pending:
+            task.cancel()
+        await asyncio.gather(*(task for *_, task in pending), return_exceptions=True)
+
+
+def _slices(
+    start: datetime, end: datetime, tf: Timeframe, buckets: int
+) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut into spans of `buckets` candles, newest first."""
+    out, high = [], end
+    while high > start:
+        low = max(start, high - buckets * tf.delta)
+        out.append((low, high))
+        high = low
+    return out
+
+
+DECIMAL = pa.decimal128(38, 8)
+
+
+def as_columns(page: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
+    """A page as an Arrow table of exact decimals, cast from the sources' decimal text
+    in bulk (the ingest's fast path, no Python object per value); the dicts themselves
+    when a value does not fit 8 decimals, so the ingest reports that row."""
+    try:
+        columns: dict[str, Any] = {
+            "timestamp": pa.array([c["timestamp"] for c in page], pa.timestamp("us", "UTC")),
+            "trades_count": pa.array([c["trades_count"] for c in page], pa.int64()),
+        }
+        for name in ("open", "high", "low", "close", "volume", "vwap"):
+            text = pa.array([_text(c[name]) for c in page], pa.string())
+            columns[name] = pc.cast(text, DECIMAL)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return page
+    return pa.table(columns)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _add(result: BackfillResult, stored: IngestResult, page: list[dict[str, Any]]) -> None:

@@ -10,8 +10,9 @@ jitter; any other 4xx is one ExchangeError line (bad ticker, bad resolution).
 
 What is kept of a candle: open/high/low/close, `baseTokenVolume` as volume, `trades`, and
 `usdVolume / baseTokenVolume` (rounded half-even to 8 decimals) as vwap, all from their
-decimal strings, never through floats. `startingOpenInterest` and the orderbook mid
-prices have no column in market_data and are dropped.
+decimal strings (passed on as text, which the ingest reads exactly), never floats.
+`startingOpenInterest` and the orderbook mid prices have no column in market_data and
+are dropped.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class RequestStats:
 class DydxIndexer:
     name = "dydx"
     venue = "dydx"  # its tickers (BTC-USD) are perpetual markets
+    page_limit = PAGE_LIMIT
 
     def __init__(
         self,
@@ -156,22 +158,26 @@ class DydxIndexer:
 
 
 def to_candle(raw: dict[str, Any]) -> dict[str, Any]:
-    """A tradestore candle from an indexer candle (decimal strings, exact)."""
+    """A tradestore candle from an indexer candle. Prices and volume stay the decimal
+    strings the indexer sent (exact; the ingest reads text exactly, and in bulk)."""
     try:
         volume = Decimal(raw["baseTokenVolume"])
-        usd = Decimal(raw["usdVolume"])
-        return {
+        vwap = (
+            (Decimal(raw["usdVolume"]) / volume).quantize(EIGHT_PLACES, ROUND_HALF_EVEN)
+            if volume
+            else None
+        )
+        candle = {
             "timestamp": datetime.fromisoformat(raw["startedAt"].replace("Z", "+00:00")),
-            "open": Decimal(raw["open"]),
-            "high": Decimal(raw["high"]),
-            "low": Decimal(raw["low"]),
-            "close": Decimal(raw["close"]),
-            "volume": volume,
             "trades_count": raw.get("trades"),
-            "vwap": (usd / volume).quantize(EIGHT_PLACES, ROUND_HALF_EVEN) if volume else None,
+            "vwap": None if vwap is None else str(vwap),
+            "volume": raw["baseTokenVolume"],
         }
+        for name in ("open", "high", "low", "close"):
+            candle[name] = str(raw[name])
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         raise ExchangeError(f"dydx: a candle the indexer sent cannot be read ({exc!r})") from None
+    return candle
 
 
 def _iso(when: datetime) -> str:
