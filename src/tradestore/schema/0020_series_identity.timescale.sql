@@ -57,17 +57,34 @@ SELECT 'dydx', symbol, '1d', bucket, open, high, low, close, volume, trades_coun
  WHERE bucket < coalesce((SELECT min(range_start) FROM timescaledb_information.chunks
                            WHERE hypertable_name = 'market_data'), 'infinity');
 -- tradestore:statement
-DROP MATERIALIZED VIEW market_data_5m;
+-- TimescaleDB's scheduler may be running a refresh of these aggregates (a new database's
+-- policies start at once): unschedule them first, and retry a drop that meets a job
+-- finishing ("tuple concurrently deleted") instead of failing the migration.
+SELECT alter_job(job_id, scheduled => FALSE)
+  FROM timescaledb_information.jobs
+ WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression');
 -- tradestore:statement
-DROP MATERIALIZED VIEW market_data_15m;
--- tradestore:statement
-DROP MATERIALIZED VIEW market_data_30m;
--- tradestore:statement
-DROP MATERIALIZED VIEW market_data_1h;
--- tradestore:statement
-DROP MATERIALIZED VIEW market_data_4h;
--- tradestore:statement
-DROP MATERIALIZED VIEW market_data_1d;
+DO $$
+DECLARE
+    view_name TEXT;
+    attempt INT;
+BEGIN
+    FOREACH view_name IN ARRAY ARRAY['market_data_5m', 'market_data_15m', 'market_data_30m',
+                                     'market_data_1h', 'market_data_4h', 'market_data_1d'] LOOP
+        FOR attempt IN 1..40 LOOP
+            BEGIN
+                EXECUTE format('DROP MATERIALIZED VIEW IF EXISTS %I', view_name);
+                EXIT;
+            EXCEPTION WHEN internal_error OR lock_not_available OR deadlock_detected THEN
+                IF attempt = 40 THEN
+                    RAISE;
+                END IF;
+                PERFORM pg_sleep(0.25);
+            END;
+        END LOOP;
+    END LOOP;
+END
+$$;
 -- tradestore:statement
 SELECT remove_compression_policy('market_data', if_exists => TRUE);
 -- tradestore:statement
