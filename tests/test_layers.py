@@ -79,3 +79,18 @@ def test_no_lower_layer_imports_the_facade() -> None:
     }
     reaching_up = sorted(name for name in lower if FACADE in edges[name])
     assert reaching_up == []
+
+
+def test_the_public_names_are_importable_from_the_package() -> None:
+    import tradestore
+
+    missing = [name for name in tradestore.__all__ if not hasattr(tradestore, name)]
+    assert missing == []
+    from tradestore import CandleFrame, NewOrder, Order, Timeframe, TradeFilters
+
+    assert {CandleFrame.__name__, NewOrder.__name__, Order.__name__} == {
+        "CandleFrame",
+        "NewOrder",
+        "Order",
+    }
+    assert Timeframe("1h") is Timeframe.H1 and TradeFilters().__class__.__name__ == "TradeFilters"

@@ -1,9 +1,17 @@
-"""tradestore: the data persistence layer of an algorithmic trading platform."""
+"""tradestore: the data persistence layer of an algorithmic trading platform.
+
+Everything a caller names is importable from here: the store, its settings and errors,
+the trading models (inputs `New*`, rows `Strategy`, `Order`, `Trade`, their enums and
+`TradeFilters`), and the market-data types (`Timeframe`, `CandleFrame`, `IngestResult`,
+`BackfillResult`).
+"""
 
 from tradestore.errors import (
     ConfigurationError,
     Conflict,
     ConstraintViolation,
+    DatabaseUnavailable,
+    ExchangeError,
     MigrationError,
     NotFound,
     PoolExhausted,
@@ -11,21 +19,65 @@ from tradestore.errors import (
     TransientError,
     ValidationError,
 )
+from tradestore.exchange.backfill import BackfillResult
+from tradestore.marketdata.frame import CandleFrame
+from tradestore.marketdata.ingest import IngestResult, RejectedRow
 from tradestore.settings import Settings, TimeSeriesMode, load_settings
 from tradestore.store import Health, TradeStore
+from tradestore.timeframes import Timeframe
+from tradestore.trading.models import (
+    NewOrder,
+    NewStrategy,
+    NewTrade,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    Strategy,
+    StrategyChanges,
+    StrategyPerformance,
+    TimeInForce,
+    Trade,
+    TradeStatus,
+    TradeType,
+)
+from tradestore.trading.trades import TradeFilters, TradePage
 
 __all__ = [
+    "BackfillResult",
+    "CandleFrame",
     "ConfigurationError",
     "Conflict",
     "ConstraintViolation",
+    "DatabaseUnavailable",
+    "ExchangeError",
     "Health",
+    "IngestResult",
     "MigrationError",
+    "NewOrder",
+    "NewStrategy",
+    "NewTrade",
     "NotFound",
+    "Order",
+    "OrderStatus",
+    "OrderType",
     "PoolExhausted",
+    "RejectedRow",
     "Settings",
+    "Side",
+    "Strategy",
+    "StrategyChanges",
+    "StrategyPerformance",
+    "TimeInForce",
     "TimeSeriesMode",
+    "Timeframe",
+    "Trade",
+    "TradeFilters",
+    "TradePage",
+    "TradeStatus",
     "TradeStore",
     "TradeStoreError",
+    "TradeType",
     "TransientError",
     "ValidationError",
     "load_settings",
