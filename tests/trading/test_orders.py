@@ -192,3 +192,11 @@ async def test_a_row_too_deep_for_python_is_read_not_fatal(store: TradeStore) ->
     pending = await store.orders.pending(strategy.id)
     assert [o.id for o in pending] == [order.id]
     assert "_unreadable" in pending[0].metadata
+
+
+async def test_orders_take_the_symbols_market_data_takes(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    perpetual = await store.orders.create(order_data(strategy.id, symbol="BTC/USDT:USDT"))
+    assert perpetual.symbol == "BTC/USDT:USDT"
+    with pytest.raises(ValidationError, match="must be a market symbol"):
+        await store.orders.create(order_data(strategy.id, symbol="btc usdt"))

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from tradestore.errors import ValidationError, shown
 from tradestore.marketdata.inputs import Chunk, chunks
+from tradestore.symbols import RULE, is_symbol
 from tradestore.timeframes import Timeframe
 
 
@@ -36,9 +37,6 @@ def _unix_us(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-# BTC-USD, BTCUSDT, BTC/USDT; CCXT's unified derivatives: BTC/USDT:USDT (perpetual),
-# BTC/USDT:USDT-251226 (dated future)
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}(:[A-Z0-9]{1,12}(-[0-9]{6})?)?$")
 VENUE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
 DEFAULT_VENUE = "dydx"  # the seed's one source; every series stored before venues had it
 
@@ -61,10 +59,9 @@ def series_key(venue: str, symbol: str, timeframe: str) -> str:
 
 
 def check_symbol(symbol: str) -> str:
-    if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol) or len(symbol) > 20:
+    if not is_symbol(symbol):
         raise ValidationError(
-            f"symbol: {shown(symbol)} is not a market symbol (upper case like BTC-USD, "
-            "BTCUSDT, BTC/USDT or BTC/USDT:USDT for a perpetual, at most 20 characters)",
+            f"symbol: {shown(symbol)} is not a market symbol ({RULE})",
             field="symbol",
             value=symbol,
         )
@@ -152,7 +149,7 @@ def _check_labels(chunk: Chunk, labels: npt.NDArray[Any] | None, expected: str, 
             continue
         if what == "timeframe" and label not in {t.value for t in Timeframe}:
             chunk.rejected.setdefault(i, f"unknown timeframe {label!r}")
-        elif what == "symbol" and not SYMBOL_RE.match(str(label)):
+        elif what == "symbol" and not is_symbol(str(label)):
             chunk.rejected.setdefault(i, f"bad symbol format {label!r}")
         else:
             chunk.rejected.setdefault(i, f"{what} {label!r} is not {expected!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -20,6 +19,7 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tradestore.errors import ValidationError, shown
+from tradestore.symbols import RULE, is_symbol
 from tradestore.timeframes import Timeframe
 
 
@@ -67,7 +67,6 @@ class TimeInForce(StrEnum):
 # --- field types ------------------------------------------------------------------------
 
 MAX_NUMERIC_18_8 = Decimal("9999999999.99999999")
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}$")
 
 
 def _numeric_18_8(value: Decimal) -> Decimal:
@@ -94,10 +93,8 @@ def _non_negative(value: Decimal) -> Decimal:
 
 
 def _symbol(value: str) -> str:
-    if not SYMBOL_RE.match(value):
-        raise ValueError("must look like BTC-USD, BTC/USDT or BTCUSDT (upper case, max 20)")
-    if len(value) > 20:
-        raise ValueError("must be at most 20 characters")
+    if not is_symbol(value):
+        raise ValueError(f"must be a market symbol ({RULE})")
     return value
 
 
