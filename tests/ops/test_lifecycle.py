@@ -20,11 +20,11 @@ from tests.marketdata.helpers import candles
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, ValidationError
 from tradestore.analytics.report import build_report
+from tradestore.db.partitions import partitions_of
 from tradestore.marketdata.rollups import TARGETS
 from tradestore.ops import maintenance
 from tradestore.ops.archive import TradeArchiver
 from tradestore.ops.market_archive import ArchiveRange
-from tradestore.ops.retention import partitions_of
 from tradestore.timeframes import Timeframe
 from tradestore.trading.trades import TradeFilters
 

@@ -22,7 +22,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from tradestore.db.errors import translate
+from tradestore.db.errors import first_lines, translate
 from tradestore.errors import DatabaseUnavailable, TradeStoreError
 from tradestore.settings import Settings, redact, url_secrets
 
@@ -148,7 +148,7 @@ class Database:
         """libpq's reason, with the password taken out: a malformed URL is quoted back in
         the message. Raised apart from the driver's exception, which would carry it."""
         conninfo = self.pool.conninfo if isinstance(self.pool.conninfo, str) else ""
-        message = redact(_first_line(exc), url_secrets(conninfo))
+        message = redact(first_lines(exc, 2), url_secrets(conninfo))
         error = TradeStoreError(f"cannot connect to PostgreSQL: {message}")
         error.sqlstate = exc.sqlstate
         return error
@@ -233,8 +233,3 @@ class Database:
             "waiting": raw.get("requests_waiting", 0),
             "max": self.pool.max_size,
         }
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else type(exc).__name__

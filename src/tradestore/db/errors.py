@@ -48,7 +48,7 @@ def _translate(exc: BaseException) -> TradeStoreError:
         )
     if isinstance(exc, pg.CheckViolation):
         if constraint is None:  # e.g. "no partition of relation ... found for row"
-            return ConstraintViolation(_first_line(exc))
+            return ConstraintViolation(first_lines(exc))
         where = f" on {table}" if table else ""
         return ConstraintViolation(
             f"row violates check constraint {constraint}{where}", constraint=constraint
@@ -63,19 +63,19 @@ def _translate(exc: BaseException) -> TradeStoreError:
     if isinstance(exc, pg.QueryCanceled):
         return TransientError("the statement was cancelled (statement timeout reached)")
     if isinstance(exc, pg.DeadlockDetected):
-        return TransientError(f"deadlock detected, retry: {_first_line(exc)}")
+        return TransientError(f"deadlock detected, retry: {first_lines(exc)}")
     if isinstance(exc, pg.SerializationFailure):
         return TransientError(
-            f"serialization failure (concurrent update), retry: {_first_line(exc)}"
+            f"serialization failure (concurrent update), retry: {first_lines(exc)}"
         )
     if isinstance(exc, pg.LockNotAvailable):
-        return TransientError(f"lock not available (lock timeout), retry: {_first_line(exc)}")
+        return TransientError(f"lock not available (lock timeout), retry: {first_lines(exc)}")
     if isinstance(exc, _UNAVAILABLE):
-        return DatabaseUnavailable(f"PostgreSQL unavailable, retry: {_first_line(exc)}")
+        return DatabaseUnavailable(f"PostgreSQL unavailable, retry: {first_lines(exc)}")
     if isinstance(exc, pg.DataError):
-        return ValidationError(f"value rejected by the database: {_first_line(exc)}")
+        return ValidationError(f"value rejected by the database: {first_lines(exc)}")
     if isinstance(exc, psycopg.Error):
-        return TradeStoreError(f"database error: {_first_line(exc)}")
+        return TradeStoreError(f"database error: {first_lines(exc)}")
     return TradeStoreError(str(exc))
 
 
@@ -89,6 +89,8 @@ def _table(exc: BaseException) -> str | None:
     return getattr(diag, "table_name", None)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def first_lines(exc: BaseException, count: int = 1) -> str:
+    """The first `count` non-blank lines of a driver error's message, joined (the rest is
+    context such as LINE/HINT); its type's name when it has none."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:count]) if lines else type(exc).__name__

@@ -10,8 +10,9 @@ Ranges known to exist are remembered in-process, so the steady state costs nothi
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tradestore.db.database import Database
 from tradestore.settings import TimeSeriesMode
@@ -19,14 +20,42 @@ from tradestore.settings import TimeSeriesMode
 PARTITIONED_TABLES = frozenset({"market_data", "portfolio_snapshots", "system_logs"})
 
 ENSURE_SQL = "SELECT partition_name, range_start, range_end FROM ts_ensure_partitions(%s, %s, %s)"
-PREMAKE_SQL = "SELECT partition_name, range_start, range_end FROM ts_premake_partitions()"
+PREMAKE_SQL = """
+SELECT p.table_name, e.partition_name, e.range_start, e.range_end
+  FROM ts_partition_policy p,
+       LATERAL ts_ensure_partitions(p.table_name, now(), now() + p.partition_interval * p.premake) e
+"""
+PARTITIONS = """
+SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = %s::regclass ORDER BY c.relname
+"""
+BOUND_RE = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 
 
 @dataclass(frozen=True)
 class Partition:
+    """A native partition of `table` holding [start, end)."""
+
+    table: str
     name: str
     start: datetime
     end: datetime
+
+
+async def partitions_of(db: Database, table: str) -> list[Partition]:
+    """The native partitions of table, by name (none on TimescaleDB)."""
+    out = []
+    for row in await db.query(PARTITIONS, (table,)):
+        match = BOUND_RE.search(row["bound"] or "")
+        if match:
+            out.append(Partition(table, row["name"], _ts(match[1]), _ts(match[2])))
+    return out
+
+
+def _ts(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace(" ", "T"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class PartitionManager:
@@ -55,7 +84,10 @@ class PartitionManager:
         if self.mode is TimeSeriesMode.TIMESCALE:
             return []
         rows = await self.db.query(PREMAKE_SQL)
-        return [Partition(r["partition_name"], r["range_start"], r["range_end"]) for r in rows]
+        return [
+            Partition(r["table_name"], r["partition_name"], r["range_start"], r["range_end"])
+            for r in rows
+        ]
 
     def forget(self, table: str | None = None) -> None:
         """Drop what is remembered (after partitions were dropped)."""

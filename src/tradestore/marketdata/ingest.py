@@ -157,7 +157,7 @@ class IngestResult:
         return counts
 
 
-Progress = Callable[[int, IngestResult], None]  # (rows read so far, result so far)
+IngestProgress = Callable[[int, IngestResult], None]  # (rows read so far, result so far)
 
 
 class CandleIngest:
@@ -179,7 +179,7 @@ class CandleIngest:
         strict: bool = False,
         atomic: bool = True,
         chunk_rows: int = CHUNK_ROWS,
-        on_progress: Progress | None = None,
+        on_progress: IngestProgress | None = None,
     ) -> IngestResult:
         check_symbol(symbol)
         check_venue(venue)
@@ -217,7 +217,7 @@ class CandleIngest:
         result: IngestResult,
         strict: bool,
         chunk_rows: int,
-        on_progress: Progress | None,
+        on_progress: IngestProgress | None,
         *,
         commit_each: bool,
     ) -> None:

@@ -12,7 +12,7 @@ from tradestore.keys import Keys
 from tradestore.marketdata.checks import QualityChecks
 from tradestore.marketdata.deletion import delete_candles
 from tradestore.marketdata.frame import CandleFrame
-from tradestore.marketdata.ingest import CandleIngest, IngestResult, Progress
+from tradestore.marketdata.ingest import CandleIngest, IngestProgress, IngestResult
 from tradestore.marketdata.inputs import CHUNK_ROWS
 from tradestore.marketdata.reads import CandleReader
 from tradestore.marketdata.resample import resample
@@ -61,7 +61,7 @@ class MarketDataRepository:
         strict: bool = False,
         atomic: bool = True,
         chunk_rows: int = CHUNK_ROWS,
-        on_progress: Progress | None = None,
+        on_progress: IngestProgress | None = None,
     ) -> IngestResult:
         """Upsert candles (see tradestore.marketdata.inputs for what `data` may be).
 

@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from tradestore.db.database import Connection, Database
-from tradestore.db.partitions import PartitionManager
+from tradestore.db.partitions import Partition, PartitionManager, partitions_of
 from tradestore.errors import Conflict, NotFound, ValidationError
-from tradestore.ops.retention import Partition, Retention, partitions_of
+from tradestore.ops.retention import Retention
 from tradestore.settings import TimeSeriesMode
 
 COLUMNS = (

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 from tradestore.db.database import Connection, Database
+from tradestore.db.partitions import Partition, partitions_of
 from tradestore.errors import TransientError, ValidationError
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
@@ -27,12 +26,6 @@ POLICIES = "SELECT table_name, keep FROM retention_policy WHERE keep IS NOT NULL
 SET_POLICY = """
 UPDATE retention_policy SET keep = %s, updated_at = now() WHERE table_name = %s
 """
-PARTITIONS = """
-SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
-  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
- WHERE i.inhparent = %s::regclass ORDER BY c.relname
-"""
-BOUND_RE = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 SERIES_IN = sql.SQL(
     "SELECT venue, symbol, timeframe, count(*) AS n FROM {} GROUP BY venue, symbol, timeframe"
 )
@@ -57,28 +50,6 @@ SELECT market_data_catalog_refresh(venue, symbol, timeframe) FROM market_data_ca
 """
 REMOVE_JOB = "SELECT remove_retention_policy(%s::regclass, if_exists => TRUE)"
 ADD_JOB = "SELECT add_retention_policy(%s::regclass, drop_after => %s)"
-
-
-@dataclass(frozen=True)
-class Partition:
-    table: str
-    name: str
-    start: datetime
-    end: datetime
-
-
-async def partitions_of(db: Database, table: str) -> list[Partition]:
-    out = []
-    for row in await db.query(PARTITIONS, (table,)):
-        match = BOUND_RE.search(row["bound"] or "")
-        if match:
-            out.append(Partition(table, row["name"], _ts(match[1]), _ts(match[2])))
-    return out
-
-
-def _ts(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace(" ", "T"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Retention:

@@ -315,7 +315,7 @@ SEARCH_SQL = """
 SELECT id, timestamp, level, category, strategy_id, trade_id, order_id, message, details,
        user_id, session_id, ip_address, user_agent
   FROM system_logs
- WHERE level = ANY(%(levels)s)
+ WHERE (%(levels)s::text[] IS NULL OR level = ANY(%(levels)s))
    AND (%(category)s::text IS NULL OR category = %(category)s)
    AND (%(strategy_id)s::uuid IS NULL OR strategy_id = %(strategy_id)s)
    AND timestamp >= %(since)s AND timestamp <= %(until)s
@@ -336,7 +336,8 @@ async def search_logs(db: Database, filters: LogFilter, *, limit: int = 100) -> 
         await db.query(
             SEARCH_SQL,
             {
-                "levels": SEVERITY[SEVERITY.index(level) :],
+                # every level: no filter at all, so the time index serves the newest first
+                "levels": None if level == SEVERITY[0] else SEVERITY[SEVERITY.index(level) :],
                 "category": filters.category,
                 "strategy_id": filters.strategy_id,
                 "since": filters.since or datetime(1970, 1, 1, tzinfo=UTC),
