@@ -64,6 +64,22 @@ SELECT alter_job(job_id, scheduled => FALSE)
   FROM timescaledb_information.jobs
  WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression');
 -- tradestore:statement
+-- and let a run already under way finish (at most 30 s) before its aggregate goes
+DO $$
+DECLARE
+    waited INT := 0;
+BEGIN
+    WHILE waited < 120 AND EXISTS (
+        SELECT 1 FROM timescaledb_information.job_stats s
+          JOIN timescaledb_information.jobs j ON j.job_id = s.job_id
+         WHERE j.proc_name IN ('policy_refresh_continuous_aggregate', 'policy_compression')
+           AND s.job_status = 'Running') LOOP
+        PERFORM pg_sleep(0.25);
+        waited := waited + 1;
+    END LOOP;
+END
+$$;
+-- tradestore:statement
 DO $$
 DECLARE
     view_name TEXT;
