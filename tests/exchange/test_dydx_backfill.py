@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,3 +178,10 @@ async def test_follow_yields_each_new_closed_candle_and_appends_an_event(
         (f"dydx|{symbol}|1m",),
     )
     assert events == 10
+
+
+async def test_an_unreachable_indexer_is_said_within_seconds(store: TradeStore) -> None:
+    unreachable = Indexer(url="http://127.0.0.1:9")  # the discard port: nothing listens
+    # after CONNECT_ATTEMPTS tries, not the 8 of the ladder for an indexer that answers
+    with pytest.raises(ExchangeError, match=re.escape("cannot reach http://127.0.0.1:9")):
+        await exchange(store, unreachable).backfill("dydx", "BTC-USD", "1m", T0)

@@ -43,6 +43,9 @@ RESOLUTIONS = {
     Timeframe.D1: "1DAY",
 }
 PAGE_LIMIT = 1000
+# an indexer that cannot be reached at all (no network, a wrong URL) is said within seconds,
+# not after the whole retry ladder meant for an indexer that answers badly
+CONNECT_ATTEMPTS = 3
 EIGHT_PLACES = Decimal("0.00000001")
 
 
@@ -120,7 +123,11 @@ class DydxIndexer:
             self.stats.requests += 1
             try:
                 response = await self.client.get(url, params=params)
-            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+            except httpx.ConnectError as exc:  # no route, refused, unknown host
+                if attempt + 1 >= CONNECT_ATTEMPTS:
+                    raise ExchangeError(f"dydx: cannot reach {self.base_url} ({exc})") from None
+                last = f"{type(exc).__name__}: {exc}"
+            except httpx.TransportError as exc:  # timeouts and dropped connections
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 await self._respect_remaining(response)
@@ -139,7 +146,7 @@ class DydxIndexer:
                 else:
                     last = f"HTTP {response.status_code}"
             self.stats.retries += 1
-            log.info("dydx: %s, retrying (attempt %d)", last, attempt + 1)
+            log.warning("dydx: %s, retrying (attempt %d)", last, attempt + 1)
             await asyncio.sleep(self.retry.pause(attempt))
         raise ExchangeError(f"dydx: gave up after {self.retry.attempts} attempts ({last})")
 
