@@ -18,7 +18,8 @@ from tests.exchange.replay import Indexer, recorded_candles, running_apart
 
 from bench.harness import BenchContext, Result
 from tradestore.exchange.backfill import backfill
-from tradestore.exchange.dydx import DydxIndexer, RetryPolicy, to_candle
+from tradestore.exchange.dydx import DydxIndexer, to_candle
+from tradestore.exchange.retry import RetryPolicy
 
 CANDLES = 200_000
 LIMITED_PAGES = 60

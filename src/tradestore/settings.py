@@ -140,6 +140,19 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("TRADESTORE_DYDX_REQUESTS_PER_S")
     )
 
+    # CCXT exchanges (source ccxt:<id>): the constructor config of each exchange by id
+    # (keys, options, enableRateLimit: JSON), an origin replacing each API URL's host
+    # (a local mirror or proxy), and the shared rate (default: the exchange's own rateLimit)
+    ccxt_config: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, validation_alias=_env("TRADESTORE_CCXT_CONFIG"), repr=False
+    )
+    ccxt_urls: dict[str, str] = Field(
+        default_factory=dict, validation_alias=_env("TRADESTORE_CCXT_URLS")
+    )
+    ccxt_requests_per_s: float | None = Field(
+        None, gt=0, validation_alias=_env("TRADESTORE_CCXT_REQUESTS_PER_S")
+    )
+
     # --- cache -------------------------------------------------------------------------
     cache_ttl_ms: int = Field(300_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_TTL_MS"))
     cache_l1_ttl_ms: int = Field(30_000, gt=0, validation_alias=_env("TRADESTORE_CACHE_L1_TTL_MS"))

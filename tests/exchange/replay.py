@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -57,6 +57,17 @@ def recorded_candles(
         )
         price = close
     return out
+
+
+class Server(Protocol):
+    """A replay server: its aiohttp app, and the base URL it is served at."""
+
+    url: str
+
+    def app(self) -> web.Application: ...
+
+
+S = TypeVar("S", bound=Server)
 
 
 @dataclass
@@ -121,6 +132,13 @@ class Indexer:
         self.limit_per_s = float(request.query["per_s"])
         return web.json_response({"limit_per_s": self.limit_per_s})
 
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v4/candles/perpetualMarkets/{ticker}", self.handle)
+        app.router.add_get("/stats", self.stats)
+        app.router.add_post("/limit", self.set_limit)
+        return app
+
     def _over_limit(self) -> bool:
         """Over limit_per_s in the last second (a sliding window, with 10% slack)."""
         if self.limit_per_s is None:
@@ -137,22 +155,14 @@ def _bad(param: str, value: str, msg: str) -> web.Response:
     return web.json_response({"errors": errors}, status=400)
 
 
-def _app(indexer: Indexer) -> web.Application:
-    app = web.Application()
-    app.router.add_get("/v4/candles/perpetualMarkets/{ticker}", indexer.handle)
-    app.router.add_get("/stats", indexer.stats)
-    app.router.add_post("/limit", indexer.set_limit)
-    return app
-
-
 @contextmanager
-def running_apart(indexer: Indexer) -> Iterator[str]:
-    """Serve the indexer from a process of its own (a benchmark's client then has the
+def running_apart(server: Server) -> Iterator[str]:
+    """Serve from a process of its own (a benchmark's client then has the
     interpreter to itself, as against a real exchange); its base URL. `/stats` tells
     requests and 429s sent, `POST /limit?per_s=N` sets its own limit."""
     context = multiprocessing.get_context("fork")
     ports: Any = context.Queue()
-    process = context.Process(target=_serve_apart, args=(indexer, ports), daemon=True)
+    process = context.Process(target=_serve_apart, args=(server, ports), daemon=True)
     process.start()
     try:
         yield f"http://127.0.0.1:{ports.get(timeout=30)}"
@@ -161,9 +171,9 @@ def running_apart(indexer: Indexer) -> Iterator[str]:
         process.join(10)
 
 
-def _serve_apart(indexer: Indexer, ports: Any) -> None:
+def _serve_apart(server: Server, ports: Any) -> None:
     async def serve() -> None:
-        runner = web.AppRunner(_app(indexer), access_log=None)
+        runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -174,12 +184,12 @@ def _serve_apart(indexer: Indexer, ports: Any) -> None:
 
 
 @contextmanager
-def running(indexer: Indexer) -> Iterator[Indexer]:
-    """Serve the indexer on a free local port from a thread with its own event loop (so a
-    CLI subprocess, or code already inside an event loop, reaches it); indexer.url is
+def running(server: S) -> Iterator[S]:
+    """Serve on a free local port from a thread with its own event loop (so a
+    CLI subprocess, or code already inside an event loop, reaches it); server.url is
     its base URL."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(_app(indexer), access_log=None)
+    runner = web.AppRunner(server.app(), access_log=None)
     ready = threading.Event()
 
     def serve() -> None:
@@ -188,7 +198,7 @@ def running(indexer: Indexer) -> Iterator[Indexer]:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        indexer.url = f"http://127.0.0.1:{port}"
+        server.url = f"http://127.0.0.1:{port}"
         ready.set()
         loop.run_forever()
         loop.run_until_complete(runner.cleanup())
@@ -197,9 +207,9 @@ def running(indexer: Indexer) -> Iterator[Indexer]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     if not ready.wait(10):
-        raise RuntimeError("the replay indexer did not start")
+        raise RuntimeError("the replay server did not start")
     try:
-        yield indexer
+        yield server
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

@@ -14,7 +14,7 @@ from tests.exchange.replay import Indexer, recorded_candles, running, stored_as
 from tests.marketdata.helpers import new_symbol
 from tradestore import TradeStore
 from tradestore.errors import ExchangeError
-from tradestore.exchange.dydx import RetryPolicy
+from tradestore.exchange.retry import RetryPolicy
 from tradestore.exchange.service import ExchangeData
 
 T0 = datetime(2025, 12, 1, tzinfo=UTC)

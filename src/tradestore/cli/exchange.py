@@ -1,4 +1,5 @@
-"""`tradestore market backfill|follow`: candles from an exchange source (dydx)."""
+"""`tradestore market backfill|follow`: candles from an exchange source (dydx, or any
+exchange CCXT supports as ccxt:<exchange id>)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from tradestore.errors import ValidationError
 from tradestore.exchange.backfill import BackfillProgress, BackfillResult
 from tradestore.store import TradeStore
 
+SOURCE_HELP = "Where from: dydx, or ccxt:<exchange id> (ccxt:binance, ccxt:kraken, ...)."
 MAX_PARALLEL = 4  # series backfilled at once (they share the source's rate limit)
 
 
 def backfill(
-    source: str = typer.Argument(..., help="Where from: dydx."),
-    symbol: str = typer.Argument(..., help="Ticker, e.g. BTC-USD (or use --symbols)."),
+    source: str = typer.Argument(..., help=SOURCE_HELP),
+    symbol: str = typer.Argument(
+        ..., help="Ticker: BTC-USD on dydx, CCXT's BTC/USDT on ccxt:… (or use --symbols)."
+    ),
     timeframe: str = typer.Argument(..., help="1m, 5m, 15m, 30m, 1h, 4h or 1d."),
     since: str = typer.Option(..., help="From, inclusive (ISO; UTC if no zone)."),
     until: str | None = typer.Option(None, help="Up to, exclusive (default: the open candle)."),
@@ -45,7 +49,7 @@ def backfill(
 
 
 def follow(
-    source: str = typer.Argument(..., help="Where from: dydx."),
+    source: str = typer.Argument(..., help=SOURCE_HELP),
     symbols: list[str] = typer.Argument(..., help="Tickers, then the timeframe last."),
 ) -> None:
     """Keep series up to date: store each closed candle as it closes (Ctrl-C stops)."""

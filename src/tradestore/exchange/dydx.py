@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from tradestore.errors import ExchangeError, ValidationError
+from tradestore.exchange.retry import Limiter, RequestStats, RetryPolicy
 from tradestore.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -49,29 +48,6 @@ CONNECT_ATTEMPTS = 3
 EIGHT_PLACES = Decimal("0.00000001")
 
 
-class Limiter(Protocol):
-    async def acquire(self, cost: int = 1, *, timeout_s: float | None = None) -> Any: ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 8
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    timeout_s: float = 20.0
-
-    def pause(self, attempt: int) -> float:
-        """Capped exponential backoff with full jitter over its upper half."""
-        return float(min(self.cap_s, self.base_s * 2**attempt) * random.uniform(0.5, 1.0))
-
-
-@dataclass
-class RequestStats:
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0  # 429 answers
-
-
 class DydxIndexer:
     name = "dydx"
     venue = "dydx"  # its tickers (BTC-USD) are perpetual markets
@@ -90,6 +66,9 @@ class DydxIndexer:
         self.retry = retry or RetryPolicy()
         self.client = client or httpx.AsyncClient(timeout=self.retry.timeout_s)
         self.stats = RequestStats()
+
+    async def open(self) -> None:
+        """Nothing to load: the indexer is asked per request."""
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -1,8 +1,8 @@
 """`store.exchange`: backfill and follow series from a named source.
 
 Sources: `dydx` (the v4 indexer at TRADESTORE_DYDX_INDEXER_URL, rate-limited by a token
-bucket of TRADESTORE_DYDX_REQUESTS_PER_S shared through Redis). CCXT exchanges are not
-built yet (`ccxt:<id>` says so).
+bucket of TRADESTORE_DYDX_REQUESTS_PER_S shared through Redis) and `ccxt:<exchange id>`
+(any exchange CCXT supports, with the optional extra; TRADESTORE_CCXT_* settings).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 from tradestore.db.database import Database
 from tradestore.errors import ValidationError
 from tradestore.exchange.backfill import BackfillProgress, BackfillResult, CandleSource, backfill
-from tradestore.exchange.dydx import DydxIndexer, RetryPolicy
+from tradestore.exchange.ccxt_source import CcxtExchange, new_exchange
+from tradestore.exchange.dydx import DydxIndexer
 from tradestore.exchange.follow import follow
+from tradestore.exchange.retry import RetryPolicy
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.realtime.ratelimit import RateLimiter
 from tradestore.settings import Settings
@@ -41,20 +43,33 @@ class ExchangeData:
 
     @asynccontextmanager
     async def source(self, name: str) -> AsyncIterator[CandleSource]:
-        """An open client of the named source, closed after use."""
-        if name != "dydx":
+        """An open client of the named source (`dydx` or `ccxt:<exchange id>`), closed
+        after use."""
+        client = self._dydx() if name == "dydx" else self._ccxt(name)
+        try:
+            await client.open()
+            yield client
+        finally:
+            await client.aclose()
+
+    def _dydx(self) -> DydxIndexer:
+        rate = self.settings.dydx_requests_per_s
+        limiter = self.rate_limiter.token_bucket("exchange:dydx", rate=rate, burst=rate)
+        return DydxIndexer(self.settings.dydx_indexer_url, limiter, retry=self.retry)
+
+    def _ccxt(self, name: str) -> CcxtExchange:
+        prefix, _, exchange_id = name.partition(":")
+        if prefix != "ccxt" or not exchange_id:
             raise ValidationError(
-                f"unknown source {name!r}: dydx is the one built so far (CCXT exchanges: not yet)",
+                f"unknown source {name!r}: dydx, or ccxt:<exchange id> (ccxt:binance, ...)",
                 field="source",
                 value=name,
             )
-        rate = self.settings.dydx_requests_per_s
-        limiter = self.rate_limiter.token_bucket("exchange:dydx", rate=rate, burst=rate)
-        indexer = DydxIndexer(self.settings.dydx_indexer_url, limiter, retry=self.retry)
-        try:
-            yield indexer
-        finally:
-            await indexer.aclose()
+        config = self.settings.ccxt_config.get(exchange_id, {})
+        exchange = new_exchange(exchange_id, config, self.settings.ccxt_urls.get(exchange_id))
+        rate = self.settings.ccxt_requests_per_s or 1000 / max(float(exchange.rateLimit), 1.0)
+        limiter = self.rate_limiter.token_bucket(f"exchange:{exchange_id}", rate=rate, burst=rate)
+        return CcxtExchange(exchange, limiter, retry=self.retry)
 
     async def backfill(
         self,
