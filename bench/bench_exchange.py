@@ -4,6 +4,8 @@ tests' replay server, in a process of its own; no network).
 1. 200,000 1m candles with the rate limit lifted: candles/s, against the raw ingest rate
    of the same candles (store_candles of the same dicts) in the same run: the client side
    (HTTP, JSON, conversion, paging) must not be the bottleneck (target >= 0.7x).
+   The same through CCXT (source ccxt:binance) from a local Binance-shaped server, where
+   CCXT's own parsing of each candle is in the client's path.
 2. With tradestore's limiter at N requests/s against a server that allows N: achieved
    requests/s against N (target within 5%), and the 429s the server had to send (target 0).
 """
@@ -14,10 +16,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from tests.exchange.binance_replay import Binance, recorded_klines
 from tests.exchange.replay import Indexer, recorded_candles, running_apart
 
 from bench.harness import BenchContext, Result
 from tradestore.exchange.backfill import backfill
+from tradestore.exchange.ccxt_source import CcxtExchange, new_exchange
 from tradestore.exchange.dydx import DydxIndexer, to_candle
 from tradestore.exchange.retry import RetryPolicy
 
@@ -72,6 +76,7 @@ async def run(ctx: BenchContext) -> list[Result]:
         rejected = after["rejected"] - before["rejected"]
         await source.aclose()
         await limited.aclose()
+    ccxt_rate = await _ccxt_backfill_rate(ctx)
     return [
         Result(
             f"backfill {CANDLES:,} 1m candles from a local indexer, no rate limit",
@@ -87,4 +92,39 @@ async def run(ctx: BenchContext) -> list[Result]:
             "requests/s",
             "the limit (target: within 5%, zero 429s)",
         ),
+        Result(
+            f"backfill {CANDLES:,} 1m candles through CCXT (ccxt:binance), no rate limit",
+            ccxt_rate,
+            ingest_rate,
+            "candles/s",
+            "store_candles of the same candles",
+        ),
     ]
+
+
+async def _ccxt_backfill_rate(ctx: BenchContext) -> float:
+    base = f"EXC{uuid.uuid4().hex[:6].upper()}"
+    binance = Binance()
+    binance.add(f"{base}USDT", "1m", recorded_klines(START, CANDLES))
+    with running_apart(binance) as url:
+        exchange = new_exchange("binance", {"enableRateLimit": False}, url)
+        unlimited = ctx.store.rate_limiter.token_bucket(
+            f"bench:{uuid.uuid4().hex}", rate=1e6, burst=1e6
+        )
+        source = CcxtExchange(exchange, unlimited, retry=RetryPolicy(base_s=0.05))
+        try:
+            await source.open()
+            started = time.perf_counter()
+            result = await backfill(
+                ctx.store.market_data,
+                source,
+                f"{base}/USDT",
+                "1m",
+                START,
+                START + timedelta(minutes=CANDLES),
+            )
+            rate = result.fetched / (time.perf_counter() - started)
+            assert result.inserted == CANDLES, result
+        finally:
+            await source.aclose()
+    return rate

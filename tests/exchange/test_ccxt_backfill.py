@@ -77,25 +77,23 @@ async def test_a_killed_backfill_resumes_with_what_is_missing(
     store: TradeStore, binance: Binance
 ) -> None:
     symbol, market = new_pair()
-    klines = recorded_klines(T0, 5000)
+    klines = recorded_klines(T0, 20_000)  # 20 pages
     binance.add(market, "1m", klines)
     ex = exchange(store, binance)
-    pages = 0
 
-    def kill_after_two_pages(_: object) -> None:
-        nonlocal pages
-        pages += 1
-        if pages == 2:
-            raise KeyboardInterrupt  # as Ctrl-C or a crash mid-run
+    def kill(_: object) -> None:
+        raise KeyboardInterrupt  # as Ctrl-C or a crash, after the first store
 
-    until = T0 + timedelta(minutes=5000)
+    until = T0 + timedelta(minutes=20_000)
     with pytest.raises(KeyboardInterrupt):
-        await ex.backfill("ccxt:binance", symbol, "1m", T0, until, on_progress=kill_after_two_pages)
-    assert len(await stored_rows(store, symbol)) == 2000  # the two newest pages
+        await ex.backfill("ccxt:binance", symbol, "1m", T0, until, on_progress=kill)
+    stored = await stored_rows(store, symbol)
+    assert 0 < len(stored) < 20_000 and len(stored) % 1000 == 0  # whole pages only
+    assert stored == [stored_as(k) for k in klines[-len(stored) :]]  # the newest stretch
     before = binance.kline_requests
     result = await ex.backfill("ccxt:binance", symbol, "1m", T0, until)
-    assert result.inserted == 3000 and result.unchanged == 0  # only what was missing
-    assert binance.kline_requests - before == 3  # the 3 pages of the rest, no more
+    assert result.inserted == 20_000 - len(stored) and result.unchanged == 0  # only the rest
+    assert binance.kline_requests - before == (20_000 - len(stored)) // 1000
     assert await stored_rows(store, symbol) == [stored_as(k) for k in klines]
 
 

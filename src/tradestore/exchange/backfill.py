@@ -126,7 +126,8 @@ async def backfill(
     return result
 
 
-AHEAD = 4  # page requests in flight at once per window
+AHEAD = 8  # page requests in flight at once per window
+BATCH_PAGES = 8  # pages already fetched stored together (one transaction, not eight)
 
 
 async def _window(
@@ -143,9 +144,10 @@ async def _window(
     """Fetch one window backwards in slices of `source.page_limit` buckets: a slice can
     never hold more candles than one page, so its bounds are known before any answer
     and AHEAD of them are requested at once (the network is not waited on page by
-    page). Pages are stored in order, newest first, each whole: a stopped backfill has
-    stored a contiguous newest stretch, which a resumed run does not fetch again. An
-    empty slice ends the window (nothing older: before the market's first trade)."""
+    page). Pages are stored in order, newest first, the next page together with those
+    after it that have already arrived (up to BATCH_PAGES): a stopped backfill has stored
+    a contiguous newest stretch, which a resumed run does not fetch again. An empty slice
+    ends the window (nothing older: before the market's first trade)."""
     slices = iter(_slices(start, end, tf, source.page_limit))
     pending: deque[tuple[datetime, datetime, asyncio.Task[list[dict[str, Any]]]]] = deque()
 
@@ -159,18 +161,28 @@ async def _window(
         for _ in range(AHEAD):
             launch()
         while pending:
-            low, high, task = pending.popleft()
-            fetched = await task
-            launch()
-            page = [c for c in fetched if low <= c["timestamp"] < high]
-            result.pages += 1
-            if not page:
+            await pending[0][2]
+            batch: list[list[dict[str, Any]]] = []
+            covered_s, ended = 0.0, False
+            while pending and pending[0][2].done() and len(batch) < BATCH_PAGES:
+                low, high, task = pending.popleft()
+                launch()
+                page = [c for c in task.result() if low <= c["timestamp"] < high]
+                result.pages += 1
+                if not page:
+                    ended = True
+                    break
+                batch.append(page)
+                covered_s += (high - low).total_seconds()
+            if batch:
+                # newest first across pages, oldest first within: store oldest first
+                await store([c for page in reversed(batch) for c in page])
+                progress.covered_s += covered_s
+                progress.candles, progress.pages = result.fetched, result.pages
+                if on_progress is not None:
+                    on_progress(progress)
+            if ended:
                 break
-            await store(page)
-            progress.covered_s += (high - low).total_seconds()
-            progress.candles, progress.pages = result.fetched, result.pages
-            if on_progress is not None:
-                on_progress(progress)
     finally:
         for *_, task in pending:
             task.cancel()
