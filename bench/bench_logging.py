@@ -7,7 +7,7 @@ import logging
 import time
 
 from bench.harness import BenchContext, Result
-from tradestore.ops.system_logs import COPY_SQL, COPY_TYPES, to_row
+from tradestore.logs.handler import COPY_SQL, COPY_TYPES, to_row
 
 N = 100_000
 

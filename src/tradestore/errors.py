@@ -7,6 +7,7 @@ SQLSTATE and constraint name, never by parsing message text.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -17,14 +18,30 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
+@dataclass(frozen=True)
+class Diagnostics:
+    """What PostgreSQL said about an error besides its message (psycopg's `diag`)."""
+
+    sqlstate: str | None = None
+    schema: str | None = None
+    table: str | None = None
+    column: str | None = None
+    constraint: str | None = None
+    detail: str | None = None
+    hint: str | None = None
+
+
 class TradeStoreError(Exception):
     """Base of every error tradestore raises on purpose.
 
     `sqlstate` is the PostgreSQL error code when the error was translated from one
-    (e.g. "40P01" for a deadlock), else None.
+    (e.g. "40P01" for a deadlock), else None; `diag` is the rest of what the server said
+    (table, column, constraint, detail, hint), None when it was not a database error.
+    The driver's own exception stays the `__cause__`.
     """
 
     sqlstate: str | None = None
+    diag: Diagnostics | None = None
 
 
 class ConfigurationError(TradeStoreError):

@@ -24,6 +24,7 @@ from tradestore.analytics.backtests import BacktestRepository
 from tradestore.analytics.daily import DailyMetrics
 from tradestore.analytics.portfolio import PortfolioRepository
 from tradestore.cache.two_tier import TwoTierCache
+from tradestore.config.store import ConfigStore
 from tradestore.db.database import Connection, Database, build_pool
 from tradestore.db.embedded import start_embedded
 from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
@@ -31,15 +32,15 @@ from tradestore.db.partitions import PartitionManager
 from tradestore.errors import TradeStoreError
 from tradestore.exchange.service import ExchangeData
 from tradestore.keys import Keys
+from tradestore.logs.handler import SystemLogHandler
+from tradestore.logs.search import LogFilter, search_logs
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.marketdata.rollups import Rollups
 from tradestore.marketdata.validation import TimeWindow
-from tradestore.ops.config_store import ConfigStore
 from tradestore.ops.market_archive import MarketArchive
 from tradestore.ops.monitoring import Monitor
 from tradestore.ops.retention import Retention
-from tradestore.ops.system_logs import LogFilter, SystemLogHandler, search_logs
 from tradestore.realtime.bus import EventBus
 from tradestore.realtime.latest import LatestMarketData
 from tradestore.realtime.ratelimit import RateLimiter
@@ -289,7 +290,7 @@ class TradeStore:
         )
 
     async def log_handler(self, **options: Any) -> SystemLogHandler:
-        """A started logging.Handler writing to system_logs (see ops/system_logs.py)."""
+        """A started logging.Handler writing to system_logs (see logs/handler.py)."""
         handler = SystemLogHandler(self.db, await self.partitions(), **options)
         handler.start()
         return handler

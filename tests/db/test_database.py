@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
+import psycopg
 import pytest
 
 from tests.conftest import make_settings
-from tradestore import ConstraintViolation, PoolExhausted, TradeStore, TransientError
+from tradestore import ConstraintViolation, NotFound, PoolExhausted, TradeStore, TransientError
 from tradestore.settings import Settings
 
 
@@ -80,3 +82,28 @@ async def test_a_row_no_partition_takes_says_so(store: TradeStore) -> None:
             "volume) VALUES ('NOPART-USD', '1m', '1901-01-01', 1, 1, 1, 1, 1)"
         )
     assert caught.value.sqlstate == "23514" and "?" not in str(caught.value)
+
+
+async def test_a_translated_error_keeps_the_servers_diagnostics(store: TradeStore) -> None:
+    missing = uuid.uuid4()
+    with pytest.raises(NotFound, match="is not present in table") as caught:
+        await store.db.execute(
+            "INSERT INTO strategy_state (strategy_id, key, value, version) "
+            "VALUES (%s, 'k', '{}', 1)",
+            (missing,),
+        )
+    error = caught.value
+    assert error.sqlstate == "23503" and error.diag is not None
+    assert error.diag.table == "strategy_state" and error.diag.constraint
+    assert error.diag.detail and str(missing) in error.diag.detail
+    assert isinstance(error.__cause__, psycopg.errors.ForeignKeyViolation)
+
+
+async def test_every_foreign_key_cascades_or_sets_null_on_delete(store: TradeStore) -> None:
+    """Deleting a referenced row never violates a foreign key, so a violation is always a
+    row naming a record that does not exist (what NotFound says)."""
+    restricting = await store.db.query(
+        "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+        "AND connamespace = 'public'::regnamespace AND confdeltype NOT IN ('c', 'n')"
+    )
+    assert restricting == []

@@ -18,9 +18,9 @@ from psycopg import sql
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 from tradestore.analytics.portfolio import EQUITY, _owned
+from tradestore.logs.search import SEARCH_SQL
 from tradestore.ops.archive import MOVE_BATCH
 from tradestore.ops.outbox import PRUNE_BATCH
-from tradestore.ops.system_logs import SEARCH_SQL
 from tradestore.realtime.bus import PENDING, REPUBLISH_SINCE
 
 NOW = datetime.now(UTC)

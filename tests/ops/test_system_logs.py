@@ -12,7 +12,7 @@ from tests.conftest import make_settings
 from tests.servers import PostgresServer
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
-from tradestore.ops.system_logs import LogFilter, log_context
+from tradestore.logs import LogFilter, log_context
 
 
 async def count_rows(store: TradeStore, marker: str) -> int:

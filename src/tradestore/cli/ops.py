@@ -14,11 +14,11 @@ from rich.table import Table
 
 from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import health_table, parse_when, when
+from tradestore.config.store import REDACTED
 from tradestore.errors import TradeStoreError
+from tradestore.logs.search import LogFilter
 from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
-from tradestore.ops.config_store import REDACTED
 from tradestore.ops.monitoring import DatabaseMetrics
-from tradestore.ops.system_logs import LogFilter
 from tradestore.store import Health, TradeStore
 
 metrics_app = typer.Typer(help="Metrics: Prometheus exporter.", no_args_is_help=True)

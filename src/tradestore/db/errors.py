@@ -10,6 +10,7 @@ from tradestore.errors import (
     Conflict,
     ConstraintViolation,
     DatabaseUnavailable,
+    Diagnostics,
     NotFound,
     PoolExhausted,
     TradeStoreError,
@@ -22,11 +23,22 @@ _UNAVAILABLE = (pg.AdminShutdown, pg.CannotConnectNow, psycopg.OperationalError)
 
 def translate(exc: BaseException) -> TradeStoreError:
     """The tradestore error for a driver error; the caller does `raise translate(e) from e`.
-    The SQLSTATE stays on it (`error.sqlstate`)."""
+    The SQLSTATE and the server's diagnostics stay on it (`error.sqlstate`, `error.diag`)."""
     if isinstance(exc, TradeStoreError):
         return exc
     error = _translate(exc)
     error.sqlstate = getattr(exc, "sqlstate", None)
+    diag = getattr(exc, "diag", None)
+    if diag is not None:
+        error.diag = Diagnostics(
+            sqlstate=error.sqlstate,
+            schema=diag.schema_name,
+            table=diag.table_name,
+            column=diag.column_name,
+            constraint=diag.constraint_name,
+            detail=diag.message_detail,
+            hint=diag.message_hint,
+        )
     return error
 
 
@@ -59,7 +71,13 @@ def _translate(exc: BaseException) -> TradeStoreError:
             f"{table or 'row'}.{column or '?'} must not be null", constraint=column
         )
     if isinstance(exc, pg.ForeignKeyViolation):
-        return NotFound(f"referenced record does not exist ({constraint or 'foreign key'})")
+        # every foreign key of the schema cascades or sets null on delete (a schema test
+        # keeps it so): a violation is always a row naming a record that does not exist
+        detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+        return NotFound(
+            f"referenced record does not exist ({constraint or 'foreign key'}"
+            f"{': ' + detail if detail else ''})"
+        )
     if isinstance(exc, pg.QueryCanceled):
         return TransientError("the statement was cancelled (statement timeout reached)")
     if isinstance(exc, pg.DeadlockDetected):

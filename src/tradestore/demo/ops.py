@@ -9,9 +9,9 @@ from rich.table import Table
 
 from tradestore.cli.common import console
 from tradestore.demo.trading import demo_strategy
+from tradestore.logs import LogFilter, log_context
 from tradestore.ops import maintenance
 from tradestore.ops.alerts import AlertThresholds, evaluate
-from tradestore.ops.system_logs import LogFilter, log_context
 from tradestore.store import TradeStore
 
 
