@@ -41,7 +41,7 @@ async def run(ctx: BenchContext) -> list[Result]:
         for i in range(N)
     ]
     rows = [to_row(r) for r in records]
-    await (await store.partitions()).ensure("system_logs", rows[0][0], rows[-1][0])
+    await store.partitions.ensure("system_logs", rows[0][0], rows[-1][0])
     started = time.perf_counter()
     async with store.db.connection() as conn, conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
         copy.set_types(COPY_TYPES)

@@ -49,7 +49,7 @@ def _frame(n: int, seed: int) -> dict[str, Any]:
 
 
 async def _ensure_partitions(ctx: BenchContext, n: int) -> None:
-    await (await ctx.store.partitions()).ensure("market_data", START, START + timedelta(minutes=n))
+    await ctx.store.partitions.ensure("market_data", START, START + timedelta(minutes=n))
 
 
 async def _ours(store: TradeStore, data: np.ndarray, symbol: str) -> float:

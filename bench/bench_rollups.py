@@ -51,7 +51,7 @@ COARSE_READ = f"read 1h x {HISTORY_DAYS + 1} days x {READ_SYMBOLS} symbols"
 
 async def _coarse_reads(store: TradeStore) -> tuple[float, float]:
     """(seconds reading the rollups, seconds resampling), for the same candles."""
-    rollups = await store.rollups()
+    rollups = store.rollups
     end = START + timedelta(days=HISTORY_DAYS + 1)
     timings = []
     for read in (rollups.read, store.market_data.resample):
@@ -67,7 +67,7 @@ async def _timescale_reads(ts: TradeStore) -> tuple[float, float]:
     for s in range(READ_SYMBOLS):
         history = np.concatenate([_day(d, s * 100 + d) for d in range(HISTORY_DAYS + 1)])
         await ts.market_data.store_candles(f"RB{s:03d}-USD", "1m", history)
-    await (await ts.rollups()).refresh()
+    await ts.rollups.refresh()
     return await _coarse_reads(ts)
 
 
@@ -77,7 +77,7 @@ async def run(ctx: BenchContext) -> list[Result]:
     for s in range(SYMBOLS):
         history = np.concatenate([_day(d, s * 100 + d) for d in range(HISTORY_DAYS)])
         await md.store_candles(f"RB{s:03d}-USD", "1m", history)
-    rollups = await store.rollups()
+    rollups = store.rollups
     await rollups.refresh()
     for s in range(SYMBOLS):  # one new day for every symbol
         await md.store_candles(f"RB{s:03d}-USD", "1m", _day(HISTORY_DAYS, s * 100 + 99))

@@ -21,10 +21,11 @@ from tradestore.errors import (
     ValidationError,
 )
 from tradestore.exchange.backfill import BackfillResult
+from tradestore.health import Health
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.ingest import IngestResult, RejectedRow
 from tradestore.settings import Settings, TimeSeriesMode, load_settings
-from tradestore.store import Health, TradeStore
+from tradestore.store import TradeStore
 from tradestore.timeframes import Timeframe
 from tradestore.trading.models import (
     NewOrder,

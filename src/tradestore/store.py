@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, timedelta
 from functools import cached_property
 from types import TracebackType
@@ -31,6 +31,7 @@ from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import TradeStoreError
 from tradestore.exchange.service import ExchangeData
+from tradestore.health import ComponentHealth, Health
 from tradestore.keys import Keys
 from tradestore.logs.handler import SystemLogHandler
 from tradestore.logs.search import LogFilter, search_logs
@@ -38,6 +39,7 @@ from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.marketdata.rollups import Rollups
 from tradestore.marketdata.validation import TimeWindow
+from tradestore.ops.maintenance import Maintenance
 from tradestore.ops.market_archive import MarketArchive
 from tradestore.ops.monitoring import Monitor
 from tradestore.ops.retention import Retention
@@ -60,27 +62,6 @@ LOOP_STOP_TIMEOUT_S = 1.0  # background loops, stopped at once
 POOL_CLOSE_TIMEOUT_S = 0.8  # then pools and the Redis client, at once: close() < 2 s
 
 
-@dataclass(frozen=True)
-class ComponentHealth:
-    ok: bool
-    latency_ms: float | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class Health:
-    postgresql: ComponentHealth
-    redis: ComponentHealth
-
-    @property
-    def ok(self) -> bool:
-        """PostgreSQL is what must be up; Redis is optional."""
-        return self.postgresql.ok
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class TradeStore:
     """The entry point of the library. Use `async with`, or `open()` / `close()`."""
 
@@ -100,7 +81,7 @@ class TradeStore:
         self.database_url: str | None = None  # masked, for display
         self._conninfo: str | None = None
         self._extra_dbs: list[Database] = []  # e.g. the monitor's own small pool
-        self._rollups: Rollups | None = None
+        self._mode: TimeSeriesMode | None = None  # read at open and after migrate
 
     # --- lifecycle -----------------------------------------------------------------
     async def open(self) -> TradeStore:
@@ -112,6 +93,7 @@ class TradeStore:
             db = Database(build_pool(await self._resolve_conninfo(), self.settings))
             await db.open(timeout_s=max(10.0, self.settings.connect_timeout_s * 5))
         self._db = db
+        self._mode = (await self.migrator().status()).mode
         await self.redis.open()
         await self.cache.start()
         if self.settings.event_relay and self.redis.configured:
@@ -128,8 +110,6 @@ class TradeStore:
         databases = [*self._extra_dbs, *([self._db] if self._db is not None else [])]
         self._extra_dbs.clear()
         self._db = None
-        self._partitions = None
-        self._rollups = None
         await asyncio.gather(
             *(
                 _bounded(db.close(timeout_s=POOL_CLOSE_TIMEOUT_S), "database pool")
@@ -208,10 +188,12 @@ class TradeStore:
         window = TimeWindow(
             self.settings.candle_earliest, timedelta(seconds=self.settings.candle_max_future_s)
         )
-        repository = MarketDataRepository(self.db, self.redis, self.keys, self.partitions, window)
+        repository = MarketDataRepository(
+            self.db, self.redis, self.keys, lambda: self.partitions, window
+        )
         repository.after_ingest.append(self._record_latest_candle)
         repository.after_delete.append(self._forget_latest_candle)
-        repository.coarse_source = self.rollups
+        repository.coarse_source = lambda: self.rollups
         return repository
 
     async def _record_latest_candle(self, result: IngestResult) -> None:
@@ -261,7 +243,7 @@ class TradeStore:
 
     @cached_property
     def portfolio(self) -> PortfolioRepository:
-        return PortfolioRepository(self.db, self.partitions)
+        return PortfolioRepository(self.db, lambda: self.partitions)
 
     @cached_property
     def backtests(self) -> BacktestRepository:
@@ -291,7 +273,7 @@ class TradeStore:
 
     async def log_handler(self, **options: Any) -> SystemLogHandler:
         """A started logging.Handler writing to system_logs (see logs/handler.py)."""
-        handler = SystemLogHandler(self.db, await self.partitions(), **options)
+        handler = SystemLogHandler(self.db, self.partitions, **options)
         handler.start()
         return handler
 
@@ -331,32 +313,47 @@ class TradeStore:
         states = [loop.health() for loop in loops]
         return {state.name: {**asdict(state), "ok": state.ok} for state in states}
 
-    async def partitions(self) -> PartitionManager:
-        """The partition manager for this database's time-series mode (after migrate)."""
-        if self._partitions is None:
-            mode = await self.timeseries_mode()
-            if mode is None:
-                raise TradeStoreError("the schema is not migrated: run `tradestore db migrate`")
-            self._partitions = PartitionManager(self.db, mode)
-        return self._partitions
+    @property
+    def timeseries_mode(self) -> TimeSeriesMode | None:
+        """The schema's time-series mode, None before the first migrate (read when the
+        store opens and after `migrate()`)."""
+        return self._mode
 
-    async def rollups(self) -> Rollups:
+    def _migrated_mode(self) -> TimeSeriesMode:
+        if self._mode is None:
+            raise TradeStoreError("the schema is not migrated: run `tradestore db migrate`")
+        return self._mode
+
+    @cached_property
+    def partitions(self) -> PartitionManager:
+        """Time partitions of this database's mode (native tables, or hypertable chunks)."""
+        return PartitionManager(self.db, self._migrated_mode())
+
+    @cached_property
+    def rollups(self) -> Rollups:
         """Rollups of 1m candles (tables + triggers, or continuous aggregates)."""
-        if self._rollups is None:
-            mode = await self.timeseries_mode() or TimeSeriesMode.NATIVE
-            self._rollups = Rollups(self.db, self.market_data.reader, mode)
-        return self._rollups
+        return Rollups(self.db, self.market_data.reader, self._mode or TimeSeriesMode.NATIVE)
 
-    async def retention(self) -> Retention:
-        return Retention(self.db, await self.timeseries_mode() or TimeSeriesMode.NATIVE)
+    @cached_property
+    def retention(self) -> Retention:
+        return Retention(self.db, self._mode or TimeSeriesMode.NATIVE)
 
-    async def market_archive(self) -> MarketArchive:
+    @cached_property
+    def market_archive(self) -> MarketArchive:
         """Export a time range of market_data to Parquet (and drop it), and import it back."""
-        partitions = await self.partitions()
-        return MarketArchive(self.db, partitions.mode, await self.retention(), partitions)
+        return MarketArchive(self.db, self._migrated_mode(), self.retention, self.partitions)
 
-    async def timeseries_mode(self) -> TimeSeriesMode | None:
-        return (await self.migrator().status()).mode
+    @cached_property
+    def maintenance(self) -> Maintenance:
+        """Every maintenance task (plan, run, schedule) over this store's parts."""
+        return Maintenance(
+            self.db,
+            self._migrated_mode(),
+            partitions=self.partitions,
+            retention=self.retention,
+            rollups=self.rollups,
+            config=self.config,
+        )
 
     # --- schema ------------------------------------------------------------------------
     def migrator(self) -> Migrator:
@@ -368,7 +365,9 @@ class TradeStore:
 
     async def migrate(self, *, dry_run: bool = False) -> MigrationResult:
         result = await self.migrator().migrate(dry_run=dry_run)
-        self._partitions = None
+        self._mode = (await self.migrator().status()).mode
+        for name in ("partitions", "rollups", "retention", "market_archive", "maintenance"):
+            self.__dict__.pop(name, None)  # built for the schema as it was
         return result
 
     async def migration_status(self) -> MigrationStatus:

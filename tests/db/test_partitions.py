@@ -25,7 +25,7 @@ async def partition_of(store: TradeStore, table: str, ts: datetime) -> str:
 
 
 async def test_backfill_years_in_the_past_just_works(store: TradeStore) -> None:
-    partitions = await store.partitions()
+    partitions = store.partitions
     first = datetime(2019, 3, 14, 15, 9, tzinfo=UTC)
     last = datetime(2019, 7, 2, tzinfo=UTC)
     await partitions.ensure("market_data", first, last)
@@ -68,7 +68,7 @@ async def test_concurrent_writers_to_one_new_partition(migrated_db_url: str) -> 
 
         async def write(i: int, store: TradeStore) -> None:
             ts = when + timedelta(minutes=i)
-            await (await store.partitions()).ensure("market_data", ts, ts)
+            await store.partitions.ensure("market_data", ts, ts)
             await store.db.execute(INSERT_CANDLE, ("RACE-1", ts))
 
         await asyncio.gather(*(write(i, s) for i, s in enumerate(stores)))
@@ -86,7 +86,7 @@ async def test_concurrent_writers_to_one_new_partition(migrated_db_url: str) -> 
 
 
 async def test_ensure_is_remembered_in_process(store: TradeStore) -> None:
-    partitions = await store.partitions()
+    partitions = store.partitions
     ts = datetime(2016, 1, 10, tzinfo=UTC)
     await partitions.ensure("portfolio_snapshots", ts, ts + timedelta(days=40))
     assert partitions._covered("portfolio_snapshots", ts, ts + timedelta(days=40))
@@ -105,7 +105,7 @@ async def test_writers_over_overlapping_new_months_never_deadlock(migrated_db_ur
             async def backfill(i: int, store: TradeStore, year: int = year) -> None:
                 first = datetime(year, 1 + i * 2, 1, tzinfo=UTC)
                 last = first + timedelta(days=170)  # about six months
-                await (await store.partitions()).ensure("market_data", first, last)
+                await store.partitions.ensure("market_data", first, last)
 
             await asyncio.gather(*(backfill(i, s) for i, s in enumerate(stores)))
             made = await stores[0].db.query_value(

@@ -35,7 +35,7 @@ async def test_the_venue_migration_keeps_every_candle(
     try:
         async with TradeStore(settings) as store:
             await store.migrate()
-            await (await store.partitions()).ensure("market_data", T0, last)
+            await store.partitions.ensure("market_data", T0, last)
             await store.db.execute(OLD_ROWS, (T0, last))
             await store.db.execute("SELECT market_data_catalog_refresh('OLD-USD', '1m')")
             if MODE == "timescale":
@@ -64,8 +64,8 @@ async def test_the_venue_migration_keeps_every_candle(
                 "OLD-USD", "1m", T0, T0 + timedelta(days=3)
             )
             assert len(frame) == raw
-            await (await store.rollups()).refresh()
-            daily = await (await store.rollups()).read(
+            await store.rollups.refresh()
+            daily = await store.rollups.read(
                 "OLD-USD", Timeframe.D1, T0, T0 + timedelta(days=3), exact=True
             )
             assert len(daily) == 3  # TimescaleDB: the dropped day from what 0020 kept

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.e2e.test_cli import Cli, cli, migrated  # noqa: F401 (fixtures)
 from tests.exchange.binance_replay import Binance, recorded_klines
-from tests.exchange.replay import Indexer, recorded_candles, running
+from tests.exchange.replay import Indexer, recorded_candles, running, this_minute
 
 T0 = datetime(2025, 11, 3, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ def test_backfill_several_tickers_then_resume_and_follow(migrated: Cli) -> None:
         assert again.count("│ 0 ") >= 6
         bad = shell("market", "backfill", "dydx", "NOPE-USD", "1m", "--since", "2025-11-03")
         assert bad.returncode == 1 and "ticker must be a valid ticker" in bad.stderr
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        now = this_minute(room_s=15)
         indexer.add(recorded_candles("SOL-USD", now - timedelta(minutes=5), 6))
         followed = shell.interrupted("market", "follow", "dydx", "SOL-USD", "1m", after_s=4.0)
         assert followed.stdout.count("SOL-USD 20") == 1  # the last closed candle, once
@@ -52,7 +52,7 @@ def test_backfill_and_follow_through_ccxt(migrated: Cli) -> None:  # noqa: F811
         )
         assert bad.returncode == 1 and "no market 'NOPE/USDT'" in bad.stderr
         assert "Traceback" not in bad.stderr
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        now = this_minute(room_s=15)
         binance.add("ETHUSDT", "1m", recorded_klines(now - timedelta(minutes=5), 6))
         followed = shell.interrupted(
             "market", "follow", "ccxt:binance", "ETH/USDT", "1m", after_s=5.0

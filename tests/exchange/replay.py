@@ -231,3 +231,14 @@ def stored_as(candle: dict[str, Any]) -> tuple[Any, ...]:
         candle["trades"],
         vwap,
     )
+
+
+def this_minute(*, room_s: float) -> datetime:
+    """The start of the current minute, after waiting for the next one when fewer than
+    room_s seconds are left of it: a test that treats this minute's candle as the open
+    one must not see the minute close while it runs."""
+    now = datetime.now(UTC)
+    if now.second + now.microsecond / 1e6 > 60 - room_s:
+        time.sleep(60 - now.second - now.microsecond / 1e6 + 0.05)
+        now = datetime.now(UTC)
+    return now.replace(second=0, microsecond=0)

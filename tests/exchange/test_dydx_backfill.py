@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.exchange.replay import Indexer, recorded_candles, running, stored_as
+from tests.exchange.replay import Indexer, recorded_candles, running, stored_as, this_minute
 from tests.marketdata.helpers import new_symbol
 from tradestore import TradeStore
 from tradestore.errors import ExchangeError
@@ -102,7 +102,7 @@ async def test_a_gap_inside_the_stored_range_is_fetched(
 
 async def test_the_open_candle_is_never_stored(store: TradeStore, indexer: Indexer) -> None:
     symbol = new_symbol()
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    now = this_minute(room_s=5)
     indexer.add(recorded_candles(symbol, now - timedelta(minutes=10), 11))  # the last is open
     result = await exchange(store, indexer).backfill("dydx", symbol, "1m", now - timedelta(hours=1))
     assert result.inserted == 10
@@ -136,7 +136,7 @@ async def test_follow_yields_each_new_closed_candle_and_appends_an_event(
     store: TradeStore, indexer: Indexer
 ) -> None:
     symbol = new_symbol()
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    now = this_minute(room_s=5)
     history = recorded_candles(symbol, now - timedelta(minutes=30), 31)  # last one open
     indexer.add(history[:25])
     await store.market_data.store_candles(

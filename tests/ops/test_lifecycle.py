@@ -22,8 +22,8 @@ from tradestore import Conflict, TradeStore, ValidationError
 from tradestore.analytics.report import build_report
 from tradestore.db.partitions import partitions_of
 from tradestore.marketdata.rollups import TARGETS
-from tradestore.ops import maintenance
 from tradestore.ops.archive import TradeArchiver
+from tradestore.ops.maintenance import LOCK_KEY
 from tradestore.ops.market_archive import ArchiveRange
 from tradestore.timeframes import Timeframe
 from tradestore.trading.trades import TradeFilters
@@ -37,7 +37,7 @@ def fresh(fresh_store: TradeStore) -> TradeStore:
 
 
 async def assert_rollups_equal_resampling(store: TradeStore, symbol: str) -> None:
-    rollups = await store.rollups()
+    rollups = store.rollups
     start, end = T0 - timedelta(days=1), T0 + timedelta(days=3)
     assert await rollups.is_fresh(symbol, start, end)
     for tf in TARGETS:
@@ -53,7 +53,7 @@ async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeS
     symbol = "ROLL-USD"
     rows = candles(2000, start=T0)  # crosses two UTC midnights
     await fresh.market_data.store_candles(symbol, "1m", rows)
-    refreshed = await (await fresh.rollups()).refresh()
+    refreshed = await fresh.rollups.refresh()
     assert refreshed.days == 3
     await assert_rollups_equal_resampling(fresh, symbol)
     # a late correction of an old candle, and a deletion: only that day is redone
@@ -63,7 +63,7 @@ async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeS
         "DELETE FROM market_data WHERE symbol = %s AND timestamp = %s",
         (symbol, rows[1500]["timestamp"]),
     )
-    rollups = await fresh.rollups()
+    rollups = fresh.rollups
     assert not await rollups.is_fresh(symbol, T0, T0 + timedelta(days=2))
     stale, source = await rollups.candles(symbol, TARGETS[-1], T0, T0 + timedelta(days=2))
     assert source == "resample"  # not fresh: served by resampling meanwhile
@@ -86,7 +86,7 @@ async def test_a_refresh_never_consumes_the_marker_of_an_uncommitted_ingest(
     symbol = "RACE-USD"
     rows = candles(120, start=T0 + timedelta(hours=3))  # one UTC day
     await fresh.market_data.store_candles(symbol, "1m", rows)
-    rollups = await fresh.rollups()
+    rollups = fresh.rollups
     await rollups.refresh()
     await fresh.market_data.store_candles(
         symbol, "1m", [dict(rows[0], volume=rows[0]["volume"] + 1)]
@@ -113,7 +113,7 @@ async def test_a_day_whose_volume_overflows_its_column_never_poisons_rollups(
     rows = [dict(r, volume=Decimal("9999999999.5")) for r in candles(1440, start=T0)]
     assert not (await fresh.market_data.store_candles(symbol, "1m", rows)).rejected
     await fresh.market_data.store_candles("SMALL-USD", "1m", candles(60, start=T0))
-    rollups = await fresh.rollups()
+    rollups = fresh.rollups
     await rollups.refresh()  # the huge day does not fail the batch (nor the small series)
     start, end = T0, T0 + timedelta(days=2)
     day = await rollups.read(symbol, Timeframe.D1, start, end, exact=True)
@@ -130,16 +130,16 @@ async def test_retention_drops_only_old_partitions(fresh: TradeStore) -> None:
     now = datetime.now(UTC)
     old = now - timedelta(days=45)
     for when in (old, now - timedelta(days=2), now):
-        partitions = await fresh.partitions()
+        partitions = fresh.partitions
         await partitions.ensure("system_logs", when, when)
         await fresh.db.execute(
             "INSERT INTO system_logs (timestamp, level, category, message) "
             "VALUES (%s, 'INFO', 'TEST', 'x')",
             (when,),
         )
-    plan = await (await fresh.retention()).plan()
+    plan = await fresh.retention.plan()
     assert [a.target for a in plan] == [f"system_logs_p{old:%Y%m%d}"]
-    await (await fresh.retention()).run()
+    await fresh.retention.run()
     left = await fresh.db.query_value("SELECT count(*) FROM system_logs")
     assert left == 2
     names = {p.name for p in await partitions_of(fresh.db, "system_logs")}
@@ -153,12 +153,12 @@ async def test_a_drop_behind_a_long_reader_does_not_block_the_table(fresh: Trade
     drops the partition once the reader is done."""
     now = datetime.now(UTC)
     old = now - timedelta(days=45)
-    await (await fresh.partitions()).ensure("system_logs", old, old)
+    await fresh.partitions.ensure("system_logs", old, old)
     url = fresh.settings.postgres_conninfo()
     assert url is not None
     async with await psycopg.AsyncConnection.connect(url) as reader:
         await reader.execute("SELECT count(*) FROM system_logs")  # holds its lock until commit
-        drop = asyncio.ensure_future((await fresh.retention()).run())
+        drop = asyncio.ensure_future(fresh.retention.run())
         await asyncio.sleep(0.3)  # the drop is waiting for the reader now
         started = asyncio.get_running_loop().time()
         await fresh.db.execute(
@@ -180,8 +180,8 @@ async def test_market_data_retention_keeps_the_catalog_true(fresh: TradeStore) -
     await fresh.market_data.store_candles(  # straddles the one-year cutoff
         "RET-USD", "1d", candles(480, start=start, step_s=86_400)
     )
-    await (await fresh.retention()).set_policy("market_data", timedelta(days=365))
-    await maintenance.run(fresh)
+    await fresh.retention.set_policy("market_data", timedelta(days=365))
+    await fresh.maintenance.run()
     truth = await fresh.db.query_one(
         "SELECT count(*) AS n, min(timestamp) AS first FROM market_data WHERE symbol = 'RET-USD'"
     )
@@ -286,23 +286,23 @@ async def test_archived_trades_stay_readable_in_history_and_reports(fresh: Trade
     after = await fresh.strategies.performance(book.strategy_id)
     assert after == before and after.total_trades == 14  # 12 archived + 2 closed recently
     strategy = await fresh.strategies.get(book.strategy_id)
-    report = await build_report(fresh, strategy)
+    report = await build_report(fresh.db, fresh.strategies, strategy)
     assert report.summary["closed trades"] == 14
 
 
 async def test_archive_age_comes_from_option_then_config_then_default(fresh: TradeStore) -> None:
     await _book(fresh, 5)  # closed three years ago
-    plan = [a for a in await maintenance.plan(fresh) if a.task == "archive"]
+    plan = [a for a in await fresh.maintenance.plan() if a.task == "archive"]
     assert plan and plan[0].target == "5 closed or cancelled trade(s)"
     assert "open trades stay" in plan[0].detail
     await fresh.config.set("archive.after_days", "soon")
     with pytest.raises(ValidationError, match=r"archive\.after_days"):
-        await maintenance.plan(fresh)
+        await fresh.maintenance.plan()
     await fresh.config.delete("archive.after_days")
     await fresh.config.set("archive.after_days", 2000)
-    assert [a for a in await maintenance.plan(fresh) if a.task == "archive"] == []
+    assert [a for a in await fresh.maintenance.plan() if a.task == "archive"] == []
     override = timedelta(days=365)
-    planned = await maintenance.plan(fresh, archive_after=override)
+    planned = await fresh.maintenance.plan(archive_after=override)
     assert [a.task for a in planned if a.task == "archive"] == ["archive"]
 
 
@@ -343,7 +343,7 @@ async def test_parquet_round_trip_of_a_month(fresh: TradeStore, tmp_path: Path) 
     before = await fresh.market_data.get_historical_data(
         "PQ-USD", "1m", rows[0]["timestamp"], rows[-1]["timestamp"], exact=True
     )
-    archive = await fresh.market_archive()
+    archive = fresh.market_archive
     manifest = await archive.export(MARCH, tmp_path, drop_after=True)
     assert manifest.rows == 3000 and len(manifest.sha256) == 64
     assert (tmp_path / f"{MARCH.label}.manifest.json").exists()
@@ -367,7 +367,7 @@ async def test_export_of_a_range_takes_exactly_its_rows_and_keeps_them(
     span = ArchiveRange.of(
         datetime(2022, 3, 31, 18, tzinfo=UTC), datetime(2022, 4, 1, 6, tzinfo=UTC)
     )
-    manifest = await (await fresh.market_archive()).export(span, tmp_path)
+    manifest = await fresh.market_archive.export(span, tmp_path)
     assert manifest.rows == 12 * 60
     table = pq.read_table(tmp_path / manifest.file)
     stamps = table.column("timestamp").to_pylist()
@@ -382,19 +382,19 @@ async def test_a_drop_takes_whole_partitions_or_chunks_only(
     await fresh.market_data.store_candles("PQ-USD", "1m", rows)
     half = ArchiveRange.of(datetime(2022, 3, 1, 12, tzinfo=UTC), datetime(2022, 4, 1, tzinfo=UTC))
     with pytest.raises(ValidationError, match="only partly in the range"):
-        await (await fresh.market_archive()).export(half, tmp_path, drop_after=True)
+        await fresh.market_archive.export(half, tmp_path, drop_after=True)
     assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 3000
 
 
 async def test_rollups_outlive_a_dropped_range(fresh: TradeStore, tmp_path: Path) -> None:
     start = datetime(2022, 3, 1, tzinfo=UTC)
     await fresh.market_data.store_candles("PQ-USD", "1m", candles(3 * 1440, start=start))
-    rollups = await fresh.rollups()
+    rollups = fresh.rollups
     await rollups.refresh()
     before = await rollups.read(
         "PQ-USD", Timeframe.D1, start, start + timedelta(days=3), exact=True
     )
-    await (await fresh.market_archive()).export(MARCH, tmp_path, drop_after=True)
+    await fresh.market_archive.export(MARCH, tmp_path, drop_after=True)
     await rollups.refresh()
     after = await rollups.read("PQ-USD", Timeframe.D1, start, start + timedelta(days=3), exact=True)
     assert len(after) == len(before) == 3
@@ -419,7 +419,7 @@ async def test_a_backfill_during_export_and_drop_is_never_lost(
             "%(close)s, %(volume)s)",
             late,
         )
-        archive = await fresh.market_archive()
+        archive = fresh.market_archive
         export = asyncio.ensure_future(archive.export(MARCH, tmp_path, drop_after=True))
         await asyncio.sleep(0.3)
         assert not export.done()  # it waits for the writer, rather than racing it
@@ -445,17 +445,17 @@ async def test_a_manifest_cannot_point_outside_its_folder(
     path = tmp_path / "evil.manifest.json"
     path.write_text(json.dumps(manifest))
     with pytest.raises(ValidationError, match="plain file name"):
-        await (await fresh.market_archive()).import_(path)
+        await fresh.market_archive.import_(path)
 
 
 async def test_two_maintainers_one_runs(fresh: TradeStore, empty_database: object) -> None:
     async with TradeStore(fresh.settings) as other:
         async with fresh.db.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (maintenance.LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
             with pytest.raises(Conflict, match="another maintainer is running"):
-                await maintenance.run(other)
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (maintenance.LOCK_KEY,))
-        plan = await maintenance.plan(other)
+                await other.maintenance.run()
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        plan = await other.maintenance.plan()
         if MODE == "native":
             assert any(a.task == "compression" and "not available" in a.detail for a in plan)
-        await maintenance.run(other)
+        await other.maintenance.run()

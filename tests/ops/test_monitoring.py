@@ -15,7 +15,11 @@ from tests.conftest import make_settings
 from tests.servers import free_port
 from tradestore import Settings, TradeStore
 from tradestore.ops.alerts import AlertThresholds, evaluate
-from tradestore.ops.exporter import serve
+from tradestore.ops.exporter import Sources, serve
+
+
+def sources(store: TradeStore) -> Sources:
+    return Sources(store.monitor, store.health, AlertThresholds.from_settings(store.settings))
 
 
 async def test_metrics_cover_the_seed_and_more(store: TradeStore) -> None:
@@ -79,7 +83,7 @@ async def test_saturated_pool_alert(migrated_db_url: str) -> None:
 
 async def test_prometheus_exporter_parses_and_health(store: TradeStore) -> None:
     port = free_port()
-    server = asyncio.ensure_future(serve(store, "127.0.0.1", port))
+    server = asyncio.ensure_future(serve(sources(store), "127.0.0.1", port))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(50):

@@ -7,7 +7,6 @@ import pytest
 
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
-from tradestore.ops import maintenance
 from tradestore.ops.outbox import prune_outbox
 
 
@@ -35,9 +34,9 @@ async def test_published_events_past_retention_are_pruned_unpublished_never(
     await fresh.db.execute(
         "UPDATE event_outbox SET published_at = now() WHERE id = ANY(%s)", (recent,)
     )
-    planned = [a for a in await maintenance.plan(fresh) if a.task == "outbox"]
+    planned = [a for a in await fresh.maintenance.plan() if a.task == "outbox"]
     assert planned and planned[0].target == "20 published event(s)"
-    done = await maintenance.run(fresh)
+    done = await fresh.maintenance.run()
     assert "outbox: deleted 20 published event(s)" in done
     left = {r["id"] for r in await fresh.db.query("SELECT id FROM event_outbox")}
     assert left == set(unpublished) | set(recent)
@@ -51,6 +50,6 @@ async def test_prune_works_in_batches_and_honours_the_config(fresh: TradeStore) 
     await fresh.db.execute("UPDATE event_outbox SET published_at = now() - interval '3 days'")
     assert await prune_outbox(fresh.db, timedelta(days=7), batch=10) == 0
     await fresh.config.set("events.outbox_retention_days", 2)
-    assert [a.task for a in await maintenance.plan(fresh) if a.task == "outbox"] == ["outbox"]
+    assert [a.task for a in await fresh.maintenance.plan() if a.task == "outbox"] == ["outbox"]
     assert await prune_outbox(fresh.db, timedelta(days=2), batch=10) == 25
     assert await fresh.db.query_value("SELECT count(*) FROM event_outbox") == 1  # config event

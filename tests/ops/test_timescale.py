@@ -65,7 +65,7 @@ async def test_hypertables_with_the_seed_chunk_intervals(ts_store: TradeStore) -
 
 async def test_continuous_aggregates_equal_resampling(ts_store: TradeStore) -> None:
     await ts_store.market_data.store_candles("TSR-USD", "1m", candles(2000, start=T0))
-    rollups = await ts_store.rollups()
+    rollups = ts_store.rollups
     await rollups.refresh()
     start, end = T0 - timedelta(days=1), T0 + timedelta(days=3)
     for tf in TARGETS:
@@ -115,7 +115,7 @@ async def test_status_counts_hypertables_among_the_largest_tables(ts_store: Trad
 async def test_retention_policy_is_one_source_of_truth_for_timescale_jobs(
     ts_store: TradeStore,
 ) -> None:
-    retention = await ts_store.retention()
+    retention = ts_store.retention
 
     async def job_drop_after(table: str) -> object:
         return await ts_store.db.query_value(
@@ -141,7 +141,7 @@ async def test_a_late_correction_below_the_watermark_shows_in_coarse_reads(
     start = datetime(2024, 3, 4, tzinfo=UTC)
     rows = candles(3 * 1440, start=start)
     await ts_store.market_data.store_candles(symbol, "1m", rows)
-    rollups = await ts_store.rollups()
+    rollups = ts_store.rollups
     refreshed = await rollups.refresh()
     assert refreshed.window is not None and refreshed.days > 0  # says what it refreshed
     fixed = dict(rows[100], high=rows[100]["high"] + 50)
@@ -166,10 +166,10 @@ async def test_the_open_bucket_is_never_materialised_early(ts_store: TradeStore)
         pytest.skip("too close to midnight UTC for a bucket that is open on both sides")
     first = candles(10, start=day)
     await ts_store.market_data.store_candles(symbol, "1m", first)
-    await (await ts_store.rollups()).refresh()
+    await ts_store.rollups.refresh()
     later = candles(5, start=day + timedelta(minutes=10), base="200.5")
     await ts_store.market_data.store_candles(symbol, "1m", later)
-    frame, _ = await (await ts_store.rollups()).candles(
+    frame, _ = await ts_store.rollups.candles(
         symbol, Timeframe.D1, day, day + timedelta(days=1), exact=True
     )
     assert frame.close[-1] == later[-1]["close"]  # today's candle includes the new minutes
@@ -181,13 +181,13 @@ async def test_rollups_outlive_raw_retention(ts_store: TradeStore) -> None:
         hour=0, minute=0, second=0, microsecond=0
     )
     await ts_store.market_data.store_candles(symbol, "1m", candles(3 * 1440, start=start))
-    rollups = await ts_store.rollups()
+    rollups = ts_store.rollups
     await rollups.refresh()
     end = start + timedelta(days=3)
     before = await rollups.read(symbol, Timeframe.D1, start, end, exact=True)
     assert len(before) == 3
-    await (await ts_store.retention()).set_policy("market_data", timedelta(days=365))
-    dropped = await (await ts_store.retention()).run()
+    await ts_store.retention.set_policy("market_data", timedelta(days=365))
+    dropped = await ts_store.retention.run()
     assert dropped and "market_data" in dropped[0]
     assert (
         await ts_store.db.query_value(
@@ -262,5 +262,5 @@ async def test_tradestores_own_refresh_is_atomic_too(ts_store: TradeStore) -> No
     symbol = "TSB-USD"
     start = datetime(2024, 1, 1, tzinfo=UTC)
     await ts_store.market_data.store_candles(symbol, "1m", candles(40_000, start=start))
-    rollups = await ts_store.rollups()
+    rollups = ts_store.rollups
     assert await _counts_while(ts_store, symbol, rollups.refresh()) == {8000}

@@ -3,6 +3,7 @@ as columnar arrays, and daily P&L against the previous UTC day's last snapshot."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -98,14 +99,14 @@ class EquityCurve:
 
 
 class PortfolioRepository:
-    def __init__(self, db: Database, partitions: Any) -> None:
+    def __init__(self, db: Database, partitions: Callable[[], PartitionManager]) -> None:
         self.db = db
         self._partitions = partitions
 
     async def record(self, data: NewSnapshot | dict[str, Any]) -> dict[str, Any]:
         snap = _parse(data)
         at = snap.snapshot_time or datetime.now(UTC)
-        partitions: PartitionManager = await self._partitions()
+        partitions: PartitionManager = self._partitions()
         await partitions.ensure("portfolio_snapshots", at, at)
         params = snap.model_dump(exclude={"positions", "metadata", "snapshot_time"})
         params.update(

@@ -14,8 +14,9 @@ import numpy as np
 from tradestore.analytics import metrics as m
 
 if TYPE_CHECKING:
-    from tradestore.store import TradeStore
+    from tradestore.db.database import Database
     from tradestore.trading.models import Strategy
+    from tradestore.trading.strategies import StrategyRepository
 
 DAILY_PNL = """
 SELECT (exit_time AT TIME ZONE 'UTC')::date AS day, sum(pnl) AS pnl
@@ -33,9 +34,9 @@ class Report:
     source: str = ""  # where the equity series comes from
 
 
-async def build_report(store: TradeStore, strategy: Strategy) -> Report:
-    perf = await store.strategies.performance(strategy.id)
-    rows = await store.db.query(
+async def build_report(db: Database, strategies: StrategyRepository, strategy: Strategy) -> Report:
+    perf = await strategies.performance(strategy.id)
+    rows = await db.query(
         "SELECT DISTINCT ON (day) (snapshot_time AT TIME ZONE 'UTC')::date AS day, "
         "total_value::float8 AS v FROM portfolio_snapshots WHERE strategy_id = %s "
         "ORDER BY day, snapshot_time DESC",
@@ -44,7 +45,7 @@ async def build_report(store: TradeStore, strategy: Strategy) -> Report:
     if len(rows) >= 2:
         days, equity, source = [r["day"] for r in rows], [r["v"] for r in rows], "snapshots"
     else:
-        pnl = await store.db.query(DAILY_PNL, (strategy.id,))
+        pnl = await db.query(DAILY_PNL, (strategy.id,))
         days = [r["day"] for r in pnl]
         equity = list(np.cumsum([float(r["pnl"]) for r in pnl]))
         source = "cumulative closed P&L (no portfolio snapshots)"

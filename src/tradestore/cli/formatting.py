@@ -8,7 +8,7 @@ from decimal import Decimal
 from rich.table import Table
 
 from tradestore.errors import ValidationError
-from tradestore.store import Health
+from tradestore.health import Health
 
 
 def money(value: Decimal | None) -> str:

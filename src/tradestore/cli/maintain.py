@@ -10,7 +10,6 @@ from rich.table import Table
 
 from tradestore.cli.common import console, fail, open_store, run
 from tradestore.cli.formatting import parse_age, parse_when
-from tradestore.ops import maintenance
 from tradestore.ops.compression import Compression
 from tradestore.ops.market_archive import ArchiveRange
 from tradestore.ops.tasks import Progress as Progress_
@@ -36,7 +35,7 @@ def plan(
 
     async def main() -> None:
         async with open_store() as store:
-            actions = await maintenance.plan(store, archive_after=age)
+            actions = await store.maintenance.plan(archive_after=age)
         table = Table("task", "action", "target", "detail", title="maintenance plan")
         for a in actions:
             table.add_row(a.task, a.action, a.target, a.detail)
@@ -68,7 +67,7 @@ def run_now(
                     task = bar.add_task(name, total=None)
                     return lambda done, total: bar.update(task, completed=done, total=total)
 
-                done = await maintenance.run(store, on_task=on_task, archive_after=age)
+                done = await store.maintenance.run(on_task=on_task, archive_after=age)
         for line in done or ["nothing to do"]:
             console.print(line)
 
@@ -84,7 +83,7 @@ def schedule(
 
     async def main() -> None:
         async with open_store(relay=True) as store:
-            mode = await store.timeseries_mode()
+            mode = store.timeseries_mode
             if mode is TimeSeriesMode.TIMESCALE:
                 jobs = await store.db.query(
                     "SELECT proc_name, hypertable_name, schedule_interval "
@@ -96,7 +95,7 @@ def schedule(
                         f"{j['hypertable_name']} every {j['schedule_interval']}"
                     )
             console.print(f"running maintenance every {interval_s:g} s (Ctrl-C to stop)")
-            await maintenance.schedule(store, interval_s=interval_s, on_round=_print_lines)
+            await store.maintenance.schedule(interval_s=interval_s, on_round=_print_lines)
 
     run(main, until_interrupted=True)
 
@@ -128,7 +127,7 @@ def export(
 
     async def main() -> None:
         async with open_store() as store:
-            archive = await store.market_archive()
+            archive = store.market_archive
             if partition is not None:
                 span = await ArchiveRange.named(store.db, archive.mode, partition)
             else:
@@ -150,7 +149,7 @@ def import_(manifest: Path) -> None:
 
     async def main() -> None:
         async with open_store() as store:
-            n = await (await store.market_archive()).import_(manifest)
+            n = await store.market_archive.import_(manifest)
         console.print(f"imported {n:,} rows from {manifest}")
 
     run(main)
@@ -162,7 +161,7 @@ def compression() -> None:
 
     async def main() -> None:
         async with open_store() as store:
-            mode = await store.timeseries_mode() or TimeSeriesMode.NATIVE
+            mode = store.timeseries_mode or TimeSeriesMode.NATIVE
             status = await Compression(store.db, mode).status()
         console.print(status.message)
 

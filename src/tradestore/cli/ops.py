@@ -16,10 +16,11 @@ from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import health_table, parse_when, when
 from tradestore.config.store import REDACTED
 from tradestore.errors import TradeStoreError
+from tradestore.health import Health
 from tradestore.logs.search import LogFilter
 from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
 from tradestore.ops.monitoring import DatabaseMetrics
-from tradestore.store import Health, TradeStore
+from tradestore.store import TradeStore
 
 metrics_app = typer.Typer(help="Metrics: Prometheus exporter.", no_args_is_help=True)
 logs_app = typer.Typer(help="system_logs.", no_args_is_help=True)
@@ -140,12 +141,15 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
 ) -> None:
     """Serve Prometheus /metrics and /health (200 or 503) until interrupted."""
+    from tradestore.ops.alerts import AlertThresholds
+    from tradestore.ops.exporter import Sources
     from tradestore.ops.exporter import serve as serve_http
 
     async def main() -> None:
         async with open_store(relay=True) as store:
             console.print(f"serving http://{host}:{port}/metrics and /health (Ctrl-C to stop)")
-            await serve_http(store, host, port)
+            thresholds = AlertThresholds.from_settings(store.settings)
+            await serve_http(Sources(store.monitor, store.health, thresholds), host, port)
 
     run(main, until_interrupted=True)
 

@@ -79,7 +79,7 @@ async def step_analytics(store: TradeStore) -> None:
         f"backtest stored ({len(curve)} equity points); best for BTC-USD 1h: "
         + ", ".join(f"{b['name']} (Sharpe {b['sharpe_ratio']})" for b in best)
     )
-    report = await build_report(store, strategy)
+    report = await build_report(store.db, store.strategies, strategy)
     table = Table("metric", "value", title=f"report: {strategy.name}")
     for k, v in list(report.summary.items())[:10]:
         table.add_row(k, str(v))

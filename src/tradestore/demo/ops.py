@@ -10,7 +10,6 @@ from rich.table import Table
 from tradestore.cli.common import console
 from tradestore.demo.trading import demo_strategy
 from tradestore.logs import LogFilter, log_context
-from tradestore.ops import maintenance
 from tradestore.ops.alerts import AlertThresholds, evaluate
 from tradestore.store import TradeStore
 
@@ -96,10 +95,10 @@ async def step_operations(store: TradeStore) -> None:
 
 
 async def step_lifecycle(store: TradeStore) -> None:
-    rollups = await store.rollups()
+    rollups = store.rollups
     result = await rollups.refresh()
     console.print(f"rollups refreshed: {result.days} day(s) of 1m data into 5m…1d")
     table = Table("task", "action", "target", "detail", title="maintenance plan")
-    for action in await maintenance.plan(store):
+    for action in await store.maintenance.plan():
         table.add_row(action.task, action.action, action.target, action.detail)
     console.print(table)

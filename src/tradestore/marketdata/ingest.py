@@ -162,7 +162,10 @@ IngestProgress = Callable[[int, IngestResult], None]  # (rows read so far, resul
 
 class CandleIngest:
     def __init__(
-        self, db: Database, partitions: Callable[[], Any], window: TimeWindow | None = None
+        self,
+        db: Database,
+        partitions: Callable[[], PartitionManager],
+        window: TimeWindow | None = None,
     ) -> None:
         self.db = db
         self._partitions = partitions  # async () -> PartitionManager
@@ -187,7 +190,7 @@ class CandleIngest:
         if not source or len(source) > 20:
             raise ValidationError("source: 1 to 20 characters", field="source", value=source)
         result = IngestResult(symbol=symbol, timeframe=tf, venue=venue)
-        partitions: PartitionManager = await self._partitions()
+        partitions: PartitionManager = self._partitions()
         params = {"venue": venue, "symbol": symbol, "timeframe": tf.value, "source": source}
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradestore.db.database import Database
 from tradestore.errors import NotFound
@@ -28,6 +28,10 @@ SELECT venue, symbol, timeframe, first_ts, last_ts, row_count, updated_at
  ORDER BY venue, symbol, timeframe
 """
 
+if TYPE_CHECKING:
+    from tradestore.db.partitions import PartitionManager
+    from tradestore.marketdata.rollups import Rollups
+
 AfterIngest = Callable[[IngestResult], Awaitable[None]]
 AfterDelete = Callable[[str, str, Timeframe], Awaitable[None]]  # venue, symbol, timeframe
 
@@ -38,7 +42,7 @@ class MarketDataRepository:
         db: Database,
         link: RedisLink,
         keys: Keys,
-        partitions: Callable[[], Any],
+        partitions: Callable[[], PartitionManager],
         window: TimeWindow | None = None,
     ) -> None:
         self.db = db
@@ -47,8 +51,8 @@ class MarketDataRepository:
         self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
         self.after_delete: list[AfterDelete] = []  # called after each delete
-        # set by TradeStore: async () -> Rollups, for coarse timeframes not stored natively
-        self.coarse_source: Callable[[], Awaitable[Any]] | None = None
+        # set by TradeStore: () -> Rollups, for coarse timeframes not stored natively
+        self.coarse_source: Callable[[], Rollups] | None = None
 
     async def store_candles(
         self,
@@ -125,7 +129,7 @@ class MarketDataRepository:
             )
         source = min(finer, key=lambda t: t.seconds)
         if source is Timeframe.M1:
-            coarse = await self.coarse_source()
+            coarse = self.coarse_source()
             derived, _ = await coarse.candles(symbol, tf, start, end, exact=exact, venue=venue)
         else:
             derived = await self.resample(

@@ -25,7 +25,7 @@ from tradestore.db.database import Database
 from tradestore.ops.tasks import PlannedAction, Progress
 
 if TYPE_CHECKING:
-    from tradestore.store import TradeStore
+    from tradestore.config.store import ConfigStore
 
 DEFAULT_AGE = timedelta(days=730)
 AGE_CONFIG_KEY = "archive.after_days"
@@ -154,21 +154,25 @@ class ArchiveTask:
 
     name = "archive"
 
-    def __init__(self, older_than: timedelta | None = None) -> None:
+    def __init__(
+        self, db: Database, config: ConfigStore, older_than: timedelta | None = None
+    ) -> None:
+        self.archiver = TradeArchiver(db)
+        self.config = config
         self.older_than = older_than
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        return await TradeArchiver(store.db).plan(await self._age(store))
+    async def plan(self) -> list[PlannedAction]:
+        return await self.archiver.plan(await self._age())
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        age = await self._age(store)
-        result = await TradeArchiver(store.db).run(older_than=age, progress=progress)
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        age = await self._age()
+        result = await self.archiver.run(older_than=age, progress=progress)
         if not result.moved and result.status == "DONE":
             return []
         note = f" ({result.message})" if result.message else ""
         return [f"archive: {result.moved} trade(s) moved, run {result.status}{note}"]
 
-    async def _age(self, store: TradeStore) -> timedelta:
+    async def _age(self) -> timedelta:
         if self.older_than is not None:
             return self.older_than
-        return await store.config.get_days(AGE_CONFIG_KEY, DEFAULT_AGE)
+        return await self.config.get_days(AGE_CONFIG_KEY, DEFAULT_AGE)

@@ -5,14 +5,10 @@ Plain PostgreSQL has no compression: say so, and point at the Parquet archive.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tradestore.db.database import Database
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
-
-if TYPE_CHECKING:
-    from tradestore.store import TradeStore
 
 NOT_AVAILABLE = (
     "compression is not available on plain PostgreSQL (it needs TimescaleDB); "
@@ -94,27 +90,20 @@ class Compression:
 class CompressionTask:
     name = "compression"
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        compression = Compression(store.db, await _mode(store))
-        if compression.mode is not TimeSeriesMode.TIMESCALE:
+    def __init__(self, compression: Compression) -> None:
+        self.compression = compression
+
+    async def plan(self) -> list[PlannedAction]:
+        if self.compression.mode is not TimeSeriesMode.TIMESCALE:
             return [PlannedAction("compression", "none", "market_data", NOT_AVAILABLE)]
-        n = int(await store.db.query_value(UNCOMPRESSED_OLD))
+        n = int(await self.compression.db.query_value(UNCOMPRESSED_OLD))
         return (
             [PlannedAction("compression", "compress", f"{n} chunk(s)", "older than 7 days")]
             if n
             else []
         )
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        compression = Compression(store.db, await _mode(store))
-        n = await compression.compress_now()
-        return (
-            [f"compression: {n} chunk(s) compressed; {(await compression.status()).message}"]
-            if n
-            else []
-        )
-
-
-async def _mode(store: TradeStore) -> TimeSeriesMode:
-    mode = await store.timeseries_mode()
-    return mode or TimeSeriesMode.NATIVE
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        n = await self.compression.compress_now()
+        status = await self.compression.status()
+        return [f"compression: {n} chunk(s) compressed; {status.message}"] if n else []

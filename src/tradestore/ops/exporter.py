@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tradestore.health import Health
 from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
-from tradestore.ops.monitoring import DatabaseMetrics
+from tradestore.ops.monitoring import DatabaseMetrics, Monitor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from tradestore.store import Health, TradeStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -97,20 +98,25 @@ def _gauge(name: str, doc: str, value: float | bool | int) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=float(value))
 
 
-async def render_metrics(store: TradeStore) -> bytes:
-    metrics = await store.monitor.collect()
+@dataclass(frozen=True)
+class Sources:
+    """What the exporter reads: the monitor, the health check, the alert thresholds."""
+
+    monitor: Monitor
+    health: Callable[[], Awaitable[Health]]
+    thresholds: AlertThresholds
+
+
+async def render_metrics(sources: Sources) -> bytes:
+    metrics = await sources.monitor.collect()
     registry = CollectorRegistry()
     registry.register(
-        _Snapshot(
-            metrics,
-            await store.health(),
-            evaluate(metrics, AlertThresholds.from_settings(store.settings)),
-        )
+        _Snapshot(metrics, await sources.health(), evaluate(metrics, sources.thresholds))
     )
     return generate_latest(registry)
 
 
-async def serve(store: TradeStore, host: str, port: int) -> None:
+async def serve(sources: Sources, host: str, port: int) -> None:
     """Serve /metrics and /health until cancelled."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -120,7 +126,7 @@ async def serve(store: TradeStore, host: str, port: int) -> None:
                 pass
             parts = request.decode("latin-1").split()
             path = parts[1] if len(parts) > 1 else "/"
-            status, ctype, body = await _respond(store, path)
+            status, ctype, body = await _respond(sources, path)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
@@ -135,11 +141,11 @@ async def serve(store: TradeStore, host: str, port: int) -> None:
         await server.serve_forever()
 
 
-async def _respond(store: TradeStore, path: str) -> tuple[str, str, bytes]:
+async def _respond(sources: Sources, path: str) -> tuple[str, str, bytes]:
     if path == "/metrics":
-        return "200 OK", CONTENT_TYPE, await render_metrics(store)
+        return "200 OK", CONTENT_TYPE, await render_metrics(sources)
     if path == "/health":
-        health = await store.health()
+        health = await sources.health()
         status = "200 OK" if health.ok else "503 Service Unavailable"
         return status, "application/json", json.dumps(health.to_dict()).encode()
     return "404 Not Found", "text/plain", b"not found: try /metrics or /health\n"

@@ -10,119 +10,144 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
+from tradestore.config.store import ConfigStore
+from tradestore.db.database import Database
+from tradestore.db.partitions import PartitionManager
 from tradestore.errors import Conflict
+from tradestore.marketdata.rollups import Rollups
 from tradestore.ops.archive import ArchiveTask
-from tradestore.ops.compression import CompressionTask
+from tradestore.ops.compression import Compression, CompressionTask
 from tradestore.ops.outbox import OutboxPruneTask
-from tradestore.ops.retention import RetentionTask
+from tradestore.ops.retention import Retention, RetentionTask
 from tradestore.ops.tasks import MaintenanceTask, PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 from tradestore.supervisor import Supervised
-
-if TYPE_CHECKING:
-    from tradestore.store import TradeStore
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 7_415_203_982  # pg_advisory_lock key of maintenance (migrations use ...981)
 
 
+class Maintenance:
+    """Every maintenance task over the parts it works on; `store.maintenance` builds it."""
+
+    def __init__(
+        self,
+        db: Database,
+        mode: TimeSeriesMode,
+        *,
+        partitions: PartitionManager,
+        retention: Retention,
+        rollups: Rollups,
+        config: ConfigStore,
+    ) -> None:
+        self.db = db
+        self.mode = mode
+        self.partitions = partitions
+        self.retention = retention
+        self.rollups = rollups
+        self.config = config
+
+    def tasks(self, *, archive_after: timedelta | None = None) -> list[MaintenanceTask]:
+        """Every maintenance task, in the order they run."""
+        return [
+            PartitionsTask(self.db, self.partitions),
+            RetentionTask(self.retention, self.partitions),
+            ArchiveTask(self.db, self.config, archive_after),
+            OutboxPruneTask(self.db, self.config),
+            CompressionTask(Compression(self.db, self.mode)),
+            RollupTask(self.rollups),
+        ]
+
+    async def plan(self, *, archive_after: timedelta | None = None) -> list[PlannedAction]:
+        actions: list[PlannedAction] = []
+        for task in self.tasks(archive_after=archive_after):
+            actions += await task.plan()
+        return actions
+
+    async def run(
+        self,
+        *,
+        on_task: Callable[[str], Progress] | None = None,
+        archive_after: timedelta | None = None,
+    ) -> list[str]:
+        """Run every task once under the maintenance lock; lines of what was done."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (LOCK_KEY,))
+            row = await cur.fetchone()
+            if not (row and row["got"]):
+                raise Conflict("another maintainer is running: nothing done")
+            try:
+                done: list[str] = []
+                for task in self.tasks(archive_after=archive_after):
+                    done += await task.run(on_task(task.name) if on_task else None)
+                return done
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+    async def schedule(
+        self, *, interval_s: float, on_round: Callable[[list[str]], None] | None = None
+    ) -> None:
+        """Run maintenance every interval_s until cancelled (TimescaleDB's own policies
+        handle compression, retention of logs and aggregate refreshes meanwhile). A round
+        that fails (database down) is logged and retried with backoff: the schedule goes
+        on."""
+
+        async def rounds() -> None:
+            while not loop.stopping:
+                try:
+                    done = await self.run()
+                except Conflict as exc:
+                    done = [str(exc)]
+                loop.healthy()
+                if on_round is not None:
+                    on_round(done)
+                if not await loop.sleep(interval_s):
+                    return
+
+        loop = Supervised("maintenance schedule", rounds, backoff_max_s=60.0)
+        await loop.run_until_cancelled()
+
+
 class PartitionsTask:
     name = "partitions"
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        if await store.timeseries_mode() is TimeSeriesMode.TIMESCALE:
+    def __init__(self, db: Database, partitions: PartitionManager) -> None:
+        self.db = db
+        self.partitions = partitions
+
+    async def plan(self) -> list[PlannedAction]:
+        if self.partitions.mode is TimeSeriesMode.TIMESCALE:
             return []
-        rows = await store.db.query(
+        rows = await self.db.query(
             "SELECT p.table_name, g.ts FROM ts_partition_policy p, LATERAL "
             "generate_series(0, p.premake) AS k, LATERAL (SELECT ts_partition_start("
             "p.partition_interval, now() + p.partition_interval * k) AS ts) g"
         )
-        existing = {r["relname"] for r in await store.db.query("SELECT relname FROM pg_class")}
+        existing = {r["relname"] for r in await self.db.query("SELECT relname FROM pg_class")}
         return [
             PlannedAction("partitions", "create", name, "ahead of now")
             for r in rows
             if (name := f"{r['table_name']}_p{r['ts']:%Y%m%d}") not in existing
         ]
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        before = {a.target for a in await self.plan(store)}
-        await (await store.partitions()).premake()
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        before = {a.target for a in await self.plan()}
+        await self.partitions.premake()
         return [f"partitions: created {name}" for name in sorted(before)]
-
-
-def tasks(*, archive_after: timedelta | None = None) -> list[MaintenanceTask]:
-    """Every maintenance task, in the order they run."""
-    return [
-        PartitionsTask(),
-        RetentionTask(),
-        ArchiveTask(archive_after),
-        OutboxPruneTask(),
-        CompressionTask(),
-        RollupTask(),
-    ]
-
-
-async def plan(store: TradeStore, *, archive_after: timedelta | None = None) -> list[PlannedAction]:
-    actions: list[PlannedAction] = []
-    for task in tasks(archive_after=archive_after):
-        actions += await task.plan(store)
-    return actions
-
-
-async def run(
-    store: TradeStore,
-    *,
-    on_task: Callable[[str], Progress] | None = None,
-    archive_after: timedelta | None = None,
-) -> list[str]:
-    """Run every task once under the maintenance lock; lines of what was done."""
-    async with store.db.connection() as conn:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (LOCK_KEY,))
-        row = await cur.fetchone()
-        if not (row and row["got"]):
-            raise Conflict("another maintainer is running: nothing done")
-        try:
-            done: list[str] = []
-            for task in tasks(archive_after=archive_after):
-                done += await task.run(store, on_task(task.name) if on_task else None)
-            return done
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
-async def schedule(
-    store: TradeStore, *, interval_s: float, on_round: Callable[[list[str]], None] | None = None
-) -> None:
-    """Run maintenance every interval_s until cancelled (TimescaleDB's own policies
-    handle compression, retention of logs and aggregate refreshes meanwhile). A round
-    that fails (database down) is logged and retried with backoff: the schedule goes on."""
-
-    async def rounds() -> None:
-        while not loop.stopping:
-            try:
-                done = await run(store)
-            except Conflict as exc:
-                done = [str(exc)]
-            loop.healthy()
-            if on_round is not None:
-                on_round(done)
-            if not await loop.sleep(interval_s):
-                return
-
-    loop = Supervised("maintenance schedule", rounds, backoff_max_s=60.0)
-    await loop.run_until_cancelled()
 
 
 class RollupTask:
     name = "rollups"
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        return await (await store.rollups()).plan()
+    def __init__(self, rollups: Rollups) -> None:
+        self.rollups = rollups
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        result = await (await store.rollups()).refresh(progress=progress)
+    async def plan(self) -> list[PlannedAction]:
+        return await self.rollups.plan()
+
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        result = await self.rollups.refresh(progress=progress)
         if result.window is not None:
             start, end = result.window
             return [

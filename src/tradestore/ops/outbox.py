@@ -11,7 +11,7 @@ from tradestore.db.database import Database
 from tradestore.ops.tasks import PlannedAction, Progress
 
 if TYPE_CHECKING:
-    from tradestore.store import TradeStore
+    from tradestore.config.store import ConfigStore
 
 DEFAULT_RETENTION = timedelta(days=7)
 RETENTION_CONFIG_KEY = "events.outbox_retention_days"
@@ -46,9 +46,13 @@ async def prune_outbox(
 class OutboxPruneTask:
     name = "outbox"
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        keep = await _retention(store)
-        n = int(await store.db.query_value(PRUNABLE, {"keep": keep}))
+    def __init__(self, db: Database, config: ConfigStore) -> None:
+        self.db = db
+        self.config = config
+
+    async def plan(self) -> list[PlannedAction]:
+        keep = await self._retention()
+        n = int(await self.db.query_value(PRUNABLE, {"keep": keep}))
         if not n:
             return []
         return [
@@ -60,10 +64,9 @@ class OutboxPruneTask:
             )
         ]
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        deleted = await prune_outbox(store.db, await _retention(store), progress=progress)
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        deleted = await prune_outbox(self.db, await self._retention(), progress=progress)
         return [f"outbox: deleted {deleted} published event(s)"] if deleted else []
 
-
-async def _retention(store: TradeStore) -> timedelta:
-    return await store.config.get_days(RETENTION_CONFIG_KEY, DEFAULT_RETENTION)
+    async def _retention(self) -> timedelta:
+        return await self.config.get_days(RETENTION_CONFIG_KEY, DEFAULT_RETENTION)

@@ -8,18 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 from tradestore.db.database import Connection, Database
-from tradestore.db.partitions import Partition, partitions_of
+from tradestore.db.partitions import Partition, PartitionManager, partitions_of
 from tradestore.errors import TransientError, ValidationError
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
-
-if TYPE_CHECKING:
-    from tradestore.store import TradeStore
 
 TABLES = ("market_data", "portfolio_snapshots", "system_logs")
 POLICIES = "SELECT table_name, keep FROM retention_policy WHERE keep IS NOT NULL"
@@ -165,10 +161,14 @@ class Retention:
 class RetentionTask:
     name = "retention"
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]:
-        return await (await store.retention()).plan()
+    def __init__(self, retention: Retention, partitions: PartitionManager) -> None:
+        self.retention = retention
+        self.partitions = partitions
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
-        done = await (await store.retention()).run(progress)
-        (await store.partitions()).forget()
+    async def plan(self) -> list[PlannedAction]:
+        return await self.retention.plan()
+
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        done = await self.retention.run(progress)
+        self.partitions.forget()  # dropped partitions are made again when needed
         return done

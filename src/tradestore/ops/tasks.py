@@ -1,17 +1,15 @@
 """The shape of a maintenance task, shared by everything `tradestore maintain` runs.
 
 A task looks at the database and says what it would do (`plan`), then does it (`run`),
-reporting progress. Tasks are registered in `tradestore.ops.maintenance`.
+reporting progress. Each is built with the narrow parts it works on (a Database, a
+Retention, ...), never the TradeStore facade; `tradestore.ops.maintenance` lists them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from tradestore.store import TradeStore
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -28,8 +26,8 @@ Progress = Callable[[int, int], None]  # (done, total)
 class MaintenanceTask(Protocol):
     name: str
 
-    async def plan(self, store: TradeStore) -> list[PlannedAction]: ...
+    async def plan(self) -> list[PlannedAction]: ...
 
-    async def run(self, store: TradeStore, progress: Progress | None = None) -> list[str]:
+    async def run(self, progress: Progress | None = None) -> list[str]:
         """Do the planned work; returns human-readable lines of what was done."""
         ...
