@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from tradestore.db.database import Database
 from tradestore.errors import Conflict, NotFound, ValidationError
 from tradestore.timeframes import Timeframe
+from tradestore.times import require_aware
 from tradestore.trading.models import as_uuid
 
 DOWNSAMPLE_POINTS = 500
@@ -114,10 +115,9 @@ class BacktestRepository:
         description: str | None = None,
     ) -> dict[str, Any]:
         Timeframe.parse(timeframe)
-        if end <= start or start.utcoffset() is None or end.utcoffset() is None:
-            raise ValidationError(
-                "start and end must be aware datetimes, start before end", field="end", value=end
-            )
+        require_aware("start", start)
+        if require_aware("end", end) <= start:
+            raise ValidationError("end must come after start", field="end", value=end)
         if not name or len(name) > 200:
             raise ValidationError("name: 1 to 200 characters", field="name", value=name)
         row = await self.db.query_one(

@@ -24,6 +24,7 @@ from tradestore.errors import NotFound, ValidationError
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.timeframes import Timeframe
+from tradestore.times import require_aware
 
 
 class CandleSource(Protocol):
@@ -104,8 +105,9 @@ async def backfill(
     tf = Timeframe.parse_stored(timeframe)
     open_bucket = tf.bucket_start(datetime.now(UTC))
     until = min(until or open_bucket, open_bucket)
-    if since.utcoffset() is None or until <= since:
-        raise ValidationError("since must have a time zone and come before until", field="since")
+    require_aware("since", since)
+    if until <= since:
+        raise ValidationError("since must come before until", field="since", value=since)
     result = BackfillResult(symbol, tf)
     windows = await missing_windows(md, source.venue, symbol, tf, since, until)
     result.windows = len(windows)

@@ -34,6 +34,7 @@ from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
 from tradestore.redis_link import RedisLink
 from tradestore.timeframes import Timeframe
+from tradestore.times import require_aware
 
 SCALED_COLUMNS = sql.SQL("""
     timestamp,
@@ -237,11 +238,8 @@ def frame_of(
 
 
 def _check_range(start: datetime, end: datetime) -> None:
-    for name, value in (("start", start), ("end", end)):
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise ValidationError(
-                f"{name} must be a datetime with a time zone", field=name, value=value
-            )
+    require_aware("start", start)
+    require_aware("end", end)
     if end < start:
         raise ValidationError(
             f"end ({end.isoformat()}) is before start ({start.isoformat()})", field="end", value=end

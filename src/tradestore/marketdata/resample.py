@@ -19,9 +19,10 @@ from psycopg import sql
 
 from tradestore.errors import ValidationError
 from tradestore.marketdata.frame import CandleFrame
-from tradestore.marketdata.reads import CandleReader, to_frame
+from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
 from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
 from tradestore.timeframes import Timeframe
+from tradestore.times import require_aware
 
 # Aggregates over `src` (market_data rows of one series), grouped by `bucket`.
 BUCKET_AGGREGATES = sql.SQL("""
@@ -35,12 +36,8 @@ BUCKET_AGGREGATES = sql.SQL("""
 """)
 
 RESAMPLE_SQL = sql.SQL("""
-SELECT bucket AS timestamp,
-       (open * 100000000)::int8, (high * 100000000)::int8, (low * 100000000)::int8,
-       (close * 100000000)::int8, (least(volume, 92233720368.54775807) * 100000000)::int8,
-       least(coalesce(trades_count, -1), 2147483647)::int4,
-       coalesce((vwap * 100000000)::int8, -9223372036854775808)
-  FROM (SELECT {bucket} AS bucket,
+SELECT {columns}
+  FROM (SELECT {bucket} AS timestamp,
                {aggregates}
           FROM market_data
          WHERE venue = {venue} AND symbol = {symbol} AND timeframe = {source}
@@ -86,11 +83,11 @@ async def resample(
     check_symbol(symbol)
     tgt, src = Timeframe.parse(target), Timeframe.parse(source)
     check_coarser(src, tgt)
-    for name, value in (("start", start), ("end", end)):
-        if value.utcoffset() is None:
-            raise ValidationError(f"{name} must have a time zone", field=name, value=value)
+    require_aware("start", start)
+    require_aware("end", end)
     first, last = bucket_range(tgt, start, end)
     query = RESAMPLE_SQL.format(
+        columns=SCALED_COLUMNS,
         bucket=tgt.bucket_sql(sql.Identifier("timestamp")),
         aggregates=BUCKET_AGGREGATES,
         venue=sql.Literal(check_venue(venue)),

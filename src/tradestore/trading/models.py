@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tradestore.errors import ValidationError, shown
 from tradestore.symbols import RULE, is_symbol
 from tradestore.timeframes import Timeframe
+from tradestore.times import is_aware
 
 
 class Side(StrEnum):
@@ -99,7 +100,7 @@ def _symbol(value: str) -> str:
 
 
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+    if not is_aware(value):
         raise ValueError("must have a time zone (naive datetimes are ambiguous)")
     return value
 

@@ -16,8 +16,9 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from tradestore.db.database import Connection, Database
-from tradestore.errors import Conflict, NotFound, ValidationError
+from tradestore.errors import Conflict, NotFound
 from tradestore.realtime.events import EventType, append_event
+from tradestore.times import optional_aware
 from tradestore.trading.models import (
     NewOrder,
     NonNegativeMoney,
@@ -255,8 +256,7 @@ class OrderRepository:
 def _parse_fill(
     quantity: object, price: object, fee: object, at: datetime | None
 ) -> dict[str, Any]:
-    if at is not None and at.utcoffset() is None:
-        raise ValidationError("at: must have a time zone", field="at", value=at)
+    optional_aware("at", at)
     return {
         "qty": parse_money("quantity", quantity, PositiveMoney),
         "price": parse_money("price", price, PositiveMoney),

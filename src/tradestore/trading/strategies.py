@@ -13,6 +13,7 @@ from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound, ValidationError
 from tradestore.realtime.events import EventType, append_event
+from tradestore.times import optional_aware
 from tradestore.trading.models import (
     NewStrategy,
     Strategy,
@@ -198,13 +199,8 @@ class StrategyRepository:
         date_to: datetime | None = None,
     ) -> StrategyPerformance:
         """The seed's summary of closed trades, optionally by entry time range."""
-        for name, value in (("date_from", date_from), ("date_to", date_to)):
-            if value is not None and value.utcoffset() is None:
-                raise ValidationError(
-                    f"{name} must have a time zone (got naive {value.isoformat()})",
-                    field=name,
-                    value=value,
-                )
+        optional_aware("date_from", date_from)
+        optional_aware("date_to", date_to)
         row = await self.db.query_one(
             PERFORMANCE, {"id": as_uuid(strategy_id), "date_from": date_from, "date_to": date_to}
         )

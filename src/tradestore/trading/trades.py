@@ -22,6 +22,7 @@ from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound, ValidationError
 from tradestore.realtime.events import EventType, append_event
+from tradestore.times import optional_aware, require_aware
 from tradestore.trading.models import (
     NewTrade,
     NonNegativeMoney,
@@ -215,8 +216,7 @@ class TradeRepository:
         trade_id = as_uuid(trade_id)
         price = parse_money("exit_price", exit_price, PositiveMoney)
         fee = parse_money("exit_fee", exit_fee, NonNegativeMoney)
-        if exit_time is not None and exit_time.utcoffset() is None:
-            raise ValidationError("exit_time must have a time zone", field="exit_time")
+        optional_aware("exit_time", exit_time)
         if not exit_reason or len(exit_reason) > 50:
             raise ValidationError(
                 "exit_reason: 1 to 50 characters", field="exit_reason", value=exit_reason
@@ -388,8 +388,7 @@ def _where(filters: TradeFilters) -> tuple[list[sql.Composable], dict[str, Any]]
         value = getattr(filters, name)
         if value is None:
             continue
-        if value.utcoffset() is None:
-            raise ValidationError(f"{name} must have a time zone", field=name, value=value)
+        require_aware(name, value)
         conditions.append(sql.SQL("entry_time {} {}").format(sql.SQL(op), sql.Placeholder(name)))
         params[name] = value
     return conditions, params
