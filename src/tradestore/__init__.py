@@ -3,9 +3,10 @@
 Everything a caller names is importable from here: the store, its settings and errors,
 the trading models (inputs `New*`, rows `Strategy`, `Order`, `Trade`, their enums and
 `TradeFilters`), and the market-data types (`Timeframe`, `CandleFrame`, `IngestResult`,
-`BackfillResult`).
+`BackfillResult`, `StoredSeries`), and the analytics rows (`Backtest`, `BacktestResults`).
 """
 
+from tradestore.analytics.backtests import Backtest, BacktestResults
 from tradestore.errors import (
     ConfigurationError,
     Conflict,
@@ -24,6 +25,7 @@ from tradestore.exchange.backfill import BackfillResult
 from tradestore.health import Health
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.ingest import IngestResult, RejectedRow
+from tradestore.marketdata.repository import StoredSeries
 from tradestore.settings import Settings, TimeSeriesMode, load_settings
 from tradestore.store import TradeStore
 from tradestore.timeframes import Timeframe
@@ -47,6 +49,8 @@ from tradestore.trading.trades import TradeFilters, TradePage
 
 __all__ = [
     "BackfillResult",
+    "Backtest",
+    "BacktestResults",
     "CandleFrame",
     "ConfigurationError",
     "Conflict",
@@ -68,6 +72,7 @@ __all__ = [
     "RejectedRow",
     "Settings",
     "Side",
+    "StoredSeries",
     "Strategy",
     "StrategyChanges",
     "StrategyPerformance",

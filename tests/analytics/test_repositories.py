@@ -132,13 +132,13 @@ async def test_backtest_lifecycle_and_best(store: TradeStore) -> None:
     )
     with pytest.raises(Conflict, match="illegal transition PENDING -> COMPLETED"):
         await store.backtests.complete(
-            bt["id"], _results(1.0), equity_time=np.array([]), equity_value=np.array([])
+            bt.id, _results(1.0), equity_time=np.array([]), equity_value=np.array([])
         )
-    await store.backtests.start(bt["id"])
-    failed = await store.backtests.fail(bt["id"], "data gap at 2024-03-05")
-    assert failed["status"] == "FAILED" and failed["error_message"] == "data gap at 2024-03-05"
+    await store.backtests.start(bt.id)
+    failed = await store.backtests.fail(bt.id, "data gap at 2024-03-05")
+    assert failed.status == "FAILED" and failed.error_message == "data gap at 2024-03-05"
     with pytest.raises(Conflict, match="FAILED -> RUNNING"):
-        await store.backtests.start(bt["id"])
+        await store.backtests.start(bt.id)
     for sharpe in (0.5, 2.5, 1.5):
         other = await store.backtests.create(
             strategy.id,
@@ -149,17 +149,17 @@ async def test_backtest_lifecycle_and_best(store: TradeStore) -> None:
             end=D0 + timedelta(days=1),
             initial_capital="1",
         )
-        await store.backtests.start(other["id"])
+        await store.backtests.start(other.id)
         await store.backtests.complete(
-            other["id"],
+            other.id,
             _results(sharpe),
             equity_time=np.array([D0.replace(tzinfo=None)], dtype="datetime64[us]"),
             equity_value=np.array([1.0]),
         )
     best = await store.backtests.best(symbol, "1h", 2)
-    assert [float(b["sharpe_ratio"]) for b in best] == [2.5, 1.5]
+    assert [float(b.sharpe_ratio) for b in best] == [2.5, 1.5]
     listed = await store.backtests.find(strategy_id=strategy.id)
-    assert len(listed) == 4 and "equity_curve" not in listed[0]
+    assert len(listed) == 4 and listed[0].trade_list is None  # the large fields are not read
 
 
 def _results(sharpe: float) -> object:
@@ -191,22 +191,22 @@ async def test_million_point_equity_curve_round_trip(store: TradeStore) -> None:
         end=D0 + timedelta(days=700),
         initial_capital="10000",
     )
-    await store.backtests.start(bt["id"])
+    await store.backtests.start(bt.id)
     n = 1_000_000
     times = np.datetime64("2024-03-01T00:00") + np.arange(n) * np.timedelta64(60, "s")
     values = 10_000 * np.cumprod(1 + np.random.default_rng(3).normal(0, 1e-4, n))
     done = await store.backtests.complete(
-        bt["id"],
+        bt.id,
         _results(1.2),  # type: ignore[arg-type]
         equity_time=times,
         equity_value=values,
     )
-    assert done["status"] == "COMPLETED" and done["data_points_processed"] == 720
-    back_times, back_values = await store.backtests.equity_curve(bt["id"])
+    assert done.status == "COMPLETED" and done.data_points_processed == 720
+    back_times, back_values = await store.backtests.equity_curve(bt.id)
     assert np.array_equal(back_times, times.astype("datetime64[us]"))
     assert np.array_equal(back_values, values)
-    full = await store.backtests.get(bt["id"])
-    assert "equity_curve" not in full  # the preview is not loaded with the summary either
+    full = await store.backtests.get(bt.id)
+    assert not hasattr(full, "equity_curve")  # the preview is not loaded with the summary either
 
 
 async def test_pooled_connections_work_in_utc_on_a_new_york_database(store: TradeStore) -> None:

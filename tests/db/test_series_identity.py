@@ -59,7 +59,7 @@ async def test_the_venue_migration_keeps_every_candle(
                 == raw
             )
             (series,) = await store.market_data.list_series("OLD-USD")
-            assert series["venue"] == "dydx" and series["row_count"] == raw
+            assert series.venue == "dydx" and series.row_count == raw
             frame = await store.market_data.get_historical_data(
                 "OLD-USD", "1m", T0, T0 + timedelta(days=3)
             )
@@ -91,7 +91,7 @@ async def test_spot_perpetual_and_venues_of_one_pair_are_separate_series(
     assert list(spot.close) == [r["close"] for r in rows]
     assert list(perp.close) == [r["close"] for r in perpetual]
     assert list(okx.close) == [r["close"] for r in other_venue]
-    listed = {(s["venue"], s["symbol"]) for s in await md.list_series("BTC/USDT")}
+    listed = {(s.venue, s.symbol) for s in await md.list_series("BTC/USDT")}
     assert listed == {("binance", "BTC/USDT"), ("okx", "BTC/USDT")}
     hourly = await md.get_historical_data("BTC/USDT", "1h", T0, end, exact=True, venue="okx")
     assert hourly.close[0] == other_venue[-1]["close"]  # derived from okx's own 1m candles

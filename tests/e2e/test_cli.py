@@ -133,7 +133,7 @@ def test_seed_through_the_library(migrated: Cli) -> None:
                 end=now,
                 initial_capital="10000",
             )
-            cli.strategy, cli.backtest_id = strategy.name, str(backtest["id"])
+            cli.strategy, cli.backtest_id = strategy.name, str(backtest.id)
 
     asyncio.run(seed())
     start = datetime(2024, 1, 1, tzinfo=UTC)

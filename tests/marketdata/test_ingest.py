@@ -52,8 +52,8 @@ async def test_upsert_counts_inserted_updated_unchanged(store: TradeStore) -> No
     result = await store.market_data.store_candles(symbol, "1m", again)
     assert (result.inserted, result.updated, result.unchanged) == (2, 1, 9)
     series = await store.market_data.list_series(symbol)
-    assert series[0]["row_count"] == 12 and series[0]["first_ts"] == T0
-    assert series[0]["last_ts"] == T0 + timedelta(minutes=11)
+    assert series[0].row_count == 12 and series[0].first_ts == T0
+    assert series[0].last_ts == T0 + timedelta(minutes=11)
 
 
 BAD_ROWS = [
@@ -305,7 +305,7 @@ async def test_concurrent_overlapping_ingests(migrated_db_url: str) -> None:
         assert total == 3000 + 500 * 3
         assert sum(r.inserted for r in results) == total
         series = await stores[0].market_data.list_series(symbol)
-        assert series[0]["row_count"] == total
+        assert series[0].row_count == total
     finally:
         for s in stores:
             await s.close()
@@ -406,7 +406,7 @@ async def test_delete_keeps_catalog_range_cache_and_latest_candle_true(store: Tr
     assert deleted == 10
     assert len(await store.market_data.get_historical_data(symbol, "1m", T0, end)) == 50
     (series,) = await store.market_data.list_series(symbol)
-    assert series["row_count"] == 50 and series["last_ts"] == T0 + timedelta(minutes=49)
+    assert series.row_count == 50 and series.last_ts == T0 + timedelta(minutes=49)
     latest = await store.latest.get_candle(symbol, "1m")
     assert latest is not None and latest["timestamp"] == T0 + timedelta(minutes=49)
     assert await store.market_data.delete(symbol, "1m") == 50

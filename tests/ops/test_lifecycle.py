@@ -186,8 +186,8 @@ async def test_market_data_retention_keeps_the_catalog_true(fresh: TradeStore) -
         "SELECT count(*) AS n, min(timestamp) AS first FROM market_data WHERE symbol = 'RET-USD'"
     )
     series = (await fresh.market_data.list_series("RET-USD"))[0]
-    assert truth is not None and 0 < series["row_count"] == truth["n"] < 480
-    assert series["first_ts"] == truth["first"]
+    assert truth is not None and 0 < series.row_count == truth["n"] < 480
+    assert series.first_ts == truth["first"]
 
 
 @dataclass
@@ -356,7 +356,7 @@ async def test_parquet_round_trip_of_a_month(fresh: TradeStore, tmp_path: Path) 
     )
     for name, values in before.columns().items():
         assert list(after.columns()[name]) == list(values), name
-    assert (await fresh.market_data.list_series("PQ-USD"))[0]["row_count"] == 3000
+    assert (await fresh.market_data.list_series("PQ-USD"))[0].row_count == 3000
 
 
 async def test_export_of_a_range_takes_exactly_its_rows_and_keeps_them(

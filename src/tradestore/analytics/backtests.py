@@ -80,6 +80,42 @@ GET = f"SELECT {SUMMARY_COLUMNS}, detailed_results, trade_list FROM backtests WH
 
 
 @dataclass(frozen=True)
+class Backtest:
+    """A backtests row: what was run, its state, and its summary figures (None until it
+    completes); `detailed_results` and `trade_list` only from `get`."""
+
+    id: UUID
+    strategy_id: UUID
+    name: str
+    description: str | None
+    symbol: str
+    timeframe: str
+    start_date: datetime
+    end_date: datetime
+    initial_capital: Decimal
+    commission: Decimal
+    slippage: Decimal
+    total_return: Decimal | None
+    annualized_return: Decimal | None
+    volatility: Decimal | None
+    max_drawdown: Decimal | None
+    sharpe_ratio: Decimal | None
+    total_trades: int | None
+    winning_trades: int | None
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    execution_time_ms: int | None
+    data_points_processed: int | None
+    status: str
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    detailed_results: dict[str, Any] | None = None
+    trade_list: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class BacktestResults:
     total_return: float
     annualized_return: float
@@ -113,7 +149,7 @@ class BacktestRepository:
         commission: Decimal | str = "0",
         slippage: Decimal | str = "0",
         description: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Backtest:
         Timeframe.parse(timeframe)
         require_aware("start", start)
         if require_aware("end", end) <= start:
@@ -136,12 +172,12 @@ class BacktestRepository:
             },
         )
         assert row is not None
-        return dict(row)
+        return Backtest(**row)
 
-    async def start(self, backtest_id: UUID) -> dict[str, Any]:
+    async def start(self, backtest_id: UUID) -> Backtest:
         return await self._transition(START, (as_uuid(backtest_id),), backtest_id, "RUNNING")
 
-    async def fail(self, backtest_id: UUID, error_message: str) -> dict[str, Any]:
+    async def fail(self, backtest_id: UUID, error_message: str) -> Backtest:
         return await self._transition(
             FAIL, (error_message, as_uuid(backtest_id)), backtest_id, "FAILED"
         )
@@ -153,7 +189,7 @@ class BacktestRepository:
         *,
         equity_time: npt.NDArray[Any],
         equity_value: npt.NDArray[Any],
-    ) -> dict[str, Any]:
+    ) -> Backtest:
         times = np.asarray(equity_time).astype("datetime64[us]").astype("<i8")
         values = np.asarray(equity_value, dtype="<f8")
         if len(times) != len(values):
@@ -188,7 +224,7 @@ class BacktestRepository:
             if row is None:
                 raise await self._illegal(bid, "COMPLETED")
             await conn.execute(SAVE_SERIES, (bid, len(times), times.tobytes(), values.tobytes()))
-        return dict(row)
+        return Backtest(**row)
 
     async def equity_curve(
         self, backtest_id: UUID
@@ -199,11 +235,11 @@ class BacktestRepository:
         times = np.frombuffer(row["equity_time"], dtype="<i8").astype("datetime64[us]")
         return times, np.frombuffer(row["equity_value"], dtype="<f8")
 
-    async def get(self, backtest_id: UUID) -> dict[str, Any]:
+    async def get(self, backtest_id: UUID) -> Backtest:
         row = await self.db.query_one(GET, (as_uuid(backtest_id),))
         if row is None:
             raise NotFound(f"no backtest with id {backtest_id}")
-        return dict(row)
+        return Backtest(**row)
 
     async def find(
         self,
@@ -212,26 +248,26 @@ class BacktestRepository:
         symbol: str | None = None,
         status: str | None = None,
         limit: int = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Backtest]:
         return [
-            dict(r)
+            Backtest(**r)
             for r in await self.db.query(
                 LIST,
                 {"strategy_id": strategy_id, "symbol": symbol, "status": status, "limit": limit},
             )
         ]
 
-    async def best(self, symbol: str, timeframe: str, n: int = 10) -> list[dict[str, Any]]:
+    async def best(self, symbol: str, timeframe: str, n: int = 10) -> list[Backtest]:
         """The best completed backtests of a symbol and timeframe, by Sharpe."""
-        return [dict(r) for r in await self.db.query(BEST, (symbol, timeframe, n))]
+        return [Backtest(**r) for r in await self.db.query(BEST, (symbol, timeframe, n))]
 
     async def _transition(
         self, query: str, params: tuple[Any, ...], backtest_id: UUID, target: str
-    ) -> dict[str, Any]:
+    ) -> Backtest:
         row = await self.db.query_one(query, params)
         if row is None:
             raise await self._illegal(as_uuid(backtest_id), target)
-        return dict(row)
+        return Backtest(**row)
 
     async def _illegal(self, backtest_id: UUID, target: str) -> Exception:
         current = await self.db.query_value(

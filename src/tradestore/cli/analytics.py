@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from tradestore.analytics.backtests import Backtest
 from tradestore.analytics.report import build_report, render_html
 from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import money, parse_when, when
@@ -90,7 +92,7 @@ def _advance(bar: Progress, task: Any) -> Any:
     return lambda _day: bar.advance(task)
 
 
-def _backtest_table(rows: list[dict[str, Any]], title: str) -> Table:
+def _backtest_table(rows: list[Backtest], title: str) -> Table:
     table = Table(
         "id",
         "name",
@@ -106,16 +108,16 @@ def _backtest_table(rows: list[dict[str, Any]], title: str) -> Table:
     )
     for b in rows:
         table.add_row(
-            str(b["id"])[:8],
-            b["name"],
-            b["symbol"],
-            b["timeframe"],
-            b["status"],
-            _pct(b["total_return"]),
-            _num(b["sharpe_ratio"]),
-            _pct(b["max_drawdown"]),
-            str(b["total_trades"] or "-"),
-            when(b["created_at"]),
+            str(b.id)[:8],
+            b.name,
+            b.symbol,
+            b.timeframe,
+            b.status,
+            _pct(b.total_return),
+            _num(b.sharpe_ratio),
+            _pct(b.max_drawdown),
+            str(b.total_trades or "-"),
+            when(b.created_at),
         )
     return table
 
@@ -155,11 +157,11 @@ def backtests_show(backtest_id: str) -> None:
     async def main() -> None:
         async with open_store() as store:
             b = await store.backtests.get(as_uuid(backtest_id, field="backtest_id"))
-        table = Table("field", "value", title=f"backtest {b['name']}")
-        for k, v in b.items():
+        table = Table("field", "value", title=f"backtest {b.name}")
+        for k, v in asdict(b).items():
             if k != "trade_list":
                 table.add_row(k, "-" if v is None else str(v))
-        table.add_row("trades in list", str(len(b["trade_list"] or [])))
+        table.add_row("trades in list", str(len(b.trade_list or [])))
         console.print(table)
 
     run(main)

@@ -50,12 +50,12 @@ def list_series(
         )
         for s in series:
             table.add_row(
-                s["venue"],
-                s["symbol"],
-                s["timeframe"],
-                when(s["first_ts"]),
-                when(s["last_ts"]),
-                f"{s['row_count']:,}",
+                s.venue,
+                s.symbol,
+                s.timeframe,
+                when(s.first_ts),
+                when(s.last_ts),
+                f"{s.row_count:,}",
             )
         console.print(table)
 

@@ -51,13 +51,13 @@ async def step_analytics(store: TradeStore) -> None:
         initial_capital="10000",
         commission="0.001",
     )
-    await store.backtests.start(bt["id"])
+    await store.backtests.start(bt.id)
     curve = 10_000 * np.cumprod(1 + rng.normal(0.0002, 0.004, 14 * 24))
     times = np.datetime64(start.replace(tzinfo=None), "us") + np.arange(
         len(curve)
     ) * np.timedelta64(3600, "s")
     await store.backtests.complete(
-        bt["id"],
+        bt.id,
         BacktestResults(
             total_return=float(curve[-1] / 10_000 - 1),
             annualized_return=0.42,
@@ -77,7 +77,7 @@ async def step_analytics(store: TradeStore) -> None:
     best = await store.backtests.best("BTC-USD", "1h", 3)
     console.print(
         f"backtest stored ({len(curve)} equity points); best for BTC-USD 1h: "
-        + ", ".join(f"{b['name']} (Sharpe {b['sharpe_ratio']})" for b in best)
+        + ", ".join(f"{b.name} (Sharpe {b.sharpe_ratio})" for b in best)
     )
     report = await build_report(store.db, store.strategies, strategy)
     table = Table("metric", "value", title=f"report: {strategy.name}")

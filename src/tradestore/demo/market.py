@@ -84,6 +84,5 @@ async def step_market_data(store: TradeStore) -> None:
         )
     series = await store.market_data.list_series()
     console.print(
-        "stored series: "
-        + ", ".join(f"{s['symbol']} {s['timeframe']} ({s['row_count']:,})" for s in series)
+        "stored series: " + ", ".join(f"{s.symbol} {s.timeframe} ({s.row_count:,})" for s in series)
     )

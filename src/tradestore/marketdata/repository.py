@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,20 @@ SELECT venue, symbol, timeframe, first_ts, last_ts, row_count, updated_at
    AND (%(venue)s::text IS NULL OR venue = %(venue)s)
  ORDER BY venue, symbol, timeframe
 """
+
+
+@dataclass(frozen=True)
+class StoredSeries:
+    """One stored series, as the catalog knows it (no scan of market_data)."""
+
+    venue: str
+    symbol: str
+    timeframe: str
+    first_ts: datetime  # the first candle's start
+    last_ts: datetime  # the last candle's start
+    row_count: int
+    updated_at: datetime
+
 
 if TYPE_CHECKING:
     from tradestore.db.partitions import PartitionManager
@@ -190,9 +205,10 @@ class MarketDataRepository:
 
     async def list_series(
         self, symbol: str | None = None, *, venue: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredSeries]:
         """What is stored: venue, symbol, timeframe, first, last, count (the catalog)."""
-        return list(await self.db.query(SERIES_SQL, {"symbol": symbol, "venue": venue}))
+        rows = await self.db.query(SERIES_SQL, {"symbol": symbol, "venue": venue})
+        return [StoredSeries(**row) for row in rows]
 
 
 def _head(frame: CandleFrame, n: int) -> CandleFrame:
