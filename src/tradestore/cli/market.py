@@ -359,13 +359,11 @@ def quality(
     async def main() -> None:
         async with open_store() as store:
             checks = store.market_data.quality
-            first, last = await checks.stored_range(symbol, timeframe, venue=venue)
-            start_, end_ = start or first, end or last
             report = await checks.report(
-                symbol, timeframe, start_, end_, calendar=calendar, venue=venue
+                symbol, timeframe, start, end, calendar=calendar, venue=venue
             )
             changed = (
-                await checks.rescore(symbol, timeframe, start_, end_, venue=venue)
+                await checks.rescore(symbol, timeframe, report.since, report.until, venue=venue)
                 if rescore
                 else None
             )

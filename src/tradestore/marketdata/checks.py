@@ -57,6 +57,8 @@ class Gap:
 class QualityReport:
     symbol: str
     timeframe: Timeframe
+    since: datetime  # the range checked: [since, until)
+    until: datetime
     candles: int
     gaps: list[Gap]
     repeated: list[datetime]  # candles identical to the previous one (volume > 0)
@@ -101,6 +103,18 @@ class QualityChecks:
         expect (`calendar`: 24/7 by default, `fx`, or an exchange code; see calendars)."""
         tf = Timeframe.parse_stored(timeframe)
         first, last = await self.stored_range(symbol, tf, venue=venue)
+        return await self._gaps(venue, symbol, tf, since or first, until or last, calendar)
+
+    async def _gaps(
+        self,
+        venue: str,
+        symbol: str,
+        tf: Timeframe,
+        since: datetime,
+        until: datetime,
+        calendar: str | MarketHours | None,
+    ) -> list[Gap]:
+        """The gaps of a series known to be stored."""
         hours = calendar if not isinstance(calendar, str | None) else market_hours(calendar)
         rows = await self.db.query(
             GAPS_SQL,
@@ -108,8 +122,8 @@ class QualityChecks:
                 "venue": venue,
                 "symbol": symbol,
                 "tf": tf.value,
-                "since": since or first,
-                "until": until or last,
+                "since": since,
+                "until": until,
                 "step": tf.delta,
             },
         )
@@ -140,8 +154,10 @@ class QualityChecks:
         return QualityReport(
             symbol=symbol,
             timeframe=tf,
+            since=since,
+            until=until,
             candles=len(frame),
-            gaps=await self.gaps(symbol, tf, since, until, calendar=calendar, venue=venue),
+            gaps=await self._gaps(venue, symbol, tf, since, until, calendar),
             repeated=_times(frame, repeated),
             outliers=_times(frame, outliers),
             empty=int(empty.sum()),
