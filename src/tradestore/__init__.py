@@ -3,10 +3,12 @@
 Everything a caller names is importable from here: the store, its settings and errors,
 the trading models (inputs `New*`, rows `Strategy`, `Order`, `Trade`, their enums and
 `TradeFilters`), and the market-data types (`Timeframe`, `CandleFrame`, `IngestResult`,
-`BackfillResult`, `StoredSeries`), and the analytics rows (`Backtest`, `BacktestResults`).
+`BackfillResult`, `StoredSeries`), and the analytics rows (`Backtest`, `BacktestResults`,
+`NewSnapshot`, `Snapshot`).
 """
 
 from tradestore.analytics.backtests import Backtest, BacktestResults
+from tradestore.analytics.portfolio import NewSnapshot, Snapshot
 from tradestore.errors import (
     ConfigurationError,
     Conflict,
@@ -62,6 +64,7 @@ __all__ = [
     "IngestResult",
     "MigrationError",
     "NewOrder",
+    "NewSnapshot",
     "NewStrategy",
     "NewTrade",
     "NotFound",
@@ -72,6 +75,7 @@ __all__ = [
     "RejectedRow",
     "Settings",
     "Side",
+    "Snapshot",
     "StoredSeries",
     "Strategy",
     "StrategyChanges",

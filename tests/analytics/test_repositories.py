@@ -47,9 +47,9 @@ async def test_snapshots_validate_positions_and_compute_daily_pnl(store: TradeSt
                 }
             )
     latest = await store.portfolio.latest(strategy.id)
-    assert latest is not None and latest["total_value"] == Decimal("990.5")
-    assert latest["daily_pnl"] == Decimal("-110")  # vs 1100.5, the previous day's last
-    assert latest["daily_pnl_percent"] == Decimal("-9.9955")
+    assert latest is not None and latest.total_value == Decimal("990.5")
+    assert latest.daily_pnl == Decimal("-110")  # vs 1100.5, the previous day's last
+    assert latest.daily_pnl_percent == Decimal("-9.9955")
     curve = await store.portfolio.equity_curve(strategy.id, D0, D0 + timedelta(days=3))
     assert len(curve.timestamp) == 6 and curve.total_value[1] == 1000.5
 
@@ -235,7 +235,7 @@ async def test_pooled_connections_work_in_utc_on_a_new_york_database(store: Trad
             "snapshot_time": late + timedelta(hours=1),
         }
     )
-    assert nxt["daily_pnl"] == Decimal("10")  # 00:30 UTC is a new UTC day
+    assert nxt.daily_pnl == Decimal("10")  # 00:30 UTC is a new UTC day
     curve = await store.portfolio.equity_curve(strategy.id, late, late + timedelta(hours=2))
     assert [str(t) for t in curve.timestamp] == [
         "2024-03-01T23:30:00.000000",

@@ -54,6 +54,27 @@ class NewSnapshot(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored portfolio snapshot; daily_pnl is against the previous UTC day's last
+    snapshot (None for the first day)."""
+
+    id: UUID
+    strategy_id: UUID | None
+    snapshot_time: datetime
+    total_value: Decimal
+    cash_balance: Decimal
+    unrealized_pnl: Decimal | None
+    realized_pnl: Decimal | None
+    positions: list[dict[str, Any]]
+    open_orders_count: int | None
+    total_exposure: Decimal | None
+    leverage: Decimal | None
+    daily_pnl: Decimal | None
+    daily_pnl_percent: Decimal | None
+    metadata: dict[str, Any] | None
+
+
 INSERT = """
 WITH prev AS (
     SELECT total_value FROM portfolio_snapshots
@@ -103,7 +124,7 @@ class PortfolioRepository:
         self.db = db
         self._partitions = partitions
 
-    async def record(self, data: NewSnapshot | dict[str, Any]) -> dict[str, Any]:
+    async def record(self, data: NewSnapshot | dict[str, Any]) -> Snapshot:
         snap = _parse(data)
         at = snap.snapshot_time or datetime.now(UTC)
         partitions: PartitionManager = self._partitions()
@@ -116,17 +137,17 @@ class PortfolioRepository:
         )
         row = await self.db.query_one(_owned(INSERT, snap.strategy_id), params)
         assert row is not None
-        return dict(row)
+        return Snapshot(**row)
 
-    async def latest(self, strategy_id: UUID | None) -> dict[str, Any] | None:
+    async def latest(self, strategy_id: UUID | None) -> Snapshot | None:
         row = await self.db.query_one(_owned(LATEST, strategy_id), {"strategy_id": strategy_id})
-        return None if row is None else dict(row)
+        return None if row is None else Snapshot(**row)
 
     async def range(
         self, strategy_id: UUID | None, start: datetime, end: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[Snapshot]:
         params = {"strategy_id": strategy_id, "start": start, "end": end}
-        return [dict(r) for r in await self.db.query(_owned(RANGE, strategy_id), params)]
+        return [Snapshot(**r) for r in await self.db.query(_owned(RANGE, strategy_id), params)]
 
     async def equity_curve(
         self, strategy_id: UUID | None, start: datetime, end: datetime
