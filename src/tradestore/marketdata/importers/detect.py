@@ -17,7 +17,6 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -161,20 +160,6 @@ def suggest_series(path: Path) -> tuple[str | None, str | None]:
         tf = match["tf"].replace("Mo", "M")
         return symbol.upper(), tf
     return None, None
-
-
-def open_source(path: Path, *, batch_rows: int = BATCH_ROWS) -> tuple[Source, Iterator[Any]]:
-    """Detect the layout and return the source description and its stream of tables."""
-    if not path.is_file():
-        raise ValidationError(f"{path}: no such file", field="path", value=str(path))
-    fmt = detect(path)
-    symbol, timeframe = suggest_series(path)
-    source = Source(
-        path=path, format=fmt, size=path.stat().st_size, symbol=symbol, timeframe=timeframe
-    )
-    from tradestore.marketdata.importers import readers
-
-    return source, readers.stream(source, batch_rows=batch_rows)
 
 
 def verify_binance_checksum(path: Path) -> str | None:

@@ -8,6 +8,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,11 +20,14 @@ import pyarrow.parquet as pq
 from tradestore.errors import ValidationError
 from tradestore.marketdata.importers.detect import (
     BATCH_BYTES,
+    BATCH_ROWS,
     BINANCE_COLUMNS,
     FileFormat,
     Source,
+    detect,
     gzip_stream,
     open_text_member,
+    suggest_series,
     verify_binance_checksum,
 )
 
@@ -271,3 +275,15 @@ def _exact(column: Any) -> Any:
         return pc.cast(column, pa.decimal128(38, 8))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return column
+
+
+def open_source(path: Path, *, batch_rows: int = BATCH_ROWS) -> tuple[Source, Iterator[Any]]:
+    """Detect the layout and return the source description and its stream of tables."""
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file", field="path", value=str(path))
+    fmt = detect(path)
+    symbol, timeframe = suggest_series(path)
+    source = Source(
+        path=path, format=fmt, size=path.stat().st_size, symbol=symbol, timeframe=timeframe
+    )
+    return source, stream(source, batch_rows=batch_rows)
