@@ -9,6 +9,7 @@ import re
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,12}([-/_][A-Z0-9]{1,12}){0,2}(:[A-Z0-9]{1,12}(-[0-9]{6})?)?$")
 MAX_LENGTH = 20
+DEFAULT_VENUE = "dydx"  # the seed's one source; every series stored before venues had it
 RULE = (
     "upper case like BTC-USD, BTCUSDT, BTC/USDT or BTC/USDT:USDT for a perpetual, "
     f"at most {MAX_LENGTH} characters"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-
-from psycopg import sql
+from typing import TYPE_CHECKING
 
 from tradestore.errors import ValidationError
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 MONDAY_EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # the first Monday after the Unix epoch
 
@@ -100,6 +102,8 @@ class Timeframe(StrEnum):
 
     def bucket_sql(self, column: sql.Composable) -> sql.Composable:
         """SQL of the start of the bucket holding `column` (a timestamptz)."""
+        from psycopg import sql  # here: the CLI reads timeframes without loading psycopg
+
         if self is Timeframe.MO1:
             return sql.SQL(
                 "(date_trunc('month', {} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"

@@ -1,4 +1,4 @@
-"""metrics compute, report --html, backtests list/compare through the CLI."""
+"""metrics compute, report --html, backtests best through the CLI."""
 
 from __future__ import annotations
 
@@ -50,5 +50,5 @@ async def test_metrics_report_and_backtests(
     text = page.read_text()
     assert "<svg" in text and "Equity curve" in text and "<script" not in text
     assert "closed trades" in shown.stdout
-    listed = cli("backtests", "compare", "BTC-USD", "1h", db_url=migrated_db_url)
-    assert listed.returncode == 0 and "best backtests" in listed.stdout
+    listed = cli("backtests", "best", "BTC-USD", "1h", db_url=migrated_db_url)
+    assert listed.returncode == 0 and "best for BTC-USD 1h" in listed.stdout

@@ -166,7 +166,10 @@ def test_every_command_of_the_readme_table(migrated: Cli) -> None:
     assert (cli.workdir / "report.html").stat().st_size > 1000
     assert "e2e backtest" in cli.ok("backtests", "list")
     assert "e2e backtest" in cli.ok("backtests", "show", cli.backtest_id)
-    cli.ok("backtests", "compare", "BTC-USD", "1h")
+    assert "e2e backtest" in cli.ok("backtests", "show", cli.backtest_id[:8])
+    assert cli.backtest_id[:8] in cli.ok("backtests", "compare", cli.backtest_id[:8])
+    cli.ok("backtests", "best", "BTC-USD", "1h")
+    assert json.loads(cli.ok("backtests", "list", "--format", "json"))[0]["id"] == cli.backtest_id
     cli.ok("events", "replay", "--since", "2020-01-01")
     cli.ok("sessions", "list", "nobody")
     cli.ok("ratelimit", "status", "e2e")

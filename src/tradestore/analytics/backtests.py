@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from tradestore.db.database import Database
 from tradestore.errors import Conflict, NotFound, ValidationError
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
-from tradestore.trading.models import as_uuid
+from tradestore.trading.models import as_uuid, parse_enum
 
 DOWNSAMPLE_POINTS = 500
 SUMMARY_COLUMNS = """
@@ -77,6 +78,16 @@ SELECT {SUMMARY_COLUMNS} FROM backtests
  ORDER BY sharpe_ratio DESC NULLS LAST, total_return DESC NULLS LAST LIMIT %s
 """  # noqa: S608
 GET = f"SELECT {SUMMARY_COLUMNS}, detailed_results, trade_list FROM backtests WHERE id = %s"  # noqa: S608
+# a prefix of the id as `backtests list` prints it (git-style); two rows tell it is ambiguous
+BY_PREFIX = "SELECT id FROM backtests WHERE id::text LIKE %s || '%%' ORDER BY id LIMIT 2"
+MIN_PREFIX = 4
+
+
+class BacktestStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
 
 
 @dataclass(frozen=True)
@@ -235,20 +246,52 @@ class BacktestRepository:
         times = np.frombuffer(row["equity_time"], dtype="<i8").astype("datetime64[us]")
         return times, np.frombuffer(row["equity_value"], dtype="<f8")
 
-    async def get(self, backtest_id: UUID) -> Backtest:
+    async def get(self, backtest_id: UUID | str) -> Backtest:
+        """One backtest, with its detailed results and trade list."""
         row = await self.db.query_one(GET, (as_uuid(backtest_id),))
         if row is None:
             raise NotFound(f"no backtest with id {backtest_id}")
         return Backtest(**row)
+
+    async def resolve(self, id_or_prefix: UUID | str) -> UUID:
+        """The id a full id or a unique prefix of one names (as git resolves commits):
+        NotFound when none matches, ValidationError when several do."""
+        if isinstance(id_or_prefix, UUID):
+            return id_or_prefix
+        text = id_or_prefix.strip().lower()
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+        if len(text) < MIN_PREFIX or any(c not in "0123456789abcdef-" for c in text):
+            raise ValidationError(
+                f"backtest id: {id_or_prefix!r} is neither an id nor a prefix of one "
+                f"(at least {MIN_PREFIX} hex digits)",
+                field="backtest_id",
+                value=id_or_prefix,
+            )
+        rows = await self.db.query(BY_PREFIX, (text,))
+        if not rows:
+            raise NotFound(f"no backtest id starts with {text}")
+        if len(rows) > 1:
+            raise ValidationError(
+                f"backtest id prefix {text} is ambiguous: give more digits",
+                field="backtest_id",
+                value=id_or_prefix,
+            )
+        return UUID(str(rows[0]["id"]))
 
     async def find(
         self,
         *,
         strategy_id: UUID | None = None,
         symbol: str | None = None,
-        status: str | None = None,
+        status: BacktestStatus | str | None = None,
         limit: int = 50,
     ) -> list[Backtest]:
+        """Backtests newest first; `status` in any case (completed, COMPLETED)."""
+        if status is not None:
+            status = parse_enum(BacktestStatus, status, field="status").value
         return [
             Backtest(**r)
             for r in await self.db.query(

@@ -36,8 +36,21 @@ app.add_typer(maintain.app, name="maintain")
 app.command("demo")(demo.demo)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from tradestore import __version__
+
+        console.print(f"tradestore {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
     setup_logging(verbose)
 
 

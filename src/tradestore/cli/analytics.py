@@ -6,18 +6,27 @@ import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from tradestore.analytics.backtests import Backtest
-from tradestore.analytics.report import build_report, render_html
 from tradestore.cli.common import console, open_store, run
-from tradestore.cli.formatting import money, parse_when, when
+from tradestore.cli.formatting import money, parse_when
 from tradestore.cli.ops import metrics_app
-from tradestore.trading.models import as_uuid
+from tradestore.cli.output import (
+    LIMIT_MAX,
+    Format,
+    cell,
+    format_option,
+    limit_option,
+    print_record,
+    print_rows,
+)
+
+if TYPE_CHECKING:
+    from tradestore.analytics.backtests import Backtest
 
 backtests_app = typer.Typer(help="Backtest results.", no_args_is_help=True)
 
@@ -72,6 +81,7 @@ def report(
     html_file: Path | None = typer.Option(None, "--html", help="Write an HTML report here."),
 ) -> None:
     """A strategy's summary; with --html, a self-contained page with charts."""
+    from tradestore.analytics.report import build_report, render_html
 
     async def main() -> None:
         async with open_store() as store:
@@ -92,34 +102,53 @@ def _advance(bar: Progress, task: Any) -> Any:
     return lambda _day: bar.advance(task)
 
 
-def _backtest_table(rows: list[Backtest], title: str) -> Table:
-    table = Table(
-        "id",
-        "name",
-        "symbol",
-        "tf",
-        "status",
-        "return",
-        "Sharpe",
-        "max DD",
-        "trades",
-        "created",
-        title=title,
-    )
-    for b in rows:
-        table.add_row(
-            str(b.id)[:8],
-            b.name,
-            b.symbol,
-            b.timeframe,
-            b.status,
-            _pct(b.total_return),
-            _num(b.sharpe_ratio),
-            _pct(b.max_drawdown),
-            str(b.total_trades or "-"),
-            when(b.created_at),
-        )
-    return table
+PERCENT_FIELDS = ("total_return", "annualized_return", "volatility", "max_drawdown", "win_rate")
+SUMMARY_FIELDS = (
+    "name",
+    "symbol",
+    "timeframe",
+    "status",
+    "start_date",
+    "end_date",
+    "initial_capital",
+    "total_return",
+    "annualized_return",
+    "volatility",
+    "max_drawdown",
+    "sharpe_ratio",
+    "profit_factor",
+    "total_trades",
+    "winning_trades",
+    "win_rate",
+    "created_at",
+)
+
+
+def _summary(b: Backtest, fmt: Format) -> dict[str, Any]:
+    """A backtest's fields; ratios as percentages in a table (exact values for scripts)."""
+    fields = asdict(b)
+    if fmt is Format.TABLE:
+        for name in PERCENT_FIELDS:
+            fields[name] = _pct(fields[name])
+        fields["sharpe_ratio"] = _num(fields["sharpe_ratio"])
+        fields["profit_factor"] = _num(fields["profit_factor"])
+    return fields
+
+
+def _listed(b: Backtest, fmt: Format) -> dict[str, Any]:
+    table = fmt is Format.TABLE
+    return {
+        "id": str(b.id)[:8] if table else b.id,  # a prefix that `backtests show` takes
+        "name": b.name,
+        "symbol": b.symbol,
+        "tf": b.timeframe,
+        "status": b.status,
+        "return": _pct(b.total_return) if table else b.total_return,
+        "Sharpe": _num(b.sharpe_ratio) if table else b.sharpe_ratio,
+        "max DD": _pct(b.max_drawdown) if table else b.max_drawdown,
+        "trades": b.total_trades,
+        "created": b.created_at,
+    }
 
 
 def _pct(v: Any) -> str:
@@ -134,46 +163,79 @@ def _num(v: Any) -> str:
 def backtests_list(
     strategy: str | None = typer.Option(None),
     symbol: str | None = typer.Option(None),
-    status: str | None = typer.Option(None),
-    limit: int = typer.Option(50),
+    status: str | None = typer.Option(None, help="pending, running, completed or failed."),
+    limit: int = limit_option(),
+    fmt: Format = format_option(),
 ) -> None:
     """Backtests, newest first (the large arrays are never read)."""
 
     async def main() -> None:
         async with open_store() as store:
             sid = None if strategy is None else (await store.strategies.get_by_name(strategy)).id
-            rows = await store.backtests.find(
+            found = await store.backtests.find(
                 strategy_id=sid, symbol=symbol, status=status, limit=limit
             )
-        console.print(_backtest_table(rows, "backtests"))
+        print_rows([_listed(b, fmt) for b in found], fmt, title="backtests")
 
     run(main)
 
 
 @backtests_app.command("show")
-def backtests_show(backtest_id: str) -> None:
+def backtests_show(
+    backtest_id: str = typer.Argument(..., help="An id, or a unique prefix of one."),
+    fmt: Format = format_option(),
+) -> None:
     """One backtest's fields and detailed results."""
 
     async def main() -> None:
         async with open_store() as store:
-            b = await store.backtests.get(as_uuid(backtest_id, field="backtest_id"))
-        table = Table("field", "value", title=f"backtest {b.name}")
-        for k, v in asdict(b).items():
-            if k != "trade_list":
-                table.add_row(k, "-" if v is None else str(v))
-        table.add_row("trades in list", str(len(b.trade_list or [])))
-        console.print(table)
+            b = await store.backtests.get(await store.backtests.resolve(backtest_id))
+        record = _summary(b, fmt)
+        if fmt is Format.TABLE:
+            record["trade_list"] = f"{len(b.trade_list or [])} trade(s)"
+        print_record(record, fmt, title=f"backtest {b.name}")
 
     run(main)
 
 
 @backtests_app.command("compare")
-def backtests_compare(symbol: str, timeframe: str, n: int = typer.Option(10)) -> None:
+def backtests_compare(
+    backtest_ids: list[str] = typer.Argument(..., help="Two or more ids or unique prefixes."),
+    fmt: Format = format_option(),
+) -> None:
+    """Chosen backtests side by side: one column per backtest, one row per figure."""
+
+    async def main() -> None:
+        async with open_store() as store:
+            ids = [await store.backtests.resolve(i) for i in backtest_ids]
+            chosen = [await store.backtests.get(i) for i in ids]
+        if fmt is not Format.TABLE:
+            rows = [
+                {n: v for n, v in asdict(b).items() if n in ("id", *SUMMARY_FIELDS)} for b in chosen
+            ]
+            print_rows(rows, fmt, title="backtests compared")
+            return
+        columns = [_summary(b, fmt) for b in chosen]
+        table = Table("", *(str(b.id)[:8] for b in chosen), title="backtests compared")
+        for name in SUMMARY_FIELDS:
+            table.add_row(name, *(cell(c[name]) for c in columns))
+        console.print(table)
+
+    run(main)
+
+
+@backtests_app.command("best")
+def backtests_best(
+    symbol: str,
+    timeframe: str,
+    n: int = typer.Option(10, min=1, max=LIMIT_MAX, help="How many."),
+    fmt: Format = format_option(),
+) -> None:
     """The best completed backtests of a symbol and timeframe, by Sharpe."""
 
     async def main() -> None:
         async with open_store() as store:
-            rows = await store.backtests.best(symbol, timeframe, n)
-        console.print(_backtest_table(rows, f"best backtests for {symbol} {timeframe}"))
+            found = await store.backtests.best(symbol, timeframe, n)
+        print_rows([_listed(b, fmt) for b in found], fmt, title=f"best for {symbol} {timeframe}")
 
     run(main)

@@ -7,19 +7,21 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
 
 from tradestore.errors import TradeStoreError
-from tradestore.settings import load_settings
-from tradestore.store import TradeStore
+
+if TYPE_CHECKING:
+    from tradestore.store import TradeStore
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+# piped or redirected output is never cut to 80 columns (ids and cursors stay whole)
+console = Console(width=None if sys.stdout.isatty() else 100_000)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 100_000)
 
 
 _VERBOSE = False
@@ -70,7 +72,11 @@ async def _call(main: Callable[[], Awaitable[T]]) -> T:
 @asynccontextmanager
 async def open_store(*, relay: bool = False) -> AsyncIterator[TradeStore]:
     """The store from the environment. Quick commands do not relay outbox events (any
-    long-running store does, see TRADESTORE_EVENT_RELAY); long-running ones pass relay."""
+    long-running store does, see TRADESTORE_EVENT_RELAY); long-running ones pass relay.
+    The store's modules are imported here, not at start: `--help` stays quick."""
+    from tradestore.settings import load_settings
+    from tradestore.store import TradeStore
+
     settings = load_settings()
     if not relay:
         settings = settings.model_copy(update={"event_relay": False})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,8 +15,10 @@ from rich.table import Table
 from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import parse_when, when
 from tradestore.errors import ValidationError
-from tradestore.exchange.backfill import BackfillProgress, BackfillResult
-from tradestore.store import TradeStore
+
+if TYPE_CHECKING:
+    from tradestore.exchange.backfill import BackfillProgress, BackfillResult
+    from tradestore.store import TradeStore
 
 SOURCE_HELP = "Where from: dydx, or ccxt:<exchange id> (ccxt:binance, ccxt:kraken, ...)."
 MAX_PARALLEL = 4  # series backfilled at once (they share the source's rate limit)

@@ -23,9 +23,19 @@ def when(value: datetime | None) -> str:
 
 
 def parse_when(value: str | None, *, option: str) -> datetime | None:
-    """CLI dates: ISO 8601; a date or a naive time means UTC."""
+    """CLI times: ISO 8601 (a date or a naive time means UTC), `now`, `today`,
+    `yesterday` (midnight UTC), or an age back from now such as `90m`, `24h`, `7d`, `2w`."""
     if value is None:
         return None
+    text = value.strip().lower()
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    named = {"now": now, "today": midnight, "yesterday": midnight - timedelta(days=1)}
+    if text in named:
+        return named[text]
+    age = _duration(text)
+    if age is not None:
+        return now - age
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -33,7 +43,10 @@ def parse_when(value: str | None, *, option: str) -> datetime | None:
             parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
         except ValueError:
             raise ValidationError(
-                f"{option}: not an ISO date or time: {value!r}", field=option, value=value
+                f"{option}: {value!r} is not a time (ISO like 2025-01-31 or "
+                "2025-01-31T12:00Z, now, today, yesterday, or an age like 24h, 7d)",
+                field=option,
+                value=value,
             ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -46,17 +59,29 @@ def health_table(health: Health) -> Table:
     return table
 
 
-_AGE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_UNITS = {
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+
+
+def _duration(text: str) -> timedelta | None:
+    """`90m`, `36h`, `7d`, `52w`: a positive whole number and a unit; None otherwise."""
+    unit = _UNITS.get(text[-1:]) if text else None
+    if unit is None or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        return None
+    return int(text[:-1]) * unit
 
 
 def parse_age(value: str | None, *, option: str) -> timedelta | None:
     """An age such as `730d`, `52w` or `36h`."""
     if value is None:
         return None
-    text = value.strip().lower()
-    unit = _AGE_UNITS.get(text[-1:]) if text else None
-    if unit is None or not text[:-1].isdigit() or int(text[:-1]) == 0:
+    age = _duration(value.strip().lower())
+    if age is None:
         raise ValidationError(
             f"{option}: {value!r} is not an age like 730d, 52w or 36h", field=option, value=value
         )
-    return int(text[:-1]) * unit
+    return age

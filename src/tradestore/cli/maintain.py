@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from tradestore.cli.common import console, fail, open_store, run
 from tradestore.cli.formatting import parse_age, parse_when
-from tradestore.ops.compression import Compression
-from tradestore.ops.market_archive import ArchiveRange
-from tradestore.ops.tasks import Progress as Progress_
-from tradestore.settings import TimeSeriesMode
+from tradestore.cli.output import Format, format_option, print_rows
+
+if TYPE_CHECKING:
+    from tradestore.ops.tasks import Progress as Progress_
 
 app = typer.Typer(
     help="Partitions, retention, archive, compression, rollups.", no_args_is_help=True
@@ -29,6 +29,7 @@ ARCHIVE_AFTER_HELP = (
 @app.command("plan")
 def plan(
     archive_after: str | None = typer.Option(None, "--archive-after", help=ARCHIVE_AFTER_HELP),
+    fmt: Format = format_option(),
 ) -> None:
     """What `maintain run` would do now."""
     age = parse_age(archive_after, option="--archive-after")
@@ -36,12 +37,14 @@ def plan(
     async def main() -> None:
         async with open_store() as store:
             actions = await store.maintenance.plan(archive_after=age)
-        table = Table("task", "action", "target", "detail", title="maintenance plan")
-        for a in actions:
-            table.add_row(a.task, a.action, a.target, a.detail)
-        if not actions:
-            table.add_row("-", "nothing to do", "", "")
-        console.print(table)
+        rows = [
+            {"task": a.task, "action": a.action, "target": a.target, "detail": a.detail}
+            for a in actions
+        ]
+        if not rows and fmt is Format.TABLE:
+            rows = [{"task": "-", "action": "nothing to do", "target": "", "detail": ""}]
+        columns = ["task", "action", "target", "detail"]
+        print_rows(rows, fmt, title="maintenance plan", columns=columns)
 
     run(main)
 
@@ -83,8 +86,9 @@ def schedule(
 
     async def main() -> None:
         async with open_store(relay=True) as store:
-            mode = store.timeseries_mode
-            if mode is TimeSeriesMode.TIMESCALE:
+            from tradestore.settings import TimeSeriesMode
+
+            if store.timeseries_mode is TimeSeriesMode.TIMESCALE:
                 jobs = await store.db.query(
                     "SELECT proc_name, hypertable_name, schedule_interval "
                     "FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL"
@@ -125,6 +129,8 @@ def export(
     if not (by_name or by_range):
         fail("give a partition/chunk name, or both --since and --until")
 
+    from tradestore.ops.market_archive import ArchiveRange
+
     async def main() -> None:
         async with open_store() as store:
             archive = store.market_archive
@@ -158,6 +164,8 @@ def import_(manifest: Path) -> None:
 @app.command("compression")
 def compression() -> None:
     """Compression state of market_data (TimescaleDB) and its ratio."""
+    from tradestore.ops.compression import Compression
+    from tradestore.settings import TimeSeriesMode
 
     async def main() -> None:
         async with open_store() as store:

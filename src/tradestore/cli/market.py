@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import (
@@ -22,12 +22,13 @@ from rich.table import Table
 
 from tradestore.cli.common import console, err_console, open_store, run
 from tradestore.cli.formatting import parse_when, when
+from tradestore.cli.output import Format, format_option, note, print_record, print_rows
 from tradestore.errors import ValidationError
-from tradestore.marketdata.importers import open_source
-from tradestore.marketdata.ingest import IngestResult
-from tradestore.marketdata.resample import check_coarser
-from tradestore.marketdata.validation import DEFAULT_VENUE, infer_timeframe
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from tradestore.marketdata.ingest import IngestResult
 
 app = typer.Typer(help="Market data: import, export, list, gaps, quality.", no_args_is_help=True)
 
@@ -39,25 +40,25 @@ VENUE_HELP = "The exchange the series is from (dydx, binance, ...): part of its 
 def list_series(
     symbol: str | None = typer.Option(None, help="Only this symbol."),
     venue: str | None = typer.Option(None, help="Only this venue."),
+    fmt: Format = format_option(),
 ) -> None:
     """What is stored: symbol, timeframe, first, last, count (from the catalog, no scan)."""
 
     async def main() -> None:
         async with open_store() as store:
             series = await store.market_data.list_series(symbol, venue=venue)
-        table = Table(
-            "venue", "symbol", "timeframe", "first", "last", "candles", title="market data"
-        )
-        for s in series:
-            table.add_row(
-                s.venue,
-                s.symbol,
-                s.timeframe,
-                when(s.first_ts),
-                when(s.last_ts),
-                f"{s.row_count:,}",
-            )
-        console.print(table)
+        rows = [
+            {
+                "venue": s.venue,
+                "symbol": s.symbol,
+                "timeframe": s.timeframe,
+                "first": s.first_ts,
+                "last": s.last_ts,
+                "candles": s.row_count,
+            }
+            for s in series
+        ]
+        print_rows(rows, fmt, title="market data")
 
     run(main)
 
@@ -151,6 +152,9 @@ class _Wanted:
 async def _import_one(
     store: Any, path: Path, wanted: _Wanted, bar: Progress, task: TaskID, done: int
 ) -> tuple[IngestResult, int]:
+    from tradestore.marketdata.importers import open_source
+    from tradestore.marketdata.validation import infer_timeframe
+
     opened, tables = open_source(path)
     sym, tf = _series(opened.symbol, opened.timeframe, wanted.symbol, wanted.timeframe)
     if tf is None:
@@ -171,8 +175,8 @@ async def _import_one(
         atomic=wanted.strict,
         on_progress=progress,
     )
-    for note in opened.notes:
-        console.print(f"{path.name}: {note}")
+    for remark in opened.notes:
+        console.print(f"{path.name}: {remark}")
     return result, opened.header_lines
 
 
@@ -216,6 +220,8 @@ def export(
     """Write stored candles (TIMEFRAME) to CSV or Parquet, exact, month by month."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+
+    from tradestore.marketdata.resample import check_coarser
 
     to_stdout = out == "-"
     path = Path(out)
@@ -301,8 +307,8 @@ def delete(
     run(main)
 
 
-SINCE_HELP = "From, inclusive (ISO; UTC if no zone; default: the first stored candle)."
-UNTIL_HELP = "Up to, exclusive (ISO; UTC if no zone; default: after the last stored candle)."
+SINCE_HELP = "From, inclusive (ISO, 7d, yesterday...; default: the first stored candle)."
+UNTIL_HELP = "Up to, exclusive (same forms; default: after the last stored candle)."
 CALENDAR_HELP = (
     "Market hours that say which candles are expected: 24/7 (default), fx (closed Friday "
     "22:00 to Sunday 22:00 UTC) or an exchange code such as XNYS (tradestore[calendars])."
@@ -317,6 +323,7 @@ def gaps(
     until: str | None = typer.Option(None, help=UNTIL_HELP),
     calendar: str = typer.Option("24/7", help=CALENDAR_HELP),
     venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
+    fmt: Format = format_option(),
 ) -> None:
     """List every run of missing candles (the whole stored range by default)."""
     start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
@@ -328,17 +335,15 @@ def gaps(
             found = await quality.gaps(
                 symbol, timeframe, start, end, calendar=calendar, venue=venue
             )
-        table = Table(
-            "first missing",
-            "last missing",
-            "candles",
-            title=f"gaps in {symbol} {timeframe} from {when(start or first)} to "
-            f"{when(end or last)} ({calendar})",
+        rows = [
+            {"first missing": g.start, "last missing": g.end, "candles": g.missing} for g in found
+        ]
+        title = (
+            f"gaps in {symbol} {timeframe} from {when(start or first)} to "
+            f"{when(end or last)} ({calendar})"
         )
-        for g in found:
-            table.add_row(when(g.start), when(g.end), f"{g.missing:,}")
-        console.print(table)
-        console.print(f"{len(found)} gap(s), {sum(g.missing for g in found):,} missing candles")
+        print_rows(rows, fmt, title=title, columns=["first missing", "last missing", "candles"])
+        note(f"{len(found)} gap(s), {sum(g.missing for g in found):,} missing candles", fmt)
 
     run(main)
 
@@ -352,6 +357,7 @@ def quality(
     calendar: str = typer.Option("24/7", help=CALENDAR_HELP),
     rescore: bool = typer.Option(False, help="Store the recomputed data_quality_score."),
     venue: str = typer.Option(DEFAULT_VENUE, help=VENUE_HELP),
+    fmt: Format = format_option(),
 ) -> None:
     """Gaps, repeated candles, outliers and the average quality score."""
     start, end = parse_when(since, option="--since"), parse_when(until, option="--until")
@@ -367,16 +373,20 @@ def quality(
                 if rescore
                 else None
             )
-        table = Table("check", "result", title=f"quality of {symbol} {timeframe}")
-        table.add_row("candles", f"{report.candles:,}")
-        table.add_row("gaps", f"{len(report.gaps)} ({report.missing:,} candles missing)")
-        table.add_row("repeated candles", str(len(report.repeated)))
-        table.add_row("outliers", ", ".join(when(t) for t in report.outliers[:5]) or "none")
-        table.add_row("empty candles", str(report.empty))
-        table.add_row("average score", f"{report.average_score:.1f}")
+        record: dict[str, Any] = {
+            "since": report.since,
+            "until": report.until,
+            "candles": report.candles,
+            "gaps": len(report.gaps),
+            "missing candles": report.missing,
+            "repeated candles": len(report.repeated),
+            "outliers": report.outliers[:5] if fmt is Format.TABLE else report.outliers,
+            "empty candles": report.empty,
+            "average score": round(report.average_score, 1),
+        }
         if changed is not None:
-            table.add_row("scores updated", str(changed))
-        console.print(table)
+            record["scores updated"] = changed
+        print_record(record, fmt, title=f"quality of {symbol} {timeframe}")
 
     run(main)
 

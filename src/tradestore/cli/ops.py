@@ -5,22 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Group
-from rich.live import Live
 from rich.table import Table
 
 from tradestore.cli.common import console, open_store, run
 from tradestore.cli.formatting import health_table, parse_when, when
-from tradestore.config.store import REDACTED
-from tradestore.errors import TradeStoreError
+from tradestore.cli.output import Format, format_option, limit_option, print_line, print_rows
+from tradestore.errors import NotFound, TradeStoreError
 from tradestore.health import Health
-from tradestore.logs.search import LogFilter
-from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
-from tradestore.ops.monitoring import DatabaseMetrics
-from tradestore.store import TradeStore
+
+if TYPE_CHECKING:
+    from tradestore.ops.alerts import Alert
+    from tradestore.ops.monitoring import DatabaseMetrics
+    from tradestore.store import TradeStore
 
 metrics_app = typer.Typer(help="Metrics: Prometheus exporter.", no_args_is_help=True)
 logs_app = typer.Typer(help="system_logs.", no_args_is_help=True)
@@ -28,6 +28,8 @@ config_app = typer.Typer(help="system_config.", no_args_is_help=True)
 
 
 async def _snapshot(store: TradeStore) -> tuple[Health, DatabaseMetrics, list[Alert], str]:
+    from tradestore.ops.alerts import AlertThresholds, evaluate
+
     metrics = await store.monitor.collect()  # first: its pool figures exclude our own queries
     health = await store.health()
     return (
@@ -124,6 +126,8 @@ def status(
             if not watch:
                 console.print(_dashboard(health, metrics, alerts, outbox))
                 return health.ok
+            from rich.live import Live
+
             with Live(
                 _dashboard(health, metrics, alerts, outbox), console=console, refresh_per_second=4
             ) as live:
@@ -154,35 +158,41 @@ def serve(
     run(main, until_interrupted=True)
 
 
-def _log_table(rows: list[Any], title: str) -> Table:
-    table = Table("time", "level", "category", "message", "context", title=title)
-    for r in reversed(rows):
-        context = {
-            k: str(r[k])
-            for k in ("strategy_id", "trade_id", "order_id", "user_id")
-            if r[k] is not None
-        }
-        table.add_row(
-            when(r["timestamp"]),
-            r["level"],
-            r["category"],
-            r["message"],
-            json.dumps(context) if context else "",
-        )
-    return table
+def _log_record(r: Any) -> dict[str, Any]:
+    context = {
+        k: str(r[k]) for k in ("strategy_id", "trade_id", "order_id", "user_id") if r[k] is not None
+    }
+    return {
+        "time": r["timestamp"],
+        "level": r["level"],
+        "category": r["category"],
+        "message": r["message"],
+        "context": context or None,
+        "details": r["details"],
+        "id": r["id"],
+    }
+
+
+def _log_line(r: Any) -> str:
+    return f"{when(r['timestamp'])} {r['level']:5} {r['category']}: {r['message']}"
+
+
+LOG_COLUMNS = ("time", "level", "category", "message", "context")
 
 
 @logs_app.command("search")
 def logs_search(
-    level: str | None = typer.Option(None, help="This level and above."),
+    level: str | None = typer.Option(None, help="This level and above (case-insensitive)."),
     category: str | None = typer.Option(None),
     strategy: str | None = typer.Option(None, help="Strategy name."),
-    since: str | None = typer.Option(None, help="From (ISO; UTC if no zone)."),
-    until: str | None = typer.Option(None, help="Up to (ISO; UTC if no zone)."),
+    since: str | None = typer.Option(None, help="From (ISO, now, 7d, yesterday...)."),
+    until: str | None = typer.Option(None, help="Up to (same forms)."),
     text: str | None = typer.Option(None, help="Text in the message."),
-    limit: int = typer.Option(100, min=1, max=100_000),
+    limit: int = limit_option(100),
+    fmt: Format = format_option(),
 ) -> None:
-    """Search system_logs, newest last."""
+    """Search system_logs (the newest `--limit` records, printed oldest first)."""
+    from tradestore.logs.search import LogFilter
 
     async def main() -> None:
         async with open_store() as store:
@@ -198,23 +208,28 @@ def logs_search(
                 ),
                 limit=limit,
             )
-        console.print(_log_table(rows, f"{len(rows)} log record(s)"))
+        records = [_log_record(r) for r in reversed(rows)]
+        columns = LOG_COLUMNS if fmt is Format.TABLE else None
+        print_rows(records, fmt, title=f"{len(rows)} log record(s)", columns=columns)
 
     run(main)
 
 
 @logs_app.command("tail")
 def logs_tail(
-    n: int = typer.Option(20, "-n", help="How many recent records first."),
-    level: str | None = typer.Option(None, help="This level and above."),
+    n: int = typer.Option(20, "-n", min=0, max=10_000, help="How many recent records first."),
+    level: str | None = typer.Option(None, help="This level and above (case-insensitive)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new records."),
+    fmt: Format = format_option(),
 ) -> None:
-    """The most recent records; with --follow, new ones as they arrive."""
+    """The most recent records, oldest first; with --follow, new ones as they arrive."""
+    from tradestore.logs.search import LogFilter
 
     async def main() -> None:
         async with open_store() as store:
-            rows = await store.search_logs(LogFilter(level=level), limit=n)
-            console.print(_log_table(rows, "recent log records"))
+            rows = await store.search_logs(LogFilter(level=level), limit=n) if n else []
+            for r in reversed(rows):
+                print_line(_log_record(r), fmt, _log_line(r))
             last = rows[0]["id"] if rows else 0
             while follow:
                 await asyncio.sleep(1.0)
@@ -226,11 +241,7 @@ def logs_tail(
                 if fresh:
                     last = max(r["id"] for r in fresh)
                     for r in reversed(fresh):
-                        console.print(
-                            f"{when(r['timestamp'])} {r['level']:5} "
-                            f"{r['category']}: {r['message']}",
-                            highlight=False,
-                        )
+                        print_line(_log_record(r), fmt, _log_line(r))
 
     run(main, until_interrupted=follow)
 
@@ -245,8 +256,6 @@ def config_get(
         async with open_store() as store:
             entry = await store.config.entry(key, reveal=reveal)
         if entry is None:
-            from tradestore.errors import NotFound
-
             raise NotFound(f"no configuration value {key!r}")
         console.print(json.dumps(entry.value), highlight=False)
 
@@ -266,6 +275,7 @@ def config_set(
     by: str | None = typer.Option(None, help="Who is changing it."),
 ) -> None:
     """Set a configuration value (typed; history kept)."""
+    from tradestore.config.store import REDACTED
 
     async def main() -> None:
         try:
@@ -291,22 +301,24 @@ def config_set(
 
 
 @config_app.command("list")
-def config_list(category: str | None = typer.Option(None)) -> None:
+def config_list(category: str | None = typer.Option(None), fmt: Format = format_option()) -> None:
     """Every configuration value, sensitive ones redacted."""
+    from tradestore.config.store import REDACTED
 
     async def main() -> None:
         async with open_store() as store:
             entries = await store.config.entries(category)
-        table = Table("key", "value", "type", "category", "updated", "by", title="configuration")
-        for e in entries:
-            table.add_row(
-                e.key,
-                REDACTED if e.is_sensitive else json.dumps(e.value),
-                e.data_type,
-                e.category,
-                when(e.updated_at),
-                e.updated_by or "-",
-            )
-        console.print(table)
+        rows = [
+            {
+                "key": e.key,
+                "value": REDACTED if e.is_sensitive else e.value,
+                "type": e.data_type,
+                "category": e.category,
+                "updated": e.updated_at,
+                "by": e.updated_by,
+            }
+            for e in entries
+        ]
+        print_rows(rows, fmt, title="configuration")
 
     run(main)

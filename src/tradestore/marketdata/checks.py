@@ -20,7 +20,8 @@ from tradestore.marketdata.quality import (
     repeat_mask,
 )
 from tradestore.marketdata.reads import CandleReader
-from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
+from tradestore.marketdata.validation import check_symbol, check_venue
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
 # Each missing stretch: from the candle after `before` to the one before `after`.

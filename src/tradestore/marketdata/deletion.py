@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from tradestore.db.database import Database
 from tradestore.errors import NotFound
 from tradestore.marketdata.ingest import LOCK_SERIES
-from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue, series_key
+from tradestore.marketdata.validation import check_symbol, check_venue, series_key
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
 WINDOW = timedelta(days=31)

@@ -35,7 +35,6 @@ from tradestore.marketdata import binary
 from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
 from tradestore.marketdata.quality import quality_scores
 from tradestore.marketdata.validation import (
-    DEFAULT_VENUE,
     TimeWindow,
     accepted_mask,
     check_spacing,
@@ -44,6 +43,7 @@ from tradestore.marketdata.validation import (
     series_key,
     validate_chunk,
 )
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
 # Ingesters of one series queue on this (transaction-scoped) lock: two long transactions

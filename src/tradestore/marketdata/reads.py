@@ -31,8 +31,9 @@ from tradestore.keys import Keys
 from tradestore.marketdata import binary
 from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
-from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
+from tradestore.marketdata.validation import check_symbol, check_venue
 from tradestore.redis_link import RedisLink
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
 

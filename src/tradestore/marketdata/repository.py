@@ -17,8 +17,9 @@ from tradestore.marketdata.ingest import CandleIngest, IngestProgress, IngestRes
 from tradestore.marketdata.inputs import CHUNK_ROWS
 from tradestore.marketdata.reads import CandleReader
 from tradestore.marketdata.resample import resample
-from tradestore.marketdata.validation import DEFAULT_VENUE, TimeWindow
+from tradestore.marketdata.validation import TimeWindow
 from tradestore.redis_link import RedisLink
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
 SERIES_SQL = """

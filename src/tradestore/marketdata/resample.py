@@ -20,7 +20,8 @@ from psycopg import sql
 from tradestore.errors import ValidationError
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
-from tradestore.marketdata.validation import DEFAULT_VENUE, check_symbol, check_venue
+from tradestore.marketdata.validation import check_symbol, check_venue
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
 

@@ -23,9 +23,9 @@ from tradestore.db.database import Database
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
 from tradestore.marketdata.resample import BUCKET_AGGREGATES, bucket_range, resample
-from tradestore.marketdata.validation import DEFAULT_VENUE
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
+from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
 TARGETS = (Timeframe.M5, Timeframe.M15, Timeframe.M30, Timeframe.H1, Timeframe.H4, Timeframe.D1)

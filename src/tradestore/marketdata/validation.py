@@ -38,7 +38,6 @@ def _unix_us(when: datetime) -> int:
 
 
 VENUE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
-DEFAULT_VENUE = "dydx"  # the seed's one source; every series stored before venues had it
 
 
 def check_venue(venue: str) -> str:

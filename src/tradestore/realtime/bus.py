@@ -298,12 +298,18 @@ class EventBus:
         return True
 
     async def replay(
-        self, since: datetime, *, types: set[str] | None = None, page: int = 500
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        types: set[str] | None = None,
+        page: int = 500,
     ) -> AsyncIterator[Event]:
-        """Every event still in the stream since a time, oldest first."""
+        """Every event still in the stream relayed in [since, until), oldest first."""
         cursor = f"{int(since.timestamp() * 1000)}-0"
+        upper = "+" if until is None else f"({int(until.timestamp() * 1000)}-0"
         while True:
-            entries = await self._client().xrange(self.stream, min=cursor, count=page)
+            entries = await self._client().xrange(self.stream, min=cursor, max=upper, count=page)
             for stream_id, fields in entries:
                 event = Event.from_fields(_text(stream_id), fields)
                 if not types or event.type in types:

@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 
 from tradestore.cache import codec
 from tradestore.keys import Keys
-from tradestore.marketdata.validation import DEFAULT_VENUE
 from tradestore.redis_link import RedisLink
+from tradestore.symbols import DEFAULT_VENUE
 
 # KEYS[1] the hash; ARGV: ts (epoch ms), body, set_at. Returns 1 if stored.
 SET_IF_NOT_OLDER = """

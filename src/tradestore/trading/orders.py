@@ -100,6 +100,16 @@ def to_order(row: dict[str, Any]) -> Order:
     return Order.model_validate(row)
 
 
+LIST_ORDERS = """
+SELECT * FROM orders
+ WHERE (%(s)s::uuid IS NULL OR strategy_id = %(s)s)
+   AND (%(st)s::text IS NULL OR status = %(st)s)
+   AND (%(from)s::timestamptz IS NULL OR created_at >= %(from)s)
+   AND (%(to)s::timestamptz IS NULL OR created_at < %(to)s)
+ ORDER BY created_at DESC LIMIT %(n)s
+"""
+
+
 class OrderRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -154,13 +164,21 @@ class OrderRepository:
         *,
         strategy_id: UUID | None = None,
         status: OrderStatus | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
     ) -> list[Order]:
+        """Orders newest first, created in [since, until) when given."""
         status_value = _status(status)
         rows = await self.db.query(
-            "SELECT * FROM orders WHERE (%(s)s::uuid IS NULL OR strategy_id = %(s)s) "
-            "AND (%(st)s::text IS NULL OR status = %(st)s) ORDER BY created_at DESC LIMIT %(n)s",
-            {"s": strategy_id and as_uuid(strategy_id), "st": status_value, "n": limit},
+            LIST_ORDERS,
+            {
+                "s": strategy_id and as_uuid(strategy_id),
+                "st": status_value,
+                "from": optional_aware("since", since),
+                "to": optional_aware("until", until),
+                "n": limit,
+            },
         )
         return [to_order(r) for r in rows]
 
