@@ -1,6 +1,7 @@
 """tradestore: the data persistence layer of an algorithmic trading platform.
 
-Everything a caller names is importable from here: the store, its settings and errors,
+Everything a caller names is importable from here: the store (and `connect()`, its
+blocking form for notebooks and scripts), its settings and errors,
 the trading models (inputs `New*`, rows `Strategy`, `Order`, `Trade`, their enums and
 `TradeFilters`), and the market-data types (`Timeframe`, `CandleFrame`, `IngestResult`,
 `BackfillResult`, `StoredSeries`), and the analytics rows (`Backtest`, `BacktestResults`,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from tradestore.marketdata.repository import StoredSeries
     from tradestore.settings import Settings, TimeSeriesMode, load_settings
     from tradestore.store import TradeStore
+    from tradestore.sync import SyncTradeStore, connect
     from tradestore.timeframes import Timeframe
     from tradestore.trading.models import (
         NewOrder,
@@ -96,7 +98,9 @@ _HOMES = {
     "TradeFilters": "tradestore.trading.trades",
     "TradePage": "tradestore.trading.trades",
     "TradeStatus": "tradestore.trading.models",
+    "SyncTradeStore": "tradestore.sync",
     "TradeStore": "tradestore.store",
+    "connect": "tradestore.sync",
     "TradeStoreError": "tradestore.errors",
     "TradeType": "tradestore.trading.models",
     "TransientError": "tradestore.errors",
@@ -135,6 +139,7 @@ __all__ = [
     "Strategy",
     "StrategyChanges",
     "StrategyPerformance",
+    "SyncTradeStore",
     "TimeInForce",
     "TimeSeriesMode",
     "Timeframe",
@@ -147,6 +152,7 @@ __all__ = [
     "TradeType",
     "TransientError",
     "ValidationError",
+    "connect",
     "load_settings",
 ]
 __version__ = "0.1.0"

@@ -104,8 +104,10 @@ class TradeStore:
         """Stop the background loops, then close the connections: within about 2 s
         (LOOP_STOP_TIMEOUT_S + POOL_CLOSE_TIMEOUT_S) whatever the state of PostgreSQL and
         Redis; never raises. The store can be opened again afterwards."""
+        events: EventBus | None = self.__dict__.get("events")  # made only once used
         await asyncio.gather(
-            self.events.stop_relay(LOOP_STOP_TIMEOUT_S), self.cache.stop(LOOP_STOP_TIMEOUT_S)
+            *([events.stop_relay(LOOP_STOP_TIMEOUT_S)] if events is not None else []),
+            self.cache.stop(LOOP_STOP_TIMEOUT_S),
         )
         databases = [*self._extra_dbs, *([self._db] if self._db is not None else [])]
         self._extra_dbs.clear()
