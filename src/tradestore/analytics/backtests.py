@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from tradestore.db.database import Database
 from tradestore.errors import Conflict, NotFound, ValidationError
+from tradestore.frames import Records
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
 from tradestore.trading.models import as_uuid, parse_enum
@@ -245,6 +246,12 @@ class BacktestRepository:
             raise NotFound(f"backtest {backtest_id} has no stored equity curve")
         times = np.frombuffer(row["equity_time"], dtype="<i8").astype("datetime64[us]")
         return times, np.frombuffer(row["equity_value"], dtype="<f8")
+
+    async def equity_frame(self, backtest_id: UUID) -> Records:
+        """The stored equity curve as columns `time` (UTC) and `equity` (see
+        tradestore.frames); the arrays themselves: `equity_curve`."""
+        times, values = await self.equity_curve(backtest_id)
+        return Records.of_columns({"time": times, "equity": values})
 
     async def get(self, backtest_id: UUID | str) -> Backtest:
         """One backtest, with its detailed results and trade list."""

@@ -28,7 +28,9 @@ import numpy as np
 
 from tradestore.analytics import metrics as m
 from tradestore.db.database import Database
+from tradestore.frames import Records
 from tradestore.marketdata.repository import MarketDataRepository
+from tradestore.trading.models import as_uuid
 
 WINDOW_DAYS = 90
 BENCHMARK_SYMBOL = "BTC-USD"
@@ -74,6 +76,10 @@ COLUMNS = (
     "beta",
     "alpha",
 )
+FRAME = f"""
+SELECT strategy_id, date, {", ".join(COLUMNS)}
+  FROM strategy_metrics WHERE strategy_id = %s AND date BETWEEN %s AND %s ORDER BY date
+"""  # noqa: S608 - a fixed column list
 UPSERT = f"""
 INSERT INTO strategy_metrics (strategy_id, date, {", ".join(COLUMNS)})
 VALUES (%(strategy_id)s, %(date)s, {", ".join(f"%({c})s" for c in COLUMNS)})
@@ -114,6 +120,11 @@ class DailyMetrics:
     def __init__(self, db: Database, market_data: Callable[[], MarketDataRepository]) -> None:
         self.db = db
         self._market_data = market_data
+
+    async def frame(self, strategy_id: UUID, first: date, last: date) -> Records:
+        """The strategy_metrics rows of days first..last (inclusive), oldest first, as
+        columns (see tradestore.frames)."""
+        return await self.db.records(FRAME, (as_uuid(strategy_id), first, last))
 
     async def compute(
         self,

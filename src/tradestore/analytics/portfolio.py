@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tradestore.db.database import Database
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import ValidationError
+from tradestore.frames import Records
 from tradestore.trading.models import (
     AwareDatetime,
     Money,
@@ -148,6 +149,12 @@ class PortfolioRepository:
     ) -> list[Snapshot]:
         params = {"strategy_id": strategy_id, "start": start, "end": end}
         return [Snapshot(**r) for r in await self.db.query(_owned(RANGE, strategy_id), params)]
+
+    async def frame(self, strategy_id: UUID | None, start: datetime, end: datetime) -> Records:
+        """The snapshots of [start, end], oldest first, as columns (positions and
+        metadata as JSON text; see tradestore.frames)."""
+        params = {"strategy_id": strategy_id, "start": start, "end": end}
+        return await self.db.records(_owned(RANGE, strategy_id), params)
 
     async def equity_curve(
         self, strategy_id: UUID | None, start: datetime, end: datetime

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tradestore.db.errors import first_lines, translate
 from tradestore.errors import DatabaseUnavailable, TradeStoreError
+from tradestore.frames import Records
 from tradestore.settings import Settings, redact, url_secrets
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,14 @@ class Database:
         async with self.connection() as conn:
             cur = await conn.execute(query, params)
             return await cur.fetchall() if cur.description else []
+
+    async def records(self, query: Query, params: Params | None = None) -> Records:
+        """The rows as columns for data frames (see tradestore.frames), with the
+        result's column names even when no row matches."""
+        async with self.connection() as conn:
+            cur = await conn.execute(query, params)
+            rows = await cur.fetchall() if cur.description else []
+            return Records(rows, [c.name for c in cur.description or []])
 
     async def query_one(self, query: Query, params: Params | None = None) -> DictRow | None:
         async with self.connection() as conn:

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound
+from tradestore.frames import Records
 from tradestore.realtime.events import EventType, append_event
 from tradestore.times import optional_aware
 from tradestore.trading.models import (
@@ -100,14 +101,14 @@ def to_order(row: dict[str, Any]) -> Order:
     return Order.model_validate(row)
 
 
-LIST_ORDERS = """
-SELECT * FROM orders
+ORDERS_WHERE = """
  WHERE (%(s)s::uuid IS NULL OR strategy_id = %(s)s)
    AND (%(st)s::text IS NULL OR status = %(st)s)
    AND (%(from)s::timestamptz IS NULL OR created_at >= %(from)s)
    AND (%(to)s::timestamptz IS NULL OR created_at < %(to)s)
- ORDER BY created_at DESC LIMIT %(n)s
 """
+LIST_ORDERS = f"SELECT * FROM orders {ORDERS_WHERE} ORDER BY created_at DESC LIMIT %(n)s"  # noqa: S608
+FRAME_ORDERS = f"SELECT * FROM orders {ORDERS_WHERE} ORDER BY created_at, id"  # noqa: S608
 
 
 class OrderRepository:
@@ -169,18 +170,21 @@ class OrderRepository:
         limit: int = 100,
     ) -> list[Order]:
         """Orders newest first, created in [since, until) when given."""
-        status_value = _status(status)
-        rows = await self.db.query(
-            LIST_ORDERS,
-            {
-                "s": strategy_id and as_uuid(strategy_id),
-                "st": status_value,
-                "from": optional_aware("since", since),
-                "to": optional_aware("until", until),
-                "n": limit,
-            },
-        )
+        params = _filters(strategy_id, status, since, until)
+        rows = await self.db.query(LIST_ORDERS, {**params, "n": limit})
         return [to_order(r) for r in rows]
+
+    async def frame(
+        self,
+        *,
+        strategy_id: UUID | None = None,
+        status: OrderStatus | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Records:
+        """Every matching order created in [since, until), oldest first, as columns
+        (see tradestore.frames)."""
+        return await self.db.records(FRAME_ORDERS, _filters(strategy_id, status, since, until))
 
     async def record_fill(
         self,
@@ -269,6 +273,21 @@ class OrderRepository:
             f"order {order.id}: a fill of {fill['qty']} would overfill it "
             f"(filled {order.filled_quantity} of {order.quantity})"
         )
+
+
+def _filters(
+    strategy_id: UUID | None,
+    status: OrderStatus | str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    """The parameters of ORDERS_WHERE."""
+    return {
+        "s": strategy_id and as_uuid(strategy_id),
+        "st": _status(status),
+        "from": optional_aware("since", since),
+        "to": optional_aware("until", until),
+    }
 
 
 def _parse_fill(

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound, ValidationError
+from tradestore.frames import Records
 from tradestore.realtime.events import EventType, append_event
 from tradestore.times import optional_aware, require_aware
 from tradestore.trading.models import (
@@ -328,6 +329,18 @@ class TradeRepository:
             count_query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, _and(where))
             total = int(await self.db.query_value(count_query, params))
         return TradePage(trades=trades, next_cursor=next_cursor, total=total)
+
+    async def frame(
+        self, filters: TradeFilters | None = None, *, include_archived: bool = False
+    ) -> Records:
+        """Every matching trade, oldest entry first, as columns (`.to_pandas()`,
+        `.to_polars()`, `.to_arrow()`; see tradestore.frames)."""
+        where, params = _where(filters or TradeFilters())
+        table = sql.Identifier("trades_with_archive" if include_archived else "trades")
+        query = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY entry_time, id").format(
+            table, _and(where)
+        )
+        return await self.db.records(query, params)
 
 
 # --- helpers ---------------------------------------------------------------------------------
