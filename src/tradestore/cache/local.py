@@ -1,38 +1,40 @@
-"""The in-process L1: a dict with a TTL per entry and a size bound (least recently used
-entries are evicted first)."""
+"""The in-process L1: cachetools' time-aware LRU cache, a TTL per entry (never longer
+than the cache's own) and a size bound (least recently used entries are evicted first)."""
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any
 
+from cachetools import TLRUCache
+
 _MISSING = object()
+
+
+def _expires(_key: str, entry: tuple[float, Any], now: float) -> float:
+    return now + entry[0]
 
 
 class LocalCache:
     def __init__(self, *, max_items: int, ttl_s: float) -> None:
         self.max_items = max_items
         self.ttl_s = ttl_s
-        self._items: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        # entries are (ttl_s, value): the ttu function reads each entry's own TTL
+        self._items: TLRUCache[str, tuple[float, Any]] = TLRUCache(
+            maxsize=max_items, ttu=_expires, timer=time.monotonic
+        )
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
         entry = self._items.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            self._items.pop(key, None)
+        if entry is None:
             return None if default is _MISSING else default
-        self._items.move_to_end(key)
         return entry[1]
 
     def __contains__(self, key: str) -> bool:
-        return self.get(key, _MISSING) is not _MISSING
+        return key in self._items
 
     def set(self, key: str, value: Any, ttl_s: float | None = None) -> None:
-        expires = time.monotonic() + min(ttl_s or self.ttl_s, self.ttl_s)
-        self._items[key] = (expires, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        self._items[key] = (min(ttl_s or self.ttl_s, self.ttl_s), value)
 
     def delete(self, key: str) -> None:
         self._items.pop(key, None)
@@ -41,4 +43,5 @@ class LocalCache:
         self._items.clear()
 
     def __len__(self) -> int:
+        self._items.expire()
         return len(self._items)
