@@ -267,7 +267,11 @@ class TradeStore:
                 update={"pool_min_size": 0, "pool_max_size": 2, "statement_timeout_ms": 5000}
             )
             # never queue behind the locks it is there to report
-            query_db = Database(build_pool(conninfo, small, lock_timeout_ms=250))
+            query_db = Database(
+                build_pool(
+                    conninfo, small, lock_timeout_ms=250, application_name="tradestore-monitor"
+                )
+            )
             self._extra_dbs.append(query_db)
         return Monitor(
             query_db, self.redis, pool_db=self.db, disk_bytes=self.settings.db_disk_bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,14 +13,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_settings
+from tests.marketdata.helpers import candles, new_symbol
 from tests.servers import free_port
+from tests.trading.helpers import new_strategy
 from tradestore import Settings, TradeStore
 from tradestore.ops.alerts import AlertThresholds, evaluate
 from tradestore.ops.exporter import Sources, serve
 
 
 def sources(store: TradeStore) -> Sources:
-    return Sources(store.monitor, store.health, AlertThresholds.from_settings(store.settings))
+    thresholds = AlertThresholds.from_settings(store.settings)
+    return Sources(store.monitor, store.db, store.health, thresholds)
 
 
 async def test_metrics_cover_the_seed_and_more(store: TradeStore) -> None:
@@ -82,6 +86,31 @@ async def test_saturated_pool_alert(migrated_db_url: str) -> None:
 
 
 async def test_prometheus_exporter_parses_and_health(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    trade = await store.trades.open(
+        {
+            "strategy_id": strategy.id,
+            "symbol": "BTC-USD",
+            "side": "BUY",
+            "entry_price": "100",
+            "quantity": "1",
+        }
+    )
+    await store.trades.close(trade.id, exit_price="103", exit_reason="SIGNAL")
+    await store.trades.open(
+        {
+            "strategy_id": strategy.id,
+            "symbol": "BTC-USD",
+            "side": "BUY",
+            "entry_price": "100",
+            "quantity": "1",
+        }
+    )
+    symbol = new_symbol()
+    closed_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    await store.market_data.store_candles(
+        symbol, "1m", candles(5, start=closed_at - timedelta(minutes=5))
+    )
     port = free_port()
     server = asyncio.ensure_future(serve(sources(store), "127.0.0.1", port))
     try:
@@ -97,6 +126,21 @@ async def test_prometheus_exporter_parses_and_health(store: TradeStore) -> None:
             assert "tradestore_pg_table_size_bytes" in families
             assert "tradestore_pool_utilisation_ratio" in families
             assert all(name.startswith("tradestore_") for name in families)
+            age = next(
+                x
+                for x in families["tradestore_candle_age_seconds"].samples
+                if x.labels["symbol"] == symbol
+            )
+            assert 9 * 60 < age.value < 15 * 60  # the last candle closed 10 minutes ago
+            rows = families["tradestore_market_data_rows"].samples
+            assert any(x.labels["symbol"] == symbol and x.value == 5 for x in rows)
+            pnl = families["tradestore_realised_pnl"].samples
+            assert any(x.labels["strategy"] == strategy.name and x.value == 3.0 for x in pnl)
+            assert families["tradestore_open_trades"].samples[0].value >= 1
+            assert "tradestore_outbox_lag_seconds" in families
+            assert "tradestore_orders" in families
+            apps = families["tradestore_app_connections"].samples
+            assert sum(x.value for x in apps) >= 1  # this store's own pool, not the monitor's
             health = await client.get("/health")
             assert health.status_code == 200 and health.json()["postgresql"]["ok"] is True
             assert (await client.get("/nope")).status_code == 404

@@ -153,7 +153,8 @@ def serve(
         async with open_store(relay=True) as store:
             console.print(f"serving http://{host}:{port}/metrics and /health (Ctrl-C to stop)")
             thresholds = AlertThresholds.from_settings(store.settings)
-            await serve_http(Sources(store.monitor, store.health, thresholds), host, port)
+            sources = Sources(store.monitor, store.db, store.health, thresholds)
+            await serve_http(sources, host, port)
 
     run(main, until_interrupted=True)
 

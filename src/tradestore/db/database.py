@@ -90,9 +90,15 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 
 
 def build_pool(
-    conninfo: str, settings: Settings, *, lock_timeout_ms: int | None = None
+    conninfo: str,
+    settings: Settings,
+    *,
+    lock_timeout_ms: int | None = None,
+    application_name: str | None = None,
 ) -> TradestorePool:
     kwargs: dict[str, Any] = settings.postgres_connect_kwargs()
+    if application_name is not None:
+        kwargs["application_name"] = application_name
     # every pooled connection works in UTC, whatever the server's or database's TimeZone
     kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms} -c TimeZone=UTC"
     if lock_timeout_ms is not None:

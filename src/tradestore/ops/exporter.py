@@ -1,47 +1,66 @@
 """Prometheus exposition: `/metrics` (metric naming conventions: tradestore_ prefix, base
 units, _bytes / _seconds / _ratio / _total suffixes) and `/health` (200 or 503).
 
-A deliberately small asyncio HTTP server: two read-only endpoints need no framework.
-Metrics are collected fresh on each scrape."""
+Served by prometheus-client's own WSGI app and threading server; the metrics are
+collected fresh on each scrape, on the store's event loop (the server's thread hands the
+collection over and waits for it, at most SCRAPE_TIMEOUT_S)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
+from tradestore.db.database import Database
 from tradestore.health import Health
 from tradestore.ops.alerts import Alert, AlertThresholds, evaluate
+from tradestore.ops.app_metrics import AppMetrics, collect_app_metrics
 from tradestore.ops.monitoring import DatabaseMetrics, Monitor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCRAPE_TIMEOUT_S = 20.0
 
 
 class _Snapshot(Collector):
-    def __init__(self, m: DatabaseMetrics, health: Health, alerts: list[Alert]) -> None:
-        self.m, self.health, self.alerts = m, health, alerts
+    def __init__(
+        self, m: DatabaseMetrics, app: AppMetrics, health: Health, alerts: list[Alert]
+    ) -> None:
+        self.m, self.app, self.health, self.alerts = m, app, health, alerts
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         m = self.m
         yield _gauge("tradestore_up", "1 when PostgreSQL answers", self.health.postgresql.ok)
         yield _gauge("tradestore_redis_up", "1 when Redis answers", self.health.redis.ok)
         conns = GaugeMetricFamily(
-            "tradestore_pg_connections", "Sessions by state", labels=["state"]
+            "tradestore_pg_connections", "Sessions of the database by state", labels=["state"]
         )
         for state, n in m.connections.items():
             conns.add_metric([state], n)
         yield conns
+        app_conns = GaugeMetricFamily(
+            "tradestore_app_connections",
+            "Sessions of tradestore's own pools (every process; not the exporter's)",
+            labels=["state"],
+        )
+        for state, n in m.app_connections.items():
+            app_conns.add_metric([state], n)
+        yield app_conns
+        yield from _app_families(self.app)
         yield _gauge(
-            "tradestore_pool_utilisation_ratio", "Pool connections in use / max", m.pool_utilisation
+            "tradestore_pool_utilisation_ratio",
+            "This process's pool: connections in use / max",
+            m.pool_utilisation,
         )
         yield _gauge(
             "tradestore_pool_waiting", "Requests waiting for a connection", m.pool.get("waiting", 0)
@@ -68,7 +87,11 @@ class _Snapshot(Collector):
         tables = GaugeMetricFamily(
             "tradestore_pg_table_size_bytes", "Table size", labels=["table", "kind"]
         )
-        rows = GaugeMetricFamily("tradestore_pg_table_rows", "Estimated rows", labels=["table"])
+        rows = GaugeMetricFamily(
+            "tradestore_pg_table_rows_estimate",
+            "Planner's estimate of rows (exact market data counts: tradestore_market_data_rows)",
+            labels=["table"],
+        )
         for t in m.tables:
             tables.add_metric([t["table_name"], "heap"], t["table_bytes"])
             tables.add_metric([t["table_name"], "index"], t["index_bytes"])
@@ -100,52 +123,120 @@ def _gauge(name: str, doc: str, value: float | bool | int) -> GaugeMetricFamily:
 
 @dataclass(frozen=True)
 class Sources:
-    """What the exporter reads: the monitor, the health check, the alert thresholds."""
+    """What the exporter reads: the monitor, a database for the application metrics,
+    the health check, the alert thresholds."""
 
     monitor: Monitor
-    health: Callable[[], Awaitable[Health]]
+    db: Database
+    health: Callable[[], Coroutine[Any, Any, Health]]
     thresholds: AlertThresholds
 
 
-async def render_metrics(sources: Sources) -> bytes:
-    metrics = await sources.monitor.collect()
-    registry = CollectorRegistry()
-    registry.register(
-        _Snapshot(metrics, await sources.health(), evaluate(metrics, sources.thresholds))
-    )
-    return generate_latest(registry)
+class _Fresh(Collector):
+    """Collects on the store's loop at each scrape (called from the server's thread)."""
+
+    def __init__(self, sources: Sources, loop: asyncio.AbstractEventLoop) -> None:
+        self.sources, self.loop = sources, loop
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        metrics, app, health = asyncio.run_coroutine_threadsafe(self._gather(), self.loop).result(
+            SCRAPE_TIMEOUT_S
+        )
+        alerts = evaluate(metrics, self.sources.thresholds)
+        yield from _Snapshot(metrics, app, health, alerts).collect()
+
+    async def _gather(self) -> tuple[DatabaseMetrics, AppMetrics, Health]:
+        metrics = await self.sources.monitor.collect()
+        return metrics, await collect_app_metrics(self.sources.db), await self.sources.health()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+def wsgi_app(sources: Sources, loop: asyncio.AbstractEventLoop) -> Callable[..., Iterable[bytes]]:
+    """prometheus-client's WSGI app at /metrics, and /health beside it."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fresh(sources, loop))
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/health":
+            health = asyncio.run_coroutine_threadsafe(sources.health(), loop).result(
+                SCRAPE_TIMEOUT_S
+            )
+            status = "200 OK" if health.ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json")])
+            return [json.dumps(health.to_dict()).encode()]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: try /metrics or /health\n"]
+
+    return app
 
 
 async def serve(sources: Sources, host: str, port: int) -> None:
-    """Serve /metrics and /health until cancelled."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 10)
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1] if len(parts) > 1 else "/"
-            status, ctype, body = await _respond(sources, path)
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, host, port)
-    async with server:
-        await server.serve_forever()
+    """Serve /metrics and /health until cancelled (the server runs in a thread; the
+    collection on this loop)."""
+    server = make_server(
+        host, port, wsgi_app(sources, asyncio.get_running_loop()), ThreadingWSGIServer, _Quiet
+    )
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
-async def _respond(sources: Sources, path: str) -> tuple[str, str, bytes]:
-    if path == "/metrics":
-        return "200 OK", CONTENT_TYPE, await render_metrics(sources)
-    if path == "/health":
-        health = await sources.health()
-        status = "200 OK" if health.ok else "503 Service Unavailable"
-        return status, "application/json", json.dumps(health.to_dict()).encode()
-    return "404 Not Found", "text/plain", b"not found: try /metrics or /health\n"
+def _app_families(app: AppMetrics) -> Iterator[GaugeMetricFamily]:
+    age = GaugeMetricFamily(
+        "tradestore_candle_age_seconds",
+        "Seconds since the latest stored candle of a series closed (data freshness)",
+        labels=["venue", "symbol", "timeframe"],
+    )
+    rows = GaugeMetricFamily(
+        "tradestore_market_data_rows",
+        "Stored candles of a series (the catalog: exact)",
+        labels=["venue", "symbol", "timeframe"],
+    )
+    for s in app.series:
+        age.add_metric([s.venue, s.symbol, s.timeframe], s.age_s)
+        rows.add_metric([s.venue, s.symbol, s.timeframe], s.rows)
+    yield age
+    yield rows
+    yield _gauge(
+        "tradestore_outbox_pending", "Events committed, not yet relayed", app.outbox_pending
+    )
+    yield _gauge(
+        "tradestore_outbox_lag_seconds",
+        "Age of the oldest event not yet relayed (the relay's lag; 0 when none waits)",
+        app.outbox_oldest_age_s,
+    )
+    orders = GaugeMetricFamily("tradestore_orders", "Orders by status", labels=["status"])
+    for status, n in app.orders_by_status.items():
+        orders.add_metric([status], n)
+    yield orders
+    yield _gauge("tradestore_open_trades", "Open or partially filled trades", app.open_trades)
+    pnl = GaugeMetricFamily(
+        "tradestore_realised_pnl", "Realised P&L of closed trades", labels=["strategy"]
+    )
+    closed = GaugeMetricFamily("tradestore_closed_trades", "Closed trades", labels=["strategy"])
+    for name, value in app.realised_pnl.items():
+        pnl.add_metric([name], value)
+        closed.add_metric([name], app.closed_trades.get(name, 0))
+    yield pnl
+    yield closed
+    failed = GaugeMetricFamily(
+        "tradestore_metrics_part_failed",
+        "1 per part of the collection that failed",
+        labels=["part"],
+    )
+    for part in app.errors:
+        failed.add_metric([part], 1)
+    yield failed

@@ -16,9 +16,11 @@ from tradestore.db.database import Database
 from tradestore.redis_link import RedisLink
 
 CONNECTIONS = """
-SELECT coalesce(state, 'unknown') AS state, count(*)::int AS n FROM pg_stat_activity
- WHERE datname = current_database() GROUP BY 1
+SELECT coalesce(state, 'unknown') AS state, application_name, count(*)::int AS n
+  FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1, 2
 """
+APPLICATION = "tradestore"  # the application_name of the store's own pools (the monitor's
+# pool is "tradestore-monitor", so the application's connections are told apart)
 HAS_STATEMENTS = "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
 TOP_QUERIES = """
 SELECT calls, round(total_exec_time::numeric, 3) AS total_ms,
@@ -101,7 +103,8 @@ STATEMENTS_HELP = (
 @dataclass
 class DatabaseMetrics:
     collected_at: datetime
-    connections: dict[str, int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)  # every session, by state
+    app_connections: dict[str, int] = field(default_factory=dict)  # the application's
     top_queries: list[dict[str, Any]] = field(default_factory=list)
     top_queries_note: str | None = None
     tables: list[dict[str, Any]] = field(default_factory=list)
@@ -158,7 +161,10 @@ class Monitor:
         return m
 
     async def _connections(self, m: DatabaseMetrics) -> None:
-        m.connections = {r["state"]: r["n"] for r in await self.db.query(CONNECTIONS)}
+        for r in await self.db.query(CONNECTIONS):
+            m.connections[r["state"]] = m.connections.get(r["state"], 0) + r["n"]
+            if r["application_name"] == APPLICATION:
+                m.app_connections[r["state"]] = r["n"]
 
     async def _top_queries(self, m: DatabaseMetrics) -> None:
         if await self.db.query_one(HAS_STATEMENTS) is None:
