@@ -81,12 +81,13 @@ def report(
     html_file: Path | None = typer.Option(None, "--html", help="Write an HTML report here."),
 ) -> None:
     """A strategy's summary; with --html, a self-contained page with charts."""
-    from tradestore.analytics.report import build_report, render_html
+    from tradestore.analytics.report import build_report
+    from tradestore.analytics.report_html import render_html
 
     async def main() -> None:
         async with open_store() as store:
             s = await store.strategies.get_by_name(strategy)
-            built = await build_report(store.db, store.strategies, s)
+            built = await build_report(store.db, store.strategies, s, store.market_data)
         table = Table("metric", "value", title=f"report: {s.name}")
         for k, v in built.summary.items():
             table.add_row(k, money(v) if not isinstance(v, str | int) else str(v))

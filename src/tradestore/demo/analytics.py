@@ -11,7 +11,8 @@ import numpy as np
 from rich.table import Table
 
 from tradestore.analytics.backtests import BacktestResults
-from tradestore.analytics.report import build_report, render_html
+from tradestore.analytics.report import build_report
+from tradestore.analytics.report_html import render_html
 from tradestore.cli.common import console
 from tradestore.demo.trading import demo_strategy
 from tradestore.store import TradeStore
@@ -79,7 +80,7 @@ async def step_analytics(store: TradeStore) -> None:
         f"backtest stored ({len(curve)} equity points); best for BTC-USD 1h: "
         + ", ".join(f"{b.name} (Sharpe {b.sharpe_ratio})" for b in best)
     )
-    report = await build_report(store.db, store.strategies, strategy)
+    report = await build_report(store.db, store.strategies, strategy, store.market_data)
     table = Table("metric", "value", title=f"report: {strategy.name}")
     for k, v in list(report.summary.items())[:10]:
         table.add_row(k, str(v))
