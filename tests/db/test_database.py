@@ -63,13 +63,24 @@ async def test_lost_connections_are_replaced_transparently(migrated_db_url: str)
         await store.db.pool.wait()
         # Kill every backend of this pool from outside.
         async with TradeStore(make_settings(migrated_db_url)) as admin:
-            killed = await admin.db.query_value(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'tradestore' AND datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state = 'idle'"
-            )
-        assert killed >= 3
-        await asyncio.sleep(0.2)
+            killed = [
+                r["pid"]
+                for r in await admin.db.query(
+                    # in the select list, evaluated only for the rows the WHERE keeps
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'tradestore' AND datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state = 'idle'"
+                )
+            ]
+            # termination is asynchronous: wait until those backends are really gone
+            for _ in range(100):
+                alive = await admin.db.query_value(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (killed,)
+                )
+                if not alive:
+                    break
+                await asyncio.sleep(0.05)
+        assert len(killed) >= 3 and alive == 0
         results = await asyncio.gather(*(store.db.query_value("SELECT 1") for _ in range(6)))
         assert results == [1] * 6
 
