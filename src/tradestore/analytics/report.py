@@ -37,8 +37,8 @@ SELECT DISTINCT ON (day) (snapshot_time AT TIME ZONE 'UTC')::date AS day,
  ORDER BY day, snapshot_time DESC
 """
 CLOSED_TRADES = """
-SELECT symbol, side, entry_time, exit_time, entry_price, exit_price, filled_quantity AS quantity, pnl,
-       pnl_percent, exit_reason
+SELECT symbol, side, entry_time, exit_time, entry_price, exit_price,
+       filled_quantity AS quantity, pnl, pnl_percent, exit_reason
   FROM trades_with_archive
  WHERE strategy_id = %s AND status = 'CLOSED'
  ORDER BY exit_time DESC

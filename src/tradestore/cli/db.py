@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from tradestore.cli.common import console, open_store, run
+from tradestore.cli.output import Format, format_option, note, print_rows
 
 app = typer.Typer(help="Schema migrations.", no_args_is_help=True)
 
@@ -31,25 +31,27 @@ def migrate(
 
 
 @app.command()
-def status() -> None:
+def status(fmt: Format = format_option()) -> None:
     """Show applied and pending migrations and the time-series mode."""
 
     async def main() -> None:
         async with open_store() as store:
             st = await store.migration_status()
-        table = Table("migration", "state", "applied at", "took")
-        for m in st.applied:
-            table.add_row(
-                m.name,
-                f"applied ({m.variant})",
-                f"{m.executed_at:%Y-%m-%d %H:%M:%S%z}",
-                f"{m.duration_ms} ms",
-            )
-        for name in st.pending:
-            table.add_row(name, "[yellow]pending[/]", "", "")
-        console.print(table)
+        rows = [
+            {
+                "migration": m.name,
+                "state": f"applied ({m.variant})",
+                "applied at": m.executed_at,
+                "took (ms)": m.duration_ms,
+            }
+            for m in st.applied
+        ] + [
+            {"migration": name, "state": "pending", "applied at": None, "took (ms)": None}
+            for name in st.pending
+        ]
+        print_rows(rows, fmt, title="migrations")
         mode = st.mode.value if st.mode else "not yet decided (nothing migrated)"
-        console.print(f"time-series mode: {mode}")
-        console.print(f"{len(st.applied)} applied, {len(st.pending)} pending")
+        note(f"time-series mode: {mode}", fmt)
+        note(f"{len(st.applied)} applied, {len(st.pending)} pending", fmt)
 
     run(main)
