@@ -97,3 +97,9 @@ async def test_trades_as_csv_with_relative_times_and_whole_ids(
 def test_version(migrated_db_url: str) -> None:
     out = cli("--version", db_url=migrated_db_url)
     assert out.returncode == 0 and out.stdout.strip() == "tradestore 0.1.0"
+
+
+def test_piped_logs_are_not_padded_to_the_wide_output(migrated_db_url: str) -> None:
+    out = cli("health", db_url=migrated_db_url)  # REDIS_URL unset: a warning is logged
+    assert out.returncode == 0 and "Redis is not configured" in out.stderr
+    assert max(len(line) for line in out.stderr.splitlines()) < 200

@@ -30,7 +30,8 @@ _VERBOSE = False
 def setup_logging(verbose: bool = False) -> None:
     global _VERBOSE
     _VERBOSE = verbose
-    handler = RichHandler(console=err_console, show_time=False, show_path=False)
+    # logs keep the terminal's width (a RichHandler fills its console's whole width)
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
