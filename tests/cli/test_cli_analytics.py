@@ -48,7 +48,8 @@ async def test_metrics_report_and_backtests(
     shown = cli("report", strategy.name, "--html", str(page), db_url=migrated_db_url)
     assert shown.returncode == 0, shown.stderr
     text = page.read_text()
-    assert "<svg" in text and "Equity curve" in text and "<script" not in text
+    assert "Closed trades (1 most recent)" in text and "<script" not in text
+    assert "Charts need equity on two days or more" in text  # one closed trade: one day
     assert "closed trades" in shown.stdout
     listed = cli("backtests", "best", "BTC-USD", "1h", db_url=migrated_db_url)
     assert listed.returncode == 0 and "best for BTC-USD 1h" in listed.stdout

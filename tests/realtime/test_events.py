@@ -13,20 +13,25 @@ from tradestore.realtime.events import NOTIFY_CHANNEL, EventType, append_event
 
 
 async def test_event_commits_with_its_transaction(store: TradeStore) -> None:
-    aggregate = uuid.uuid4()
-    async with store.db.transaction() as conn:
-        event_id = await append_event(
-            conn, EventType.ORDER_CREATED, {"price": Decimal("0.10000001")}, aggregate_id=aggregate
-        )
-    row = await store.db.query_one("SELECT * FROM event_outbox WHERE id = %s", (event_id,))
-    assert row is not None and row["event_type"] == "order.created"
-    assert row["payload"] == {"price": "0.10000001"} and row["published_at"] is None
-
-    with pytest.raises(RuntimeError):
-        async with store.db.transaction() as conn:
-            lost = await append_event(conn, EventType.TRADE_CLOSED, {}, aggregate_id=aggregate)
-            raise RuntimeError("change failed")
-    assert await store.db.query_one("SELECT 1 FROM event_outbox WHERE id = %s", (lost,)) is None
+    committed, lost = uuid.uuid4(), uuid.uuid4()
+    for pipeline in (False, True):
+        async with store.db.transaction(pipeline=pipeline) as conn:
+            await append_event(
+                conn,
+                EventType.ORDER_CREATED,
+                {"price": Decimal("0.10000001")},
+                aggregate_id=committed,
+            )
+        with pytest.raises(RuntimeError):
+            async with store.db.transaction(pipeline=pipeline) as conn:
+                await append_event(conn, EventType.TRADE_CLOSED, {}, aggregate_id=lost)
+                raise RuntimeError("change failed")
+    rows = await store.db.query(
+        "SELECT * FROM event_outbox WHERE aggregate_id = ANY(%s)", ([str(committed), str(lost)],)
+    )
+    assert [r["aggregate_id"] for r in rows] == [str(committed)] * 2  # both modes, none lost
+    assert all(r["event_type"] == "order.created" for r in rows)
+    assert all(r["payload"] == {"price": "0.10000001"} and r["published_at"] is None for r in rows)
 
 
 async def test_commit_notifies_the_relay_channel(store: TradeStore, settings: Settings) -> None:

@@ -35,7 +35,6 @@ class EventType(StrEnum):
 INSERT_EVENT = """
 INSERT INTO event_outbox (event_type, aggregate_id, payload)
 VALUES (%s, %s, %s::jsonb)
-RETURNING id
 """
 
 NOTIFY_CHANNEL = "tradestore_outbox"  # see the trigger in migration 0003
@@ -63,12 +62,13 @@ async def append_event(
     payload: dict[str, Any],
     *,
     aggregate_id: UUID | str | None = None,
-) -> int:
-    """Write an event in the caller's transaction; returns its outbox id.
+) -> None:
+    """Write an event in the caller's transaction.
 
     A trigger on the outbox NOTIFYs the relay, delivered only if the transaction commits.
+    Nothing is read back: in a pipelined transaction the insert travels with the COMMIT.
     """
-    cur = await conn.execute(
+    await conn.execute(
         INSERT_EVENT,
         (
             event_type.value,
@@ -76,6 +76,3 @@ async def append_event(
             encode_payload(payload),
         ),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row["id"])
