@@ -258,10 +258,6 @@ INDEXES: dict[str, tuple[str, str]] = {
     ),
     "idx_trades_active": ("trades", "btree (symbol, entry_time) WHERE"),
     "idx_market_data_time": ("market_data", 'btree ("timestamp" DESC)'),
-    "idx_market_data_volume": (
-        "market_data",
-        "btree (venue, symbol, volume DESC) WHERE (volume > (0)::numeric)",
-    ),
     "idx_strategy_metrics_strategy_date": ("strategy_metrics", "btree (strategy_id, date DESC)"),
     "idx_strategy_metrics_performance": (
         "strategy_metrics",

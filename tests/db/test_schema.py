@@ -84,6 +84,7 @@ async def test_every_seed_index_exists(store: TradeStore) -> None:
         assert actual[name]["tablename"] == table
         assert f"USING {fragment}" in actual[name]["indexdef"], actual[name]["indexdef"]
     assert "idx_market_data_symbol_tf_time" not in actual  # duplicates the primary key
+    assert "idx_market_data_volume" not in actual  # no query orders candles by volume (0022)
 
 
 # --- every CHECK rejects a bad row, with an error naming it ----------------------------
