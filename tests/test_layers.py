@@ -9,7 +9,13 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FACADE = "tradestore.store"
-ABOVE_THE_FACADE = ("tradestore", "tradestore.store", "tradestore.cli", "tradestore.demo")
+ABOVE_THE_FACADE = (
+    "tradestore",
+    "tradestore.store",
+    "tradestore.sync",  # the blocking form of the facade
+    "tradestore.cli",
+    "tradestore.demo",
+)
 
 
 def modules() -> dict[str, Path]:

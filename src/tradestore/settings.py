@@ -58,6 +58,13 @@ class Settings(BaseSettings):
 
     # --- PostgreSQL ---------------------------------------------------------------
     database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    # streaming replicas for reads that tolerate staleness: URLs separated by commas
+    database_replica_urls: SecretStr | None = Field(
+        None, validation_alias=_env("DATABASE_REPLICA_URLS")
+    )
+    replica_max_lag_s: float = Field(
+        5.0, ge=0, validation_alias=_env("TRADESTORE_REPLICA_MAX_LAG_S")
+    )
     db_host: str | None = Field(None, validation_alias=_env("DB_HOST"))
     db_port: int = Field(5432, ge=1, le=65535, validation_alias=_env("DB_PORT"))
     db_name: str = Field("trading_bot", validation_alias=_env("DB_NAME"))
@@ -210,6 +217,13 @@ class Settings(BaseSettings):
         password = self.db_password.get_secret_value() if self.db_password else ""
         auth = quote(self.db_user, safe="") + (":" + quote(password, safe="") if password else "")
         return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+
+    def replica_conninfos(self) -> list[str]:
+        """The libpq URLs of DATABASE_REPLICA_URLS (comma-separated), in order."""
+        if self.database_replica_urls is None:
+            return []
+        text = self.database_replica_urls.get_secret_value()
+        return [url.strip() for url in text.split(",") if url.strip()]
 
     def postgres_connect_kwargs(self) -> dict[str, Any]:
         """libpq keywords added to the URL: TLS, timeouts, application name."""

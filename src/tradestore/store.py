@@ -29,6 +29,7 @@ from tradestore.db.database import Connection, Database, build_pool
 from tradestore.db.embedded import start_embedded
 from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
+from tradestore.db.replicas import ReadRouter, ReplicaState
 from tradestore.errors import TradeStoreError
 from tradestore.exchange.service import ExchangeData
 from tradestore.health import ComponentHealth, Health
@@ -82,6 +83,7 @@ class TradeStore:
         self._conninfo: str | None = None
         self._extra_dbs: list[Database] = []  # e.g. the monitor's own small pool
         self._mode: TimeSeriesMode | None = None  # read at open and after migrate
+        self._reads: ReadRouter | None = None
 
     # --- lifecycle -----------------------------------------------------------------
     async def open(self) -> TradeStore:
@@ -94,6 +96,7 @@ class TradeStore:
             await db.open(timeout_s=max(10.0, self.settings.connect_timeout_s * 5))
         self._db = db
         self._mode = (await self.migrator().status()).mode
+        await self._open_replicas()
         await self.redis.open()
         await self.cache.start()
         if self.settings.event_relay and self.redis.configured:
@@ -109,7 +112,12 @@ class TradeStore:
             *([events.stop_relay(LOOP_STOP_TIMEOUT_S)] if events is not None else []),
             self.cache.stop(LOOP_STOP_TIMEOUT_S),
         )
-        databases = [*self._extra_dbs, *([self._db] if self._db is not None else [])]
+        databases = [
+            *self._extra_dbs,
+            *(r.db for r in (self._reads.replicas if self._reads else [])),
+            *([self._db] if self._db is not None else []),
+        ]
+        self._reads = None
         self._extra_dbs.clear()
         self._db = None
         await asyncio.gather(
@@ -151,7 +159,25 @@ class TradeStore:
         log.warning("no DATABASE_URL set: using the embedded PostgreSQL in %s", server.data_dir)
         return server.url
 
+    async def _open_replicas(self) -> None:
+        """Pools for DATABASE_REPLICA_URLS, opened without waiting: a replica that is down
+        at start is skipped by the router, not an error of the store."""
+        replicas = []
+        for url in self.settings.replica_conninfos():
+            db = Database(build_pool(url, self.settings))
+            await db.pool.open(wait=False)
+            replicas.append(ReplicaState(mask_url(url), db))
+        self._reads = ReadRouter(self.db, replicas, self.settings.replica_max_lag_s)
+
     # --- parts -----------------------------------------------------------------------
+    @property
+    def reads(self) -> ReadRouter:
+        """Where reads that tolerate staleness go: a replica within the lag bound, else
+        the primary (see tradestore.db.replicas)."""
+        if self._reads is None:
+            raise TradeStoreError("the store is not open: use `async with TradeStore()` or open()")
+        return self._reads
+
     @property
     def db(self) -> Database:
         if self._db is None:
@@ -183,7 +209,7 @@ class TradeStore:
 
     @cached_property
     def trades(self) -> TradeRepository:
-        return TradeRepository(self.db, self.cache)
+        return TradeRepository(self.db, self.cache, reads=self.reads)
 
     @cached_property
     def market_data(self) -> MarketDataRepository:
@@ -191,7 +217,7 @@ class TradeStore:
             self.settings.candle_earliest, timedelta(seconds=self.settings.candle_max_future_s)
         )
         repository = MarketDataRepository(
-            self.db, self.redis, self.keys, lambda: self.partitions, window
+            self.db, self.redis, self.keys, lambda: self.partitions, window, reads=self.reads
         )
         repository.after_ingest.append(self._record_latest_candle)
         repository.after_delete.append(self._forget_latest_candle)
@@ -208,7 +234,7 @@ class TradeStore:
         """After a delete: the latest candle is the newest one still stored, if any."""
         await self.latest.forget_candle(symbol, timeframe.value, venue=venue)
         newest = await self.market_data.get_latest_candles(
-            symbol, timeframe, 1, exact=True, venue=venue
+            symbol, timeframe, 1, exact=True, venue=venue, fresh=True
         )
         if len(newest):
             candle = {name: values[0] for name, values in newest.columns().items()}
@@ -274,7 +300,11 @@ class TradeStore:
             )
             self._extra_dbs.append(query_db)
         return Monitor(
-            query_db, self.redis, pool_db=self.db, disk_bytes=self.settings.db_disk_bytes
+            query_db,
+            self.redis,
+            pool_db=self.db,
+            disk_bytes=self.settings.db_disk_bytes,
+            reads=self.reads,
         )
 
     async def log_handler(self, **options: Any) -> SystemLogHandler:

@@ -21,6 +21,7 @@ from tradestore.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
     from tradestore.db.database import Database
+    from tradestore.db.replicas import ReadRouter
     from tradestore.marketdata.repository import MarketDataRepository
     from tradestore.trading.models import Strategy
     from tradestore.trading.strategies import StrategyRepository
@@ -92,7 +93,7 @@ class Report:
 
 
 async def build_report(
-    db: Database,
+    db: Database | ReadRouter,
     strategies: StrategyRepository,
     strategy: Strategy,
     market_data: MarketDataRepository | None = None,
@@ -125,7 +126,9 @@ async def build_report(
     return report
 
 
-async def _equity(db: Database, strategy: Strategy) -> tuple[list[date], list[float], str]:
+async def _equity(
+    db: Database | ReadRouter, strategy: Strategy
+) -> tuple[list[date], list[float], str]:
     rows = await db.query(DAILY_EQUITY, (strategy.id,))
     if len(rows) >= 2:
         return [r["day"] for r in rows], [r["v"] for r in rows], "snapshots"

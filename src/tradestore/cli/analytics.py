@@ -87,7 +87,7 @@ def report(
     async def main() -> None:
         async with open_store() as store:
             s = await store.strategies.get_by_name(strategy)
-            built = await build_report(store.db, store.strategies, s, store.market_data)
+            built = await build_report(store.reads, store.strategies, s, store.market_data)
         table = Table("metric", "value", title=f"report: {s.name}")
         for k, v in built.summary.items():
             table.add_row(k, money(v) if not isinstance(v, str | int) else str(v))

@@ -72,6 +72,14 @@ def _dashboard(health: Health, m: DatabaseMetrics, alerts: list[Alert], outbox: 
         "replication lag",
         "no replicas" if m.replication_lag_ms is None else f"{m.replication_lag_ms / 1000:,.1f} s",
     )
+    if m.replica_lags:
+        summary.add_row(
+            "read replicas",
+            ", ".join(
+                f"{name}: " + ("unreachable or promoted" if lag is None else f"{lag:,.1f} s")
+                for name, lag in m.replica_lags.items()
+            ),
+        )
     summary.add_row("lock waits", str(len(m.lock_waits)))
     summary.add_row("event outbox", outbox)
     summary.add_row("redis", json.dumps(m.redis, default=str))

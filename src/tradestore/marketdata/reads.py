@@ -18,7 +18,7 @@ correction of that series committed, even if Redis was down when it was written.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,9 @@ from tradestore.redis_link import RedisLink
 from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
+
+if TYPE_CHECKING:
+    from tradestore.db.replicas import ReadRouter
 
 SCALED_COLUMNS = sql.SQL("""
     timestamp,
@@ -64,7 +67,7 @@ DECODE_BLOCK_BYTES = 1 << 20
 
 
 class CandleReader:
-    def __init__(self, db: Database, link: RedisLink, keys: Keys) -> None:
+    def __init__(self, db: Database | ReadRouter, link: RedisLink, keys: Keys) -> None:
         self.db = db
         self.link = link
         self.keys = keys

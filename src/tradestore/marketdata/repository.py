@@ -46,6 +46,7 @@ class StoredSeries:
 
 if TYPE_CHECKING:
     from tradestore.db.partitions import PartitionManager
+    from tradestore.db.replicas import ReadRouter
     from tradestore.marketdata.rollups import Rollups
 
 AfterIngest = Callable[[IngestResult], Awaitable[None]]
@@ -60,10 +61,14 @@ class MarketDataRepository:
         keys: Keys,
         partitions: Callable[[], PartitionManager],
         window: TimeWindow | None = None,
+        *,
+        reads: Database | ReadRouter | None = None,
     ) -> None:
         self.db = db
         self._ingest = CandleIngest(db, partitions, window or TimeWindow())
-        self.reader = CandleReader(db, link, keys)
+        # history reads tolerate staleness: a replica when one is configured
+        self.reader = CandleReader(reads or db, link, keys)
+        self._primary_reader = self.reader if reads is None else CandleReader(db, link, keys)
         self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
         self.after_delete: list[AfterDelete] = []  # called after each delete
@@ -168,9 +173,12 @@ class MarketDataRepository:
         *,
         exact: bool = False,
         venue: str = DEFAULT_VENUE,
+        fresh: bool = False,
     ) -> CandleFrame:
-        """The n newest candles, oldest first."""
-        return await self.reader.latest(symbol, timeframe, n, exact=exact, venue=venue)
+        """The n newest candles, oldest first; `fresh` reads the primary (what was just
+        written), not a replica within the lag bound."""
+        reader = self._primary_reader if fresh else self.reader
+        return await reader.latest(symbol, timeframe, n, exact=exact, venue=venue)
 
     async def resample(
         self,

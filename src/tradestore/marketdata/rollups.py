@@ -14,12 +14,14 @@ from the rollup when its range has no dirty day, and resamples otherwise.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg import sql
 
 from tradestore.db.database import Database
+from tradestore.errors import TransientError
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
 from tradestore.marketdata.resample import BUCKET_AGGREGATES, bucket_range, resample
@@ -87,6 +89,10 @@ SELECT {columns} FROM (
                           AND v.bucket = k.timestamp)) r
  ORDER BY timestamp
 """)
+
+
+REFRESH_ATTEMPTS = 8  # about 6 s of waiting for a concurrent refresh of the same aggregate
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass
@@ -180,9 +186,17 @@ class Rollups:
             atomic = await self.db.query_value(REFRESH_HAS_OPTIONS)
             self._refresh_sql = ATOMIC_REFRESH if atomic else REFRESH_CAGG
         view = sql.Literal(f"market_data_{tf.value}")
-        await self.db.execute(
-            sql.SQL(self._refresh_sql).format(view, sql.Literal(first), sql.Literal(last))
-        )
+        refresh = sql.SQL(self._refresh_sql).format(view, sql.Literal(first), sql.Literal(last))
+        for attempt in range(REFRESH_ATTEMPTS):
+            try:
+                await self.db.execute(refresh)
+                return
+            except TransientError as exc:
+                # a policy job refreshing the same aggregate holds its lock ("could not
+                # refresh ... due to a concurrent refresh"): it ends soon, then ours is cheap
+                if exc.sqlstate != LOCK_NOT_AVAILABLE or attempt + 1 == REFRESH_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
 
     async def is_fresh(
         self, symbol: str, start: datetime, end: datetime, *, venue: str = DEFAULT_VENUE

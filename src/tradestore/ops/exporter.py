@@ -79,6 +79,20 @@ class _Snapshot(Collector):
                 "Replication lag",
                 m.replication_lag_ms / 1000,
             )
+        lags = GaugeMetricFamily(
+            "tradestore_replica_lag_seconds",
+            "Replay lag of each configured replica (absent when unreachable or promoted)",
+            labels=["replica"],
+        )
+        up = GaugeMetricFamily(
+            "tradestore_replica_up", "1 when a configured replica serves reads", labels=["replica"]
+        )
+        for name, lag in m.replica_lags.items():
+            up.add_metric([name], 0 if lag is None else 1)
+            if lag is not None:
+                lags.add_metric([name], lag)
+        yield lags
+        yield up
         yield _gauge(
             "tradestore_pg_lock_waiting_sessions", "Sessions waiting on a lock", len(m.lock_waits)
         )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tradestore.db.database import Database
+from tradestore.db.replicas import ReadRouter
 from tradestore.redis_link import RedisLink
 
 CONNECTIONS = """
@@ -118,6 +119,7 @@ class DatabaseMetrics:
     disk_bytes: int | None = None  # size of the volume, when known
     disk_usage: float | None = None  # database_bytes / disk_bytes, or the volume's own usage
     replication_lag_ms: float | None = None
+    replica_lags: dict[str, float | None] = field(default_factory=dict)  # DATABASE_REPLICA_URLS
     redis: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -130,12 +132,19 @@ class Monitor:
     still works, and reports, when the application's pool is saturated."""
 
     def __init__(
-        self, db: Database, link: RedisLink, *, pool_db: Database, disk_bytes: int | None = None
+        self,
+        db: Database,
+        link: RedisLink,
+        *,
+        pool_db: Database,
+        disk_bytes: int | None = None,
+        reads: ReadRouter | None = None,
     ) -> None:
         self.db = db
         self.pool_db = pool_db
         self.link = link
         self.disk_bytes = disk_bytes
+        self.reads = reads
 
     async def collect(self) -> DatabaseMetrics:
         m = DatabaseMetrics(collected_at=datetime.now(UTC))
@@ -213,6 +222,9 @@ class Monitor:
         own = await self.db.query_value(REPLICA_LAG)
         values = [float(v) for v in [*lags, own] if v is not None]
         m.replication_lag_ms = max(values) if values else None
+        if self.reads is not None and self.reads.replicas:
+            await self.reads.probe()
+            m.replica_lags = self.reads.lags()
 
     async def _redis(self, m: DatabaseMetrics) -> None:
         client = self.link.client

@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from psycopg import sql
@@ -40,6 +40,9 @@ from tradestore.trading.models import (
 from tradestore.trading.pnl import close_pnl
 from tradestore.trading.strategies import ACTIVE_KEY
 from tradestore.trading.strategies import cache_key as strategy_key
+
+if TYPE_CHECKING:
+    from tradestore.db.replicas import ReadRouter
 
 INSERT_TRADE = """
 INSERT INTO trades (strategy_id, external_order_id, symbol, side, type, entry_price, quantity,
@@ -137,9 +140,12 @@ class TradePage:
 
 
 class TradeRepository:
-    def __init__(self, db: Database, cache: TwoTierCache) -> None:
+    def __init__(
+        self, db: Database, cache: TwoTierCache, *, reads: Database | ReadRouter | None = None
+    ) -> None:
         self.db = db
         self.cache = cache
+        self.reads = reads or db  # history and frames tolerate staleness: a replica
 
     # --- open -------------------------------------------------------------------------------
     async def open(self, data: NewTrade | dict[str, Any]) -> Trade:
@@ -320,14 +326,14 @@ class TradeRepository:
         page_query = sql.SQL(
             "SELECT * FROM {} WHERE {} ORDER BY entry_time DESC, id DESC LIMIT {}"
         ).format(table, _and(conditions), sql.Placeholder("limit"))
-        rows = await self.db.query(page_query, {**params, "limit": page_size + 1})
+        rows = await self.reads.query(page_query, {**params, "limit": page_size + 1})
         trades = [to_trade(r) for r in rows[:page_size]]
         more = len(rows) > page_size
         next_cursor = encode_cursor(trades[-1]) if more and trades else None
         total = None
         if with_total:
             count_query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, _and(where))
-            total = int(await self.db.query_value(count_query, params))
+            total = int(await self.reads.query_value(count_query, params))
         return TradePage(trades=trades, next_cursor=next_cursor, total=total)
 
     async def frame(
@@ -340,7 +346,7 @@ class TradeRepository:
         query = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY entry_time, id").format(
             table, _and(where)
         )
-        return await self.db.records(query, params)
+        return await self.reads.records(query, params)
 
 
 # --- helpers ---------------------------------------------------------------------------------
