@@ -1,0 +1,148 @@
+"""Reads routed to a real streaming replica (pg_basebackup from a private primary, both
+started by the test): routing, the lag bound (replay paused), a replica down, a replica
+promoted. Writes always go to the primary."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import make_settings
+from tests.marketdata.helpers import candles, new_symbol
+from tests.servers import PostgresServer
+from tradestore import TradeStore
+
+T0 = datetime(2024, 6, 3, tzinfo=UTC)
+
+
+def _replica_of(primary: PostgresServer) -> PostgresServer:
+    replica = PostgresServer(bindir=primary.bindir)
+    replica.root = Path(tempfile.mkdtemp(prefix="tradestore-pg-replica-"))
+    if os.geteuid() == 0:
+        shutil.chown(replica.root, "postgres", "postgres")
+    replica._run(
+        "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+        "-D", str(replica.datadir), "-R", "-X", "stream", "-c", "fast",
+    )  # fmt: skip
+    with open(replica.datadir / "postgresql.conf", "a") as conf:  # later lines win
+        conf.write(f"port = {replica.port}\nunix_socket_directories = '{replica.root}'\n")
+    replica.start()
+    return replica
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+    primary = PostgresServer(settings={"max_wal_senders": "5", "wal_level": "replica"})
+    primary.start()
+    replica = None
+    try:
+        with psycopg.connect(primary.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE tradestore")
+        replica = _replica_of(primary)
+        yield primary, replica
+    finally:
+        if replica is not None:
+            replica.destroy()
+        primary.destroy()
+
+
+def _db(server: PostgresServer) -> str:
+    return server.url.rsplit("/", 1)[0] + "/tradestore"
+
+
+def _settings(primary: PostgresServer, replica: PostgresServer, max_lag_s: float) -> object:
+    return make_settings(
+        _db(primary),
+        database_replica_urls=_db(replica),
+        replica_max_lag_s=max_lag_s,
+        timeseries_mode="native",
+    )
+
+
+def _wait_replayed(replica: PostgresServer, symbol: str, rows: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with psycopg.connect(_db(replica)) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM market_data WHERE symbol = %s", (symbol,)
+            ).fetchone()
+        if found and found[0] == rows:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the replica did not replay {rows} rows of {symbol}")
+
+
+async def test_reads_go_to_the_replica_within_the_lag_bound(
+    servers: tuple[PostgresServer, PostgresServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    primary, replica = servers
+    async with TradeStore(_settings(primary, replica, max_lag_s=1.0)) as store:  # type: ignore[arg-type]
+        await store.migrate()
+        symbol = new_symbol()
+        await store.market_data.store_candles(symbol, "1m", candles(60, start=T0))
+        _wait_replayed(replica, symbol, 60)
+        assert await store.reads.query_value("SELECT pg_is_in_recovery()") is True
+        frame = await store.market_data.get_historical_data(
+            symbol, "1m", T0, T0 + timedelta(hours=1)
+        )
+        assert len(frame) == 60
+        assert next(iter((await store.monitor.collect()).replica_lags.values())) == 0.0
+
+        with psycopg.connect(_db(replica), autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+        later = T0 + timedelta(hours=1)
+        await store.market_data.store_candles(symbol, "1m", candles(30, start=later))
+        await asyncio.sleep(2.2)  # beyond the 1 s bound, and past the probe interval
+        with caplog.at_level(logging.WARNING, logger="tradestore.db.replicas"):
+            assert await store.reads.query_value("SELECT pg_is_in_recovery()") is False
+            fresh = await store.market_data.get_historical_data(
+                symbol, "1m", T0, T0 + timedelta(hours=2)
+            )
+        assert len(fresh) == 90  # served by the primary: nothing stale beyond the bound
+        assert "reads go to the primary" in caplog.text
+
+        with psycopg.connect(_db(replica), autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+        _wait_replayed(replica, symbol, 90)
+        await asyncio.sleep(1.1)
+        assert await store.reads.query_value("SELECT pg_is_in_recovery()") is True
+
+
+async def test_a_replica_down_or_promoted_is_skipped(
+    servers: tuple[PostgresServer, PostgresServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    primary, replica = servers
+    async with TradeStore(_settings(primary, replica, max_lag_s=5.0)) as store:  # type: ignore[arg-type]
+        await store.migrate()
+        symbol = new_symbol()
+        await store.market_data.store_candles(symbol, "1m", candles(10, start=T0))
+        _wait_replayed(replica, symbol, 10)
+        assert await store.reads.query_value("SELECT pg_is_in_recovery()") is True
+
+        replica.stop("immediate")
+        await asyncio.sleep(1.1)
+        with caplog.at_level(logging.WARNING, logger="tradestore.db.replicas"):
+            frame = await store.market_data.get_historical_data(
+                symbol, "1m", T0, T0 + timedelta(hours=1)
+            )
+        assert len(frame) == 10  # no error: the primary answered
+        assert "unreachable" in caplog.text
+        assert list(store.reads.lags().values()) == [None]
+
+        replica.start()
+        replica._run("pg_ctl", "-D", str(replica.datadir), "-w", "promote")
+        await asyncio.sleep(5.2)  # an unreachable replica is probed again after 5 s
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tradestore.db.replicas"):
+            assert await store.reads.query_value("SELECT pg_is_in_recovery()") is False
+        assert "no longer a replica" in caplog.text
