@@ -5,6 +5,7 @@ promoted. Writes always go to the primary."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,7 +22,8 @@ import pytest
 from tests.conftest import make_settings
 from tests.marketdata.helpers import candles, new_symbol
 from tests.servers import PostgresServer
-from tradestore import TradeStore
+from tests.trading.helpers import new_strategy
+from tradestore import Conflict, TradeStore, TransientError
 
 T0 = datetime(2024, 6, 3, tzinfo=UTC)
 
@@ -146,3 +149,85 @@ async def test_a_replica_down_or_promoted_is_skipped(
         with caplog.at_level(logging.WARNING, logger="tradestore.db.replicas"):
             assert await store.reads.query_value("SELECT pg_is_in_recovery()") is False
         assert "no longer a replica" in caplog.text
+
+
+async def test_failover_to_the_promoted_replica_loses_and_duplicates_nothing(
+    servers: tuple[PostgresServer, PostgresServer],
+) -> None:
+    """8 tasks run order cycles (create, then fill) while the primary dies and the replica
+    is promoted. A multi-host URL with target_session_attrs=read-write finds the new
+    primary; in-flight calls fail with TransientError and are retried with the same keys
+    (client_order_id; a full fill retried after it committed is refused as an overfill)."""
+    primary, replica = servers
+    url = (
+        f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{replica.port}/tradestore"
+        "?target_session_attrs=read-write"
+    )
+    settings = make_settings(url, timeseries_mode="native", connect_timeout_s=2)
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        strategy = await new_strategy(store)
+        finished: list[str] = []
+        transient: list[str] = []
+        stop = asyncio.Event()
+
+        async def retried(op: Any) -> Any:
+            for _ in range(120):
+                try:
+                    return await op()
+                except TransientError as exc:
+                    transient.append(type(exc).__name__)
+                    await asyncio.sleep(0.25)
+            raise AssertionError("no new primary within 30 s")
+
+        async def worker(n: int) -> None:
+            i = 0
+            while not stop.is_set():
+                key = f"fo-{n}-{i}"
+                order = await retried(
+                    lambda key=key: store.orders.create(
+                        {
+                            "strategy_id": strategy.id,
+                            "symbol": "BTC-USD",
+                            "side": "BUY",
+                            "type": "MARKET",
+                            "quantity": "1",
+                            "client_order_id": key,
+                        }
+                    )
+                )
+
+                async def fill(order_id: Any = order.id) -> None:
+                    # refused as an overfill: the first attempt had committed
+                    with contextlib.suppress(Conflict):
+                        await store.orders.record_fill(order_id, quantity="1", price="100")
+
+                await retried(fill)
+                finished.append(key)
+                i += 1
+
+        tasks = [asyncio.create_task(worker(n)) for n in range(8)]
+        await asyncio.sleep(1.5)
+        before = len(finished)
+        primary.stop("immediate")
+        replica._run("pg_ctl", "-D", str(replica.datadir), "-w", "promote")
+        await asyncio.sleep(6.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+        after = len(finished) - before
+
+        rows = await store.db.query(
+            "SELECT client_order_id, filled_quantity, fees, status FROM orders "
+            "WHERE strategy_id = %s",
+            (strategy.id,),
+        )
+    assert before > 0 and after > 0  # cycles ran before the failover, and after it
+    assert transient  # the in-flight calls failed, as TransientError
+    keys = [r["client_order_id"] for r in rows]
+    assert len(keys) == len(set(keys))  # no order twice
+    assert set(finished) <= set(keys)  # every finished cycle is there
+    assert all(
+        r["filled_quantity"] == 1 and r["status"] == "FILLED"
+        for r in rows
+        if r["client_order_id"] in set(finished)
+    )  # filled once, never twice
