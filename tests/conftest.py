@@ -8,6 +8,9 @@
 - Time-series mode, chosen per run: `TRADESTORE_TEST_MODE=native` (the default) or
   `timescale`, which runs the whole suite on `TRADESTORE_TEST_TIMESCALE_URL` with
   hypertables. Tests of one mode only carry the marker `native_only` or `timescale`.
+- `TRADESTORE_TEST_PGBOUNCER=1`: every store of the tests connects through a PgBouncer
+  in transaction pooling mode started for the run (migrations and other session-level
+  work through DATABASE_DIRECT_URL, as in production behind PgBouncer).
 A test that needs either server fails, not skips, when it is unreachable.
 """
 
@@ -25,7 +28,7 @@ import pytest
 import redis
 from psycopg import sql
 
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.servers import PgBouncer, PostgresServer, RedisServer, free_port
 from tradestore import Settings, TradeStore
 
 # Examples are checked for correctness, not speed: no per-example deadline (a loaded CI
@@ -49,6 +52,8 @@ ADMIN_URL = (
     )
 )
 REDIS_URL = os.environ.get("TRADESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PGBOUNCER = os.environ.get("TRADESTORE_TEST_PGBOUNCER") == "1"
+_bouncer: PgBouncer | None = None  # started by the session fixture when PGBOUNCER
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
@@ -71,7 +76,12 @@ def drop_database(name: str) -> None:
 
 
 def make_settings(db_url: str | None, **overrides: object) -> Settings:
+    direct: dict[str, object] = {}
+    if _bouncer is not None and db_url is not None and _same_server(db_url, ADMIN_URL):
+        direct = {"database_direct_url": db_url, "pgbouncer": True}
+        db_url = _bouncer.url(urlsplit(db_url).path.lstrip("/"))
     values: dict[str, object] = {
+        **direct,
         "database_url": db_url,
         "db_host": None,
         "redis_url": REDIS_URL,
@@ -85,6 +95,26 @@ def make_settings(db_url: str | None, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _same_server(url: str, other: str) -> bool:
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.hostname, a.port) == (b.hostname, b.port)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pgbouncer() -> Iterator[None]:
+    """With TRADESTORE_TEST_PGBOUNCER=1, a PgBouncer in front of the test server."""
+    global _bouncer
+    if not PGBOUNCER:
+        yield
+        return
+    parts = urlsplit(ADMIN_URL)
+    _bouncer = PgBouncer(parts.hostname or "127.0.0.1", parts.port or 5432)
+    _bouncer.start()
+    yield
+    _bouncer.stop()
+    _bouncer = None
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -148,3 +148,68 @@ class PostgresServer:
             self.stop("immediate")
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer of the test's own in transaction pooling mode, in front of a
+    PostgreSQL server (trust auth; run as postgres when the tests run as root)."""
+
+    backend_host: str
+    backend_port: int
+    port: int = field(default_factory=free_port)
+    root: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(binary).exists():
+            pytest.fail("pgbouncer is not installed (.ci/run installs it)", pytrace=False)
+        self.root = Path(tempfile.mkdtemp(prefix="tradestore-pgbouncer-"))
+        (self.root / "users.txt").write_text('"postgres" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host={self.backend_host} port={self.backend_port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir = {self.root}\n"
+            f"auth_type = trust\nauth_file = {self.root / 'users.txt'}\n"
+            "pool_mode = transaction\nmax_client_conn = 1000\ndefault_pool_size = 40\n"
+            "admin_users = postgres\n"
+        )
+        command = [binary, str(self.root / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            for child in self.root.iterdir():
+                shutil.chown(child, "postgres", "postgres")
+            command = ["runuser", "-u", "postgres", "--", *command]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.url("postgres"), connect_timeout=1) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        pytest.fail(f"pgbouncer did not start on port {self.port}", pytrace=False)
+        # (its own log: `logfile` in the config when debugging a start)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None

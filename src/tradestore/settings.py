@@ -58,6 +58,13 @@ class Settings(BaseSettings):
 
     # --- PostgreSQL ---------------------------------------------------------------
     database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    # behind PgBouncer in transaction pooling: a URL that reaches PostgreSQL directly, for
+    # what needs a session of its own (the migration and maintenance locks, the event
+    # relay's LISTEN); and no server-side prepared statements (PgBouncer < 1.21 has none)
+    database_direct_url: SecretStr | None = Field(
+        None, validation_alias=_env("DATABASE_DIRECT_URL")
+    )
+    pgbouncer: bool = Field(False, validation_alias=_env("TRADESTORE_PGBOUNCER"))
     # streaming replicas for reads that tolerate staleness: URLs separated by commas
     database_replica_urls: SecretStr | None = Field(
         None, validation_alias=_env("DATABASE_REPLICA_URLS")
@@ -217,6 +224,12 @@ class Settings(BaseSettings):
         password = self.db_password.get_secret_value() if self.db_password else ""
         auth = quote(self.db_user, safe="") + (":" + quote(password, safe="") if password else "")
         return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+
+    def direct_conninfo(self) -> str | None:
+        """The URL for session-level work: DATABASE_DIRECT_URL, else the main one."""
+        if self.database_direct_url is not None:
+            return self.database_direct_url.get_secret_value()
+        return self.postgres_conninfo()
 
     def replica_conninfos(self) -> list[str]:
         """The libpq URLs of DATABASE_REPLICA_URLS (comma-separated), in order."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, timedelta
 from functools import cached_property
@@ -30,7 +31,7 @@ from tradestore.db.embedded import start_embedded
 from tradestore.db.migrator import MigrationResult, MigrationStatus, Migrator
 from tradestore.db.partitions import PartitionManager
 from tradestore.db.replicas import ReadRouter, ReplicaState
-from tradestore.errors import TradeStoreError
+from tradestore.errors import ConfigurationError, TradeStoreError
 from tradestore.exchange.service import ExchangeData
 from tradestore.health import ComponentHealth, Health
 from tradestore.keys import Keys
@@ -95,12 +96,14 @@ class TradeStore:
             db = Database(build_pool(await self._resolve_conninfo(), self.settings))
             await db.open(timeout_s=max(10.0, self.settings.connect_timeout_s * 5))
         self._db = db
+        if self.settings.pgbouncer:
+            await _check_utc(db)
         self._mode = (await self.migrator().status()).mode
         await self._open_replicas()
         await self.redis.open()
         await self.cache.start()
         if self.settings.event_relay and self.redis.configured:
-            self.events.start_relay(self._conninfo or _pool_conninfo(self._given_pool))
+            self.events.start_relay(self.direct_conninfo)
         return self
 
     async def close(self) -> None:
@@ -389,18 +392,50 @@ class TradeStore:
             retention=self.retention,
             rollups=self.rollups,
             config=self.config,
+            session=self.session_db,
         )
 
     # --- schema ------------------------------------------------------------------------
-    def migrator(self) -> Migrator:
+    @property
+    def direct_conninfo(self) -> str | None:
+        """Where session-level work connects: DATABASE_DIRECT_URL (past PgBouncer), else
+        the main URL."""
+        if self._conninfo is None and self._given_pool is not None:
+            return _pool_conninfo(self._given_pool)
+        if self.settings.database_direct_url is not None:
+            return self.settings.direct_conninfo()
+        return self._conninfo
+
+    @asynccontextmanager
+    async def session_db(self) -> AsyncIterator[Database]:
+        """A small pool (two connections) on the direct URL, for work whose session must last
+        (advisory locks held across statements); the main pool when there is no other."""
+        direct = self.direct_conninfo
+        if direct is None or direct == self._conninfo:
+            yield self.db
+            return
+        small = self.settings.model_copy(
+            update={"pool_min_size": 1, "pool_max_size": 2, "pgbouncer": False}
+        )
+        db = Database(build_pool(direct, small))
+        await db.open()
+        try:
+            yield db
+        finally:
+            await db.close()
+
+    def migrator(self, db: Database | None = None) -> Migrator:
         return Migrator(
-            self.db,
+            db or self.db,
             requested_mode=self.settings.timeseries_mode,
             lock_timeout_s=self.settings.migration_lock_timeout_s,
         )
 
     async def migrate(self, *, dry_run: bool = False) -> MigrationResult:
-        result = await self.migrator().migrate(dry_run=dry_run)
+        """Apply pending migrations on the direct connection (its advisory lock must hold
+        for the whole migration, which transaction pooling would not keep)."""
+        async with self.session_db() as db:
+            result = await self.migrator(db).migrate(dry_run=dry_run)
         self._mode = (await self.migrator().status()).mode
         for name in ("partitions", "rollups", "retention", "market_archive", "maintenance"):
             self.__dict__.pop(name, None)  # built for the schema as it was
@@ -437,6 +472,20 @@ async def _bounded(closing: Awaitable[None], what: str) -> None:
         await asyncio.wait_for(closing, POOL_CLOSE_TIMEOUT_S)
     except Exception as exc:
         log.warning("closing the %s: %s", what, describe(exc) or "timed out")
+
+
+UTC_NAMES = ("UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Zulu")
+
+
+async def _check_utc(db: Database) -> None:
+    """Behind PgBouncer no startup option reaches the server: the role (or database)
+    must itself be in UTC, or every timestamp read would shift."""
+    zone = await db.query_value("SELECT current_setting('TimeZone')")
+    if zone not in UTC_NAMES:
+        raise ConfigurationError(
+            f"TRADESTORE_PGBOUNCER: the server's sessions are in {zone}, not UTC; run "
+            "ALTER ROLE <user> SET timezone = 'UTC' (and statement_timeout) on PostgreSQL"
+        )
 
 
 def _pool_conninfo(pool: AsyncConnectionPool[Connection] | None) -> str | None:

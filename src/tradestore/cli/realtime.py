@@ -82,7 +82,7 @@ def relay(poll_s: float = typer.Option(1.0, help="Poll interval besides NOTIFY."
     async def main() -> None:
         async with open_store() as store:
             console.print("relaying outbox events to Redis (Ctrl-C to stop)…")
-            await store.events.run_relay(store._conninfo, poll_s=poll_s)
+            await store.events.run_relay(store.direct_conninfo, poll_s=poll_s)
 
     run(main, until_interrupted=True)
 

@@ -100,11 +100,16 @@ def build_pool(
     if application_name is not None:
         kwargs["application_name"] = application_name
     # every pooled connection works in UTC, whatever the server's or database's TimeZone
-    kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms} -c TimeZone=UTC"
-    if lock_timeout_ms is not None:
-        kwargs["options"] += f" -c lock_timeout={lock_timeout_ms}"
+    # (PgBouncer passes no startup options: there the role's settings must say it, which
+    # the store checks when it opens)
+    if not settings.pgbouncer:
+        kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms} -c TimeZone=UTC"
+        if lock_timeout_ms is not None:
+            kwargs["options"] += f" -c lock_timeout={lock_timeout_ms}"
     kwargs["row_factory"] = dict_row
     kwargs["autocommit"] = True
+    if settings.pgbouncer:
+        kwargs["prepare_threshold"] = None  # transaction pooling: no prepared statements
     return TradestorePool(
         conninfo,
         kwargs=kwargs,

@@ -195,7 +195,8 @@ class CandleIngest:
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()
         async with scope as conn:
-            await _ensure_stage(conn)
+            if one_transaction:
+                await _ensure_stage(conn)
             await self._stream(
                 conn,
                 data,
@@ -237,6 +238,9 @@ class CandleIngest:
                     await partitions.ensure("market_data", day, day)
                 if commit_each:
                     async with conn.transaction():
+                        # in the transaction: behind PgBouncer each one may run on
+                        # another server connection, without the stage of the last
+                        await _ensure_stage(conn)
                         await _lock_series(conn, params)
                         await _write(conn, rows, params, result, first, last, overlap=False)
                 else:

@@ -8,7 +8,8 @@ for its duration: a second maintainer started meanwhile is told so and does noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 
 from tradestore.config.store import ConfigStore
@@ -40,8 +41,11 @@ class Maintenance:
         retention: Retention,
         rollups: Rollups,
         config: ConfigStore,
+        session: Callable[[], AbstractAsyncContextManager[Database]] | None = None,
     ) -> None:
         self.db = db
+        # where the maintenance lock is held: a session that lasts (past PgBouncer)
+        self.session = session
         self.mode = mode
         self.partitions = partitions
         self.retention = retention
@@ -72,7 +76,7 @@ class Maintenance:
         archive_after: timedelta | None = None,
     ) -> list[str]:
         """Run every task once under the maintenance lock; lines of what was done."""
-        async with self.db.connection() as conn:
+        async with self._session() as lock_db, lock_db.connection() as conn:
             cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (LOCK_KEY,))
             row = await cur.fetchone()
             if not (row and row["got"]):
@@ -84,6 +88,14 @@ class Maintenance:
                 return done
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Database]:
+        if self.session is None:
+            yield self.db
+            return
+        async with self.session() as db:
+            yield db
 
     async def schedule(
         self, *, interval_s: float, on_round: Callable[[list[str]], None] | None = None
