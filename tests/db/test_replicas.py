@@ -163,10 +163,11 @@ async def test_failover_to_the_promoted_replica_loses_and_duplicates_nothing(
         f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{replica.port}/tradestore"
         "?target_session_attrs=read-write"
     )
-    settings = make_settings(url, timeseries_mode="native", connect_timeout_s=2)
+    settings = make_settings(url, timeseries_mode="native", connect_timeout_s=2, event_relay=True)
     async with TradeStore(settings) as store:
         await store.migrate()
         strategy = await new_strategy(store)
+        since = datetime.now(UTC) - timedelta(seconds=1)
         finished: list[str] = []
         transient: list[str] = []
         stop = asyncio.Event()
@@ -221,6 +222,20 @@ async def test_failover_to_the_promoted_replica_loses_and_duplicates_nothing(
             "WHERE strategy_id = %s",
             (strategy.id,),
         )
+        # the relay resumed by itself on the new primary: the events of orders created
+        # after the failover reach the stream
+        last = f"fo-0-{sum(1 for k in finished if k.startswith('fo-0-')) - 1}"
+        relayed: set[str] = set()
+        for _ in range(100):
+            relayed = {
+                e.payload.get("client_order_id", "")
+                async for e in store.events.replay(since)
+                if e.type == "order.created"
+            }
+            if last in relayed:
+                break
+            await asyncio.sleep(0.1)
+        assert last in relayed
     assert before > 0 and after > 0  # cycles ran before the failover, and after it
     assert transient  # the in-flight calls failed, as TransientError
     keys = [r["client_order_id"] for r in rows]
