@@ -213,3 +213,19 @@ class PgBouncer:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+
+
+def replica_of(primary: PostgresServer) -> PostgresServer:
+    """A streaming replica of primary (pg_basebackup -R), started on a port of its own."""
+    replica = PostgresServer(bindir=primary.bindir)
+    replica.root = Path(tempfile.mkdtemp(prefix="tradestore-pg-replica-"))
+    if os.geteuid() == 0:
+        shutil.chown(replica.root, "postgres", "postgres")
+    replica._run(
+        "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+        "-D", str(replica.datadir), "-R", "-X", "stream", "-c", "fast",
+    )  # fmt: skip
+    with open(replica.datadir / "postgresql.conf", "a") as conf:  # later lines win
+        conf.write(f"port = {replica.port}\nunix_socket_directories = '{replica.root}'\n")
+    replica.start()
+    return replica

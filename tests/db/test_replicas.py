@@ -7,13 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,26 +17,11 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.marketdata.helpers import candles, new_symbol
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, replica_of
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, TransientError
 
 T0 = datetime(2024, 6, 3, tzinfo=UTC)
-
-
-def _replica_of(primary: PostgresServer) -> PostgresServer:
-    replica = PostgresServer(bindir=primary.bindir)
-    replica.root = Path(tempfile.mkdtemp(prefix="tradestore-pg-replica-"))
-    if os.geteuid() == 0:
-        shutil.chown(replica.root, "postgres", "postgres")
-    replica._run(
-        "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-        "-D", str(replica.datadir), "-R", "-X", "stream", "-c", "fast",
-    )  # fmt: skip
-    with open(replica.datadir / "postgresql.conf", "a") as conf:  # later lines win
-        conf.write(f"port = {replica.port}\nunix_socket_directories = '{replica.root}'\n")
-    replica.start()
-    return replica
 
 
 @pytest.fixture
@@ -51,7 +32,7 @@ def servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
     try:
         with psycopg.connect(primary.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE tradestore")
-        replica = _replica_of(primary)
+        replica = replica_of(primary)
         yield primary, replica
     finally:
         if replica is not None:
