@@ -207,21 +207,10 @@ class Database:
         return translate(exc)
 
     @asynccontextmanager
-    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[Connection]:
-        """A connection inside a transaction: committed on exit, rolled back on error.
-
-        `pipeline`: psycopg's pipeline mode. BEGIN travels with the first statement, and
-        the statements whose results are not read (an outbox insert) travel with the
-        COMMIT: a short write transaction costs two round trips instead of four or more.
-        Errors then surface where results are read or at the commit, so a transaction
-        that handles a statement's error itself must not use it."""
-        async with self.connection() as conn:
-            if not pipeline:
-                async with conn.transaction():
-                    yield conn
-                return
-            async with conn.pipeline(), conn.transaction():
-                yield conn
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection inside a transaction: committed on exit, rolled back on error."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
 
     async def query(self, query: Query, params: Params | None = None) -> list[DictRow]:
         async with self.connection() as conn:

@@ -66,7 +66,6 @@ async def append_event(
     """Write an event in the caller's transaction.
 
     A trigger on the outbox NOTIFYs the relay, delivered only if the transaction commits.
-    Nothing is read back: in a pipelined transaction the insert travels with the COMMIT.
     """
     await conn.execute(
         INSERT_EVENT,

@@ -126,7 +126,7 @@ class OrderRepository:
             time_in_force=new.time_in_force.value,
             metadata=Jsonb(new.metadata),
         )
-        async with self.db.transaction(pipeline=True) as conn:
+        async with self.db.transaction() as conn:
             cur = await conn.execute(INSERT_ORDER, params)
             row = await cur.fetchone()
             if row is not None:
@@ -201,7 +201,7 @@ class OrderRepository:
         transaction."""
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
-        async with self.db.transaction(pipeline=True) as conn:
+        async with self.db.transaction() as conn:
             cur = await conn.execute(RECORD_FILL, fill)
             row = await cur.fetchone()
             if row is None:
@@ -247,7 +247,7 @@ class OrderRepository:
         target: OrderStatus | str,
         event: EventType | None,
     ) -> Order:
-        async with self.db.transaction(pipeline=True) as conn:
+        async with self.db.transaction() as conn:
             cur = await conn.execute(query, params)
             row = await cur.fetchone()
             if row is None:

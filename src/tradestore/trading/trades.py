@@ -150,7 +150,7 @@ class TradeRepository:
     # --- open -------------------------------------------------------------------------------
     async def open(self, data: NewTrade | dict[str, Any]) -> Trade:
         new = parse_input(NewTrade, data)
-        async with self.db.transaction(pipeline=True) as conn:
+        async with self.db.transaction() as conn:
             trade = await _insert(conn, new)
         return trade
 
@@ -159,7 +159,7 @@ class TradeRepository:
         The trade's quantity is the order's; later fills of the order (`orders.record_fill`)
         extend the trade in the same transaction as each fill."""
         order_id = as_uuid(order_id)
-        async with self.db.transaction(pipeline=True) as conn:
+        async with self.db.transaction() as conn:
             cur = await conn.execute(LOCK_ORDER, (order_id,))
             order = await cur.fetchone()
             if order is None:
@@ -228,7 +228,7 @@ class TradeRepository:
             raise ValidationError(
                 "exit_reason: 1 to 50 characters", field="exit_reason", value=exit_reason
             )
-        async with self.db.transaction(pipeline=True) as conn:
+        async with self.db.transaction() as conn:
             trade = await _locked(conn, trade_id)
             if trade.status not in (TradeStatus.OPEN, TradeStatus.PARTIALLY_FILLED):
                 raise Conflict(f"trade {trade_id} is already {trade.status.value}")
