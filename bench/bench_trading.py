@@ -1,9 +1,8 @@
 """Trading cycle throughput and cached reads.
 
-1. order -> fill -> trade open (from the order) -> trade close, 8 concurrent tasks, as
-   cycles/s, against the raw rate of the same number of single-row INSERT transactions
-   through psycopg (one cycle = 4 transactions here, so the baseline is measured as
-   4 single-row INSERT transactions per cycle, 8 concurrent connections).
+1. order -> fill and trade open (one transaction: orders.fill_and_open) -> trade close,
+   8 concurrent tasks, as cycles/s, against the raw rate of the single-row INSERT
+   transactions a cycle's four steps would be (4 per cycle, 8 concurrent connections).
 2. cached get-by-id: an L1 hit and an L2 hit, against a bare redis-py GET.
 """
 
@@ -47,8 +46,9 @@ async def _cycles(store: TradeStore) -> float:
                     "client_order_id": uuid.uuid4().hex,
                 }
             )
-            await store.orders.record_fill(order.id, quantity="1", price="100", fee="0.1")
-            trade = await store.trades.open_from_order(order.id)
+            _, trade = await store.orders.fill_and_open(
+                order.id, quantity="1", price="100", fee="0.1"
+            )
             await store.trades.close(trade.id, exit_price="101", exit_reason="SIGNAL")
 
     started = time.perf_counter()

@@ -200,3 +200,39 @@ async def test_orders_take_the_symbols_market_data_takes(store: TradeStore) -> N
     assert perpetual.symbol == "BTC/USDT:USDT"
     with pytest.raises(ValidationError, match="must be a market symbol"):
         await store.orders.create(order_data(strategy.id, symbol="btc usdt"))
+
+
+async def test_fill_and_open_is_one_transaction_and_extends_on_later_fills(
+    store: TradeStore,
+) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(
+        {
+            "strategy_id": strategy.id,
+            "symbol": "BTC-USD",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "2",
+            "price": "100",
+        }
+    )
+    filled, trade = await store.orders.fill_and_open(
+        order.id, quantity="0.5", price="100", fee="0.1", stop_loss_price="90"
+    )
+    assert filled.trade_id == trade.id and filled.status is OrderStatus.PARTIAL_FILLED
+    assert (trade.filled_quantity, trade.quantity, trade.fees) == (
+        Decimal("0.5"),
+        Decimal("2"),
+        Decimal("0.1"),
+    )
+    assert trade.stop_loss_price == Decimal("90")
+    again, extended = await store.orders.fill_and_open(order.id, quantity="1.5", price="102")
+    assert again.status is OrderStatus.FILLED and again.trade_id == trade.id
+    assert extended.id == trade.id and extended.filled_quantity == Decimal("2")
+    assert extended.entry_price == Decimal("101.5")  # weighted: (0.5*100 + 1.5*102) / 2
+    with pytest.raises(Conflict):  # a refused fill opens nothing and leaves nothing
+        await store.orders.fill_and_open(order.id, quantity="1", price="100")
+    linked = await store.db.query_value(
+        "SELECT count(*) FROM trades WHERE strategy_id = %s", (strategy.id,)
+    )
+    assert linked == 1

@@ -26,12 +26,13 @@ from tradestore.trading.models import (
     Order,
     OrderStatus,
     PositiveMoney,
+    Trade,
     as_uuid,
     parse_enum,
     parse_input,
     parse_money,
 )
-from tradestore.trading.trades import follow_entry_orders
+from tradestore.trading.trades import follow_entry_orders, open_trade_from_order
 
 OPEN_STATES = (OrderStatus.PENDING, OrderStatus.PARTIAL_FILLED)
 
@@ -202,20 +203,48 @@ class OrderRepository:
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
         async with self.db.transaction() as conn:
-            cur = await conn.execute(RECORD_FILL, fill)
-            row = await cur.fetchone()
-            if row is None:
-                await self._explain_refused_fill(conn, fill)
-            assert row is not None
-            order = to_order(row)
-            kind = (
-                EventType.ORDER_FILLED
-                if order.status is OrderStatus.FILLED
-                else EventType.ORDER_PARTIALLY_FILLED
-            )
-            await _event(conn, kind, order, fill_quantity=fill["qty"], fill_price=fill["price"])
+            order = await self._apply_fill(conn, fill)
             if order.trade_id is not None:
                 await follow_entry_orders(conn, order.trade_id)
+        return order
+
+    async def fill_and_open(
+        self,
+        order_id: UUID,
+        *,
+        quantity: Decimal | str | int,
+        price: Decimal | str | int,
+        fee: Decimal | str | int = Decimal(0),
+        at: datetime | None = None,
+        **trade: Any,
+    ) -> tuple[Order, Trade]:
+        """Record a fill and open the order's trade (or extend it, when the order has
+        one already) in one transaction: one commit instead of two for the usual step of
+        a bot. `trade` takes the fields open_from_order takes (stop_loss_price, ...)."""
+        fill = _parse_fill(quantity, price, fee, at)
+        fill["id"] = as_uuid(order_id)
+        async with self.db.transaction() as conn:
+            order = await self._apply_fill(conn, fill)
+            if order.trade_id is not None:
+                followed = await follow_entry_orders(conn, order.trade_id)
+                assert followed is not None
+                return order, followed
+            opened = await open_trade_from_order(conn, order.id, **trade)
+        return order.model_copy(update={"trade_id": opened.id}), opened
+
+    async def _apply_fill(self, conn: Connection, fill: dict[str, Any]) -> Order:
+        cur = await conn.execute(RECORD_FILL, fill)
+        row = await cur.fetchone()
+        if row is None:
+            await self._explain_refused_fill(conn, fill)
+        assert row is not None
+        order = to_order(row)
+        kind = (
+            EventType.ORDER_FILLED
+            if order.status is OrderStatus.FILLED
+            else EventType.ORDER_PARTIALLY_FILLED
+        )
+        await _event(conn, kind, order, fill_quantity=fill["qty"], fill_price=fill["price"])
         return order
 
     async def mark_submitted(

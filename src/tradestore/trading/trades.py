@@ -158,35 +158,8 @@ class TradeRepository:
         """Open a trade for what an order has filled so far, and link the order to it.
         The trade's quantity is the order's; later fills of the order (`orders.record_fill`)
         extend the trade in the same transaction as each fill."""
-        order_id = as_uuid(order_id)
         async with self.db.transaction() as conn:
-            cur = await conn.execute(LOCK_ORDER, (order_id,))
-            order = await cur.fetchone()
-            if order is None:
-                raise NotFound(f"no order with id {order_id}")
-            if order["trade_id"] is not None:
-                raise Conflict(f"order {order_id} already opened trade {order['trade_id']}")
-            if order["filled_quantity"] <= 0:
-                raise Conflict(f"order {order_id} has no fills yet ({order['status']})")
-            new = parse_input(
-                NewTrade,
-                {
-                    "strategy_id": order["strategy_id"],
-                    "symbol": order["symbol"],
-                    "side": order["side"],
-                    "type": _trade_type(order["type"]),
-                    "entry_price": order["avg_fill_price"],
-                    "quantity": order["quantity"],
-                    "filled_quantity": order["filled_quantity"],
-                    "fees": order["fees"],
-                    "external_order_id": order["external_order_id"],
-                    "entry_time": order["filled_at"] or order["submitted_at"],
-                    **extra,
-                },
-            )
-            trade = await _insert(conn, new)
-            await conn.execute(LINK_ORDER, (trade.id, order_id))
-        return trade
+            return await open_trade_from_order(conn, as_uuid(order_id), **extra)
 
     # --- fills, close, cancel ----------------------------------------------------------
     async def add_fill(
@@ -368,6 +341,37 @@ async def _insert(conn: Connection, new: NewTrade) -> Trade:
     assert row is not None
     trade = to_trade(row)
     await _event(conn, EventType.TRADE_OPENED, trade)
+    return trade
+
+
+async def open_trade_from_order(conn: Connection, order_id: UUID, **extra: Any) -> Trade:
+    """In the caller's transaction: a trade for what the order has filled, linked to it."""
+    cur = await conn.execute(LOCK_ORDER, (order_id,))
+    order = await cur.fetchone()
+    if order is None:
+        raise NotFound(f"no order with id {order_id}")
+    if order["trade_id"] is not None:
+        raise Conflict(f"order {order_id} already opened trade {order['trade_id']}")
+    if order["filled_quantity"] <= 0:
+        raise Conflict(f"order {order_id} has no fills yet ({order['status']})")
+    new = parse_input(
+        NewTrade,
+        {
+            "strategy_id": order["strategy_id"],
+            "symbol": order["symbol"],
+            "side": order["side"],
+            "type": _trade_type(order["type"]),
+            "entry_price": order["avg_fill_price"],
+            "quantity": order["quantity"],
+            "filled_quantity": order["filled_quantity"],
+            "fees": order["fees"],
+            "external_order_id": order["external_order_id"],
+            "entry_time": order["filled_at"] or order["submitted_at"],
+            **extra,
+        },
+    )
+    trade = await _insert(conn, new)
+    await conn.execute(LINK_ORDER, (trade.id, order_id))
     return trade
 
 
