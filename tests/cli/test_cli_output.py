@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 
 from tests.cli.test_cli_analytics import cli
-from tests.trading.helpers import new_strategy
+from tests.trading.helpers import new_strategy, new_trade
 from tradestore import BacktestResults, TradeStore
 
 D0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -69,15 +69,7 @@ async def test_trades_as_csv_with_relative_times_and_whole_ids(
     store: TradeStore, migrated_db_url: str
 ) -> None:
     strategy = await new_strategy(store)
-    trade = await store.trades.open(
-        {
-            "strategy_id": strategy.id,
-            "symbol": "BTC-USD",
-            "side": "BUY",
-            "entry_price": "100.12345678",
-            "quantity": "2",
-        }
-    )
+    trade = await new_trade(store, strategy.id, entry_price="100.12345678", quantity="2")
     args = ("trades", "list", "--strategy", strategy.name, "--status", "open")
     out = cli(*args, "--since", "1h", "--until", "now", "--format", "csv", db_url=migrated_db_url)
     assert out.returncode == 0, out.stderr

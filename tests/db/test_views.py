@@ -6,21 +6,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests.marketdata.helpers import candles, new_symbol
-from tests.trading.helpers import new_strategy
+from tests.trading.helpers import new_strategy, new_trade
 from tradestore import TradeStore
 
 
 async def test_v_trades_and_v_equity(store: TradeStore) -> None:
     strategy = await new_strategy(store)
-    trade = await store.trades.open(
-        {
-            "strategy_id": strategy.id,
-            "symbol": "BTC-USD",
-            "side": "BUY",
-            "entry_price": "100",
-            "quantity": "2",
-        }
-    )
+    trade = await new_trade(store, strategy.id, quantity="2")
     await store.trades.close(trade.id, exit_price="101.5", exit_reason="SIGNAL")
     row = await store.db.query_one("SELECT * FROM v_trades WHERE id = %s", (trade.id,))
     assert row is not None and row["strategy"] == strategy.name

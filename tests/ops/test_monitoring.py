@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import make_settings
 from tests.marketdata.helpers import candles, new_symbol
 from tests.servers import free_port
-from tests.trading.helpers import new_strategy
+from tests.trading.helpers import new_strategy, new_trade
 from tradestore import Settings, TradeStore
 from tradestore.ops.alerts import AlertThresholds, evaluate
 from tradestore.ops.exporter import Sources, serve
@@ -87,25 +87,9 @@ async def test_saturated_pool_alert(migrated_db_url: str) -> None:
 
 async def test_prometheus_exporter_parses_and_health(store: TradeStore) -> None:
     strategy = await new_strategy(store)
-    trade = await store.trades.open(
-        {
-            "strategy_id": strategy.id,
-            "symbol": "BTC-USD",
-            "side": "BUY",
-            "entry_price": "100",
-            "quantity": "1",
-        }
-    )
+    trade = await new_trade(store, strategy.id)
     await store.trades.close(trade.id, exit_price="103", exit_reason="SIGNAL")
-    await store.trades.open(
-        {
-            "strategy_id": strategy.id,
-            "symbol": "BTC-USD",
-            "side": "BUY",
-            "entry_price": "100",
-            "quantity": "1",
-        }
-    )
+    await new_trade(store, strategy.id)
     symbol = new_symbol()
     closed_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
     await store.market_data.store_candles(

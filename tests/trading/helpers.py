@@ -4,7 +4,7 @@ import uuid
 from typing import Any
 
 from tradestore import TradeStore
-from tradestore.trading.models import Strategy
+from tradestore.trading.models import Strategy, Trade
 
 
 async def new_strategy(store: TradeStore, **overrides: Any) -> Strategy:
@@ -17,3 +17,16 @@ async def new_strategy(store: TradeStore, **overrides: Any) -> Strategy:
     }
     data.update(overrides)
     return await store.strategies.create(data)
+
+
+async def new_trade(store: TradeStore, strategy_id: Any, **overrides: Any) -> Trade:
+    """An open BUY of 1 BTC-USD at 100 (fields overridable)."""
+    data: dict[str, Any] = {
+        "strategy_id": strategy_id,
+        "symbol": "BTC-USD",
+        "side": "BUY",
+        "entry_price": "100",
+        "quantity": "1",
+    }
+    data.update(overrides)
+    return await store.trades.open(data)
