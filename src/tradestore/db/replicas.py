@@ -48,18 +48,14 @@ SELECT pg_is_in_recovery() AS in_recovery,
 class ReplicaState:
     name: str  # host:port, for logs and metrics
     db: Database
-    lag_s: float | None = None  # None: unknown, unreachable or not a replica
+    # None until probed, and whenever the last probe found it unreachable or promoted
+    lag_s: float | None = None
     is_replica: bool = True
     reachable: bool = True
     probed_at: float = 0.0
 
     def usable(self, max_lag_s: float) -> bool:
-        return (
-            self.reachable
-            and self.is_replica
-            and self.lag_s is not None
-            and (self.lag_s <= max_lag_s)
-        )
+        return self.lag_s is not None and self.lag_s <= max_lag_s
 
 
 class ReadRouter:
@@ -67,7 +63,7 @@ class ReadRouter:
         self.primary = primary
         self.replicas = replicas
         self.max_lag_s = max_lag_s
-        self._on_primary_reason: str | None = None
+        self._on_primary = False  # reads fell back to the primary (warned once)
         self._lock = asyncio.Lock()
 
     async def choose(self, max_lag_s: float | None = None) -> Database:
@@ -79,16 +75,16 @@ class ReadRouter:
         await self._probe_due()
         usable = [r for r in self.replicas if r.usable(bound)]
         if usable:
-            if self._on_primary_reason is not None:
+            if self._on_primary:
                 log.warning("replica %s usable again: reads go to replicas", usable[0].name)
-                self._on_primary_reason = None
+                self._on_primary = False
             return min(usable, key=lambda r: r.lag_s or 0.0).db
         self._warn_primary(bound)
         return self.primary
 
     def lags(self) -> dict[str, float | None]:
         """Each replica's last known lag in seconds (None: unreachable or promoted)."""
-        return {r.name: r.lag_s if r.reachable and r.is_replica else None for r in self.replicas}
+        return {r.name: r.lag_s for r in self.replicas}
 
     async def probe(self) -> None:
         """Probe every replica now."""
@@ -112,16 +108,16 @@ class ReadRouter:
         async with (await self.choose()).connection() as conn:
             yield conn
 
-    async def close(self, timeout_s: float) -> None:
-        await asyncio.gather(*(r.db.close(timeout_s=timeout_s) for r in self.replicas))
-
     # --- probing ----------------------------------------------------------------------
     async def _probe_due(self) -> None:
+        if not self._due():
+            return
+        async with self._lock:  # reads arriving together probe once: due again inside
+            await asyncio.gather(*(self._probe(r) for r in self._due()))
+
+    def _due(self) -> list[ReplicaState]:
         now = time.monotonic()
-        due = [r for r in self.replicas if now - r.probed_at >= self._interval(r)]
-        if due:
-            async with self._lock:
-                await asyncio.gather(*(self._probe(r) for r in due))
+        return [r for r in self.replicas if now - r.probed_at >= self._interval(r)]
 
     @staticmethod
     def _interval(replica: ReplicaState) -> float:
@@ -144,11 +140,11 @@ class ReadRouter:
         replica.lag_s = None if row["lag_s"] is None else max(0.0, float(row["lag_s"]))
 
     def _warn_primary(self, bound: float) -> None:
+        if self._on_primary:
+            return
         states = ", ".join(f"{r.name}: {_state(r)}" for r in self.replicas)
-        reason = f"no replica within {bound:g} s ({states})"
-        if self._on_primary_reason is None:
-            log.warning("%s: reads go to the primary", reason)
-        self._on_primary_reason = reason
+        log.warning("no replica within %g s (%s): reads go to the primary", bound, states)
+        self._on_primary = True
 
 
 def _state(replica: ReplicaState) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +32,7 @@ from urllib.parse import urlsplit
 
 from tradestore.db.errors import first_lines
 from tradestore.errors import ConfigurationError, ExchangeError, ValidationError
-from tradestore.exchange.retry import Limiter, RequestStats, RetryPolicy
+from tradestore.exchange.retry import Limiter, RequestStats, RetryPolicy, retry_after_s
 from tradestore.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ class CcxtExchange:
         self, ticker: str, tf: Timeframe, start: datetime, end: datetime
     ) -> list[dict[str, Any]]:
         """Every candle with start <= timestamp < end, oldest first, paged forward."""
-        await self._check(ticker, tf)
+        self._check(ticker, tf)
         step_ms = int(tf.delta.total_seconds() * 1000)
         since, end_ms = _ms(start), _ms(end)
         rows: list[list[Any]] = []
@@ -123,7 +122,7 @@ class CcxtExchange:
         await self._call(self.exchange.load_markets)
         self.page_limit = _page_limit(self.exchange)
 
-    async def _check(self, ticker: str, tf: Timeframe) -> None:
+    def _check(self, ticker: str, tf: Timeframe) -> None:
         """The symbol and the timeframe are the exchange's."""
         if ticker not in (self.exchange.markets or {}):
             raise ExchangeError(f"{self.venue}: no market {ticker!r} (CCXT's unified symbol)")
@@ -208,19 +207,15 @@ def _is_ohlcv(answer: Any) -> bool:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, (socket.gaierror, ConnectionError, OSError)) or (
-        type(cause).__name__ in {"ClientConnectorError", "ClientConnectorDNSError"}
-    )
+    """CCXT's error came from the connection itself (DNS, refused, no route): its cause is
+    an OSError (aiohttp's connector errors are OSErrors too)."""
+    return isinstance(exc.__cause__, OSError)
 
 
 def _retry_after_s(exchange: Any) -> float | None:
+    """Retry-After of CCXT's last answer, in seconds as HTTP says."""
     headers = getattr(exchange, "last_response_headers", None) or {}
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_s(next((v for k, v in headers.items() if k.lower() == "retry-after"), None))
 
 
 def _ms(when: datetime) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from tradestore.errors import ExchangeError, ValidationError
-from tradestore.exchange.retry import Limiter, RequestStats, RetryPolicy
+from tradestore.exchange.retry import Limiter, RequestStats, RetryPolicy, retry_after_s
 from tradestore.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -172,11 +172,7 @@ def _iso(when: datetime) -> str:
 
 def _retry_after_s(response: httpx.Response) -> float | None:
     """dYdX's Retry-After is in milliseconds."""
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value) / 1000) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_s(response.headers.get("Retry-After"), per_second=1000)
 
 
 def _client_error(response: httpx.Response) -> str:

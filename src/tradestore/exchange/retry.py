@@ -29,3 +29,14 @@ class RequestStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429 answers
+
+
+def retry_after_s(value: str | None, *, per_second: float = 1.0) -> float | None:
+    """A Retry-After header as seconds to wait (`per_second` units of it make a second:
+    1 for HTTP's seconds, 1000 for dYdX's milliseconds); None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value) / per_second)
+    except ValueError:
+        return None
