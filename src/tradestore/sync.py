@@ -109,15 +109,18 @@ def _blocking_call(function: Callable[..., Any], loop: _Loop) -> Callable[..., A
     return call
 
 
+_SERVICES: dict[type, bool] = {}  # per class, decided once: notebooks access attributes often
+
+
 def _is_service(value: Any) -> bool:
     """An object of tradestore's own with async methods (a repository, a service)."""
     kind = type(value)
-    if not kind.__module__.startswith("tradestore."):
-        return False
-    return any(
-        inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
-        for _, member in inspect.getmembers(kind, inspect.isfunction)
-    )
+    if kind not in _SERVICES:
+        _SERVICES[kind] = kind.__module__.startswith("tradestore.") and any(
+            inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
+            for _, member in inspect.getmembers(kind, inspect.isfunction)
+        )
+    return _SERVICES[kind]
 
 
 class SyncTradeStore(Blocking):
