@@ -98,7 +98,7 @@ class TradeStore:
         self._db = db
         if self.settings.pgbouncer:
             await _check_utc(db)
-        self._mode = (await self.migrator().status()).mode
+        self._mode = await self.migrator().recorded_mode()
         await self._open_replicas()
         await self.redis.open()
         await self.cache.start()
@@ -436,7 +436,9 @@ class TradeStore:
         for the whole migration, which transaction pooling would not keep)."""
         async with self.session_db() as db:
             result = await self.migrator(db).migrate(dry_run=dry_run)
-        self._mode = (await self.migrator().status()).mode
+        if dry_run:
+            return result  # nothing changed
+        self._mode = result.mode
         for name in ("partitions", "rollups", "retention", "market_archive", "maintenance"):
             self.__dict__.pop(name, None)  # built for the schema as it was
         return result

@@ -154,6 +154,12 @@ class Migrator:
         pending = [name for name in available_migrations() if name not in applied]
         return MigrationStatus(mode=mode, applied=list(applied.values()), pending=pending)
 
+    async def recorded_mode(self) -> TimeSeriesMode | None:
+        """The time-series mode the schema was migrated in, None before the first
+        migrate: what a store needs when it opens (no migration file is read)."""
+        async with self.db.connection() as conn:
+            return await _recorded_mode(conn)
+
     async def migrate(self, *, dry_run: bool = False) -> MigrationResult:
         async with self.db.connection() as conn:
             await conn.execute("SET statement_timeout = 0")
