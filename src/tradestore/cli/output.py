@@ -78,7 +78,7 @@ def print_record(record: Row, fmt: Format, *, title: str) -> None:
             table.add_row(name, cell(value))
         console.print(table)
     elif fmt is Format.JSON:
-        _write(json.dumps({n: plain(v) for n, v in record.items()}) + "\n")
+        _write(json.dumps(plain(record)) + "\n")
     else:
         print_rows([record], fmt, title=title)
 
@@ -86,7 +86,7 @@ def print_record(record: Row, fmt: Format, *, title: str) -> None:
 def print_line(record: Row, fmt: Format, text: str) -> None:
     """One record of a stream: a JSON line, a CSV row (no header), or `text` for people."""
     if fmt is Format.JSON:
-        _write(json.dumps({n: plain(v) for n, v in record.items()}) + "\n")
+        _write(json.dumps(plain(record)) + "\n")
     elif fmt is Format.CSV:
         csv.writer(sys.stdout, lineterminator="\n").writerow(
             [_csv_cell(v) for v in record.values()]

@@ -50,7 +50,7 @@ class _Snapshot(Collector):
         yield conns
         app_conns = GaugeMetricFamily(
             "tradestore_app_connections",
-            "Sessions of tradestore's own pools (every process; not the exporter's)",
+            "Sessions of tradestore's own pools in every process (the monitor's pool excluded)",
             labels=["state"],
         )
         for state, n in m.app_connections.items():
