@@ -106,15 +106,24 @@ class Drawdown:
     duration_periods: int  # longest stretch of periods spent below a previous peak
 
 
-def max_drawdown(equity: Any) -> Drawdown:
-    """Drawdown_t = 1 - E_t / max(E_0..E_t), reported as a magnitude (never negative);
-    duration = the longest run of consecutive periods below the running peak."""
+def drawdowns(equity: Any) -> Array:
+    """Drawdown_t = 1 - E_t / max(E_0..E_t), per period, as a magnitude (0 at a peak, or
+    while the running peak is not positive)."""
     e = _arr(equity)
     if len(e) == 0:
-        return Drawdown(0.0, 0)
+        return e
     peaks = np.maximum.accumulate(e)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peaks > 0, 1 - e / peaks, 0.0)
+        dd: Array = np.maximum(np.where(peaks > 0, 1 - e / peaks, 0.0), 0.0)
+    return dd
+
+
+def max_drawdown(equity: Any) -> Drawdown:
+    """The largest drawdown (see drawdowns); duration = the longest run of consecutive
+    periods below the running peak."""
+    dd = drawdowns(equity)
+    if len(dd) == 0:
+        return Drawdown(0.0, 0)
     under = dd > 0
     longest = run = 0
     for flag in under:

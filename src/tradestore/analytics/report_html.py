@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tradestore.analytics import metrics as m
 from tradestore.analytics.report import DEFINITIONS, Report, duration_text
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _charts(report: Report) -> list[str]:
         return ["<p class='muted'>Charts need equity on two days or more.</p>"]
     times = np.array(report.days, dtype="datetime64[D]")
     equity = np.asarray(report.equity, dtype=np.float64)
-    drawdown = _drawdown(equity)
+    drawdown = -m.drawdowns(equity)  # under water: 0 at a peak, negative below it
     returns = _returns(equity) if report.source == "snapshots" else np.diff(equity)
     unit = "daily return" if report.source == "snapshots" else "daily P&L"
     return [
@@ -183,13 +184,6 @@ def _returns(equity: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.diff(equity) / equity[:-1]
     return np.where(np.isfinite(returns), returns, 0.0)
-
-
-def _drawdown(equity: np.ndarray) -> np.ndarray:
-    peaks = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drawdown = np.where(peaks > 0, equity / peaks - 1, 0.0)
-    return np.minimum(drawdown, 0.0)
 
 
 def _deepest_periods(drawdown: np.ndarray, n: int) -> list[tuple[int, int]]:
