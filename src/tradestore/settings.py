@@ -225,12 +225,6 @@ class Settings(BaseSettings):
         auth = quote(self.db_user, safe="") + (":" + quote(password, safe="") if password else "")
         return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
 
-    def direct_conninfo(self) -> str | None:
-        """The URL for session-level work: DATABASE_DIRECT_URL, else the main one."""
-        if self.database_direct_url is not None:
-            return self.database_direct_url.get_secret_value()
-        return self.postgres_conninfo()
-
     def replica_conninfos(self) -> list[str]:
         """The libpq URLs of DATABASE_REPLICA_URLS (comma-separated), in order."""
         if self.database_replica_urls is None:

@@ -403,7 +403,7 @@ class TradeStore:
         if self._conninfo is None and self._given_pool is not None:
             return _pool_conninfo(self._given_pool)
         if self.settings.database_direct_url is not None:
-            return self.settings.direct_conninfo()
+            return self.settings.database_direct_url.get_secret_value()
         return self._conninfo
 
     @asynccontextmanager
