@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from tests.servers import PgBouncer, PostgresServer, replica_of
+from tests.servers import PgBouncer, PostgresServer, replica_of, wait_for_count
 
 from bench.bench_trading import _cycles
 from bench.harness import BenchContext, Result
@@ -86,18 +86,6 @@ async def _reads_per_s(settings: Settings, symbols: list[str]) -> float:
         return done / (time.monotonic() - started)
 
 
-def _wait_replayed(replica: PostgresServer, rows: int) -> None:
-    deadline = time.monotonic() + 60
-    url = replica.url.rsplit("/", 1)[0] + "/bench"
-    while time.monotonic() < deadline:
-        with psycopg.connect(url) as conn:
-            row = conn.execute("SELECT count(*) FROM market_data").fetchone()
-        if row and row[0] >= rows:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("a replica did not catch up")
-
-
 async def run(ctx: BenchContext) -> list[Result]:
     primary = PostgresServer(settings={"max_wal_senders": "5", "wal_level": "replica"})
     servers = [primary]
@@ -106,7 +94,7 @@ async def run(ctx: BenchContext) -> list[Result]:
         primary.start()
         with psycopg.connect(primary.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE bench")
-        url = primary.url.rsplit("/", 1)[0] + "/bench"
+        url = primary.database_url("bench")
         symbols = [f"SC{uuid.uuid4().hex[:6].upper()}-USD" for _ in range(SERIES)]
         async with TradeStore(_settings(ctx, url)) as store:
             await store.migrate()
@@ -114,9 +102,15 @@ async def run(ctx: BenchContext) -> list[Result]:
                 await store.market_data.store_candles(symbol, "1m", _candles(DAYS * 1440))
         replicas = [replica_of(primary), replica_of(primary)]
         servers += replicas
-        for replica in replicas:
-            await asyncio.to_thread(_wait_replayed, replica, SERIES * DAYS * 1440)
-        replica_urls = [r.url.rsplit("/", 1)[0] + "/bench" for r in replicas]
+        replica_urls = [r.database_url("bench") for r in replicas]
+        for replica_url in replica_urls:
+            await asyncio.to_thread(
+                wait_for_count,
+                replica_url,
+                "SELECT count(*) FROM market_data",
+                (),
+                SERIES * DAYS * 1440,
+            )
         alone = await _reads_per_s(_settings(ctx, url), symbols)
         one = await _reads_per_s(
             _settings(ctx, url, database_replica_urls=_secret(replica_urls[0])), symbols

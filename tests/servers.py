@@ -93,7 +93,10 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.database_url("postgres")
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     @property
     def datadir(self) -> Path:
@@ -229,3 +232,16 @@ def replica_of(primary: PostgresServer) -> PostgresServer:
         conf.write(f"port = {replica.port}\nunix_socket_directories = '{replica.root}'\n")
     replica.start()
     return replica
+
+
+def wait_for_count(url: str, query: str, params: tuple[object, ...], count: int) -> None:
+    """Poll the count query at url until it reaches count (a replica replaying what the
+    primary wrote); fails after 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        if row and row[0] >= count:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{url}: {query} did not reach {count} within 60 s", pytrace=False)

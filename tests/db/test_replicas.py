@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.marketdata.helpers import candles, new_symbol
-from tests.servers import PostgresServer, replica_of
+from tests.servers import PostgresServer, replica_of, wait_for_count
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, TransientError
 
@@ -40,30 +39,22 @@ def servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
         primary.destroy()
 
 
-def _db(server: PostgresServer) -> str:
-    return server.url.rsplit("/", 1)[0] + "/tradestore"
-
-
 def _settings(primary: PostgresServer, replica: PostgresServer, max_lag_s: float) -> object:
     return make_settings(
-        _db(primary),
-        database_replica_urls=_db(replica),
+        primary.database_url("tradestore"),
+        database_replica_urls=replica.database_url("tradestore"),
         replica_max_lag_s=max_lag_s,
         timeseries_mode="native",
     )
 
 
 def _wait_replayed(replica: PostgresServer, symbol: str, rows: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with psycopg.connect(_db(replica)) as conn:
-            found = conn.execute(
-                "SELECT count(*) FROM market_data WHERE symbol = %s", (symbol,)
-            ).fetchone()
-        if found and found[0] == rows:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the replica did not replay {rows} rows of {symbol}")
+    wait_for_count(
+        replica.database_url("tradestore"),
+        "SELECT count(*) FROM market_data WHERE symbol = %s",
+        (symbol,),
+        rows,
+    )
 
 
 async def test_reads_go_to_the_replica_within_the_lag_bound(
@@ -82,7 +73,7 @@ async def test_reads_go_to_the_replica_within_the_lag_bound(
         assert len(frame) == 60
         assert next(iter((await store.monitor.collect()).replica_lags.values())) == 0.0
 
-        with psycopg.connect(_db(replica), autocommit=True) as conn:
+        with psycopg.connect(replica.database_url("tradestore"), autocommit=True) as conn:
             conn.execute("SELECT pg_wal_replay_pause()")
         later = T0 + timedelta(hours=1)
         await store.market_data.store_candles(symbol, "1m", candles(30, start=later))
@@ -95,7 +86,7 @@ async def test_reads_go_to_the_replica_within_the_lag_bound(
         assert len(fresh) == 90  # served by the primary: nothing stale beyond the bound
         assert "reads go to the primary" in caplog.text
 
-        with psycopg.connect(_db(replica), autocommit=True) as conn:
+        with psycopg.connect(replica.database_url("tradestore"), autocommit=True) as conn:
             conn.execute("SELECT pg_wal_replay_resume()")
         _wait_replayed(replica, symbol, 90)
         await asyncio.sleep(1.1)
