@@ -110,7 +110,7 @@ async def _seed_insert(ctx: BenchContext, data: np.ndarray, symbol: str) -> floa
             row_sql = sql.SQL("(%s, %s, %s, %s, %s, %s, %s, %s)")
             statement = sql.SQL(
                 "INSERT INTO market_data (symbol, timeframe, timestamp, open, high, low, close,"
-                " volume) VALUES {} ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE"
+                " volume) VALUES {} ON CONFLICT (venue, symbol, timeframe, timestamp) DO UPDATE"
                 " SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,"
                 " close = EXCLUDED.close, volume = EXCLUDED.volume"
             ).format(sql.SQL(", ").join([row_sql] * len(batch)))
