@@ -11,6 +11,8 @@
 - `TRADESTORE_TEST_PGBOUNCER=1`: every store of the tests connects through a PgBouncer
   in transaction pooling mode started for the run (migrations and other session-level
   work through DATABASE_DIRECT_URL, as in production behind PgBouncer).
+- `TRADESTORE_TEST_REDIS_CLUSTER=1`: Redis is a 3-master Redis Cluster (with a replica
+  each) started for the run; every store and raw client of the tests uses it.
 A test that needs either server fails, not skips, when it is unreachable.
 """
 
@@ -28,7 +30,7 @@ import pytest
 import redis
 from psycopg import sql
 
-from tests.servers import PgBouncer, PostgresServer, RedisServer, free_port
+from tests.servers import PgBouncer, PostgresServer, RedisClusterServer, RedisServer, free_port
 from tradestore import Settings, TradeStore
 
 # Examples are checked for correctness, not speed: no per-example deadline (a loaded CI
@@ -53,8 +55,34 @@ ADMIN_URL = (
 )
 REDIS_URL = os.environ.get("TRADESTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PGBOUNCER = os.environ.get("TRADESTORE_TEST_PGBOUNCER") == "1"
+REDIS_CLUSTER = os.environ.get("TRADESTORE_TEST_REDIS_CLUSTER") == "1"
+_cluster: RedisClusterServer | None = None  # started before collection when REDIS_CLUSTER
 _bouncer: PgBouncer | None = None  # started by the session fixture when PGBOUNCER
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With TRADESTORE_TEST_REDIS_CLUSTER=1, start the cluster before test modules are
+    imported, so that their `from tests.conftest import REDIS_URL` names it."""
+    global _cluster, REDIS_URL
+    if REDIS_CLUSTER and _cluster is None:
+        _cluster = RedisClusterServer()
+        _cluster.start()
+        REDIS_URL = _cluster.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _cluster is not None:
+        _cluster.stop()
+
+
+def raw_redis(url: str | None = None) -> redis.Redis | redis.RedisCluster:
+    """A plain synchronous client of the test Redis (a cluster client for a cluster)."""
+    url = url or REDIS_URL
+    if url.startswith("redis+cluster://"):
+        host, port = url.removeprefix("redis+cluster://").split(",")[0].split(":")
+        return redis.RedisCluster(host=host, port=int(port))
+    return redis.Redis.from_url(url)
 
 
 def database_url(name: str) -> str:
@@ -125,7 +153,7 @@ def _servers_reachable() -> None:
     except psycopg.Error as exc:
         pytest.fail(f"PostgreSQL is unreachable at {ADMIN_URL}: {exc}", pytrace=False)
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        raw_redis().ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}", pytrace=False)
 
@@ -187,11 +215,10 @@ async def store(settings: Settings) -> AsyncIterator[TradeStore]:
     delete_keys(settings.redis_key_prefix)
 
 
-def delete_keys(prefix: str, url: str = REDIS_URL) -> None:
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
+def delete_keys(prefix: str, url: str | None = None) -> None:
+    client = raw_redis(url)
+    for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+        client.delete(key)  # one at a time: a cluster's keys are on several nodes
     client.close()
 
 

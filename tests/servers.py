@@ -1,6 +1,7 @@
 """Private servers that a test starts, stops and kills: never the machine's own.
 
-`RedisServer` runs a redis-server on a free port; `PostgresServer` an initdb'd cluster
+`RedisServer` runs a redis-server on a free port, `RedisClusterServer` a cluster of
+them; `PostgresServer` an initdb'd cluster
 in a temporary directory on a free port (run as the `postgres` OS user when the tests
 run as root, since PostgreSQL refuses to run as root).
 """
@@ -36,6 +37,7 @@ class RedisServer:
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    extra: list[str] = field(default_factory=list)  # more redis-server options
 
     @property
     def url(self) -> str:
@@ -45,8 +47,9 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed", pytrace=False)
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *NO_DISK],
+            [*command, *NO_DISK, *self.extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -245,3 +248,94 @@ def wait_for_count(url: str, query: str, params: tuple[object, ...], count: int)
             return
         time.sleep(0.1)
     pytest.fail(f"{url}: {query} did not reach {count} within 60 s", pytrace=False)
+
+
+@dataclass
+class RedisClusterServer:
+    """A Redis Cluster of the test's own: `masters` masters with one replica each, every
+    node a redis-server on a free port with its nodes.conf in a temporary directory."""
+
+    masters: int = 3
+    nodes: list[RedisServer] = field(default_factory=list)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tscluster-")))
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes[: self.masters])
+        return f"redis+cluster://{hosts}"
+
+    def start(self) -> None:
+        for _ in range(self.masters * 2):
+            port = free_port()
+            node = RedisServer(
+                port=port,
+                extra=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-port", str(free_port()),  # not port + 10000: may exceed 65535
+                    "--cluster-config-file", str(self.workdir / f"nodes-{port}.conf"),
+                    "--cluster-node-timeout", "2000",
+                    "--dir", str(self.workdir),
+                ],
+            )  # fmt: skip
+            node.start()
+            self.nodes.append(node)
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        create = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "1"]
+        subprocess.run(
+            [*create, "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.wait_ok()
+
+    def wait_ok(self, timeout_s: float = 30) -> None:
+        """Until every node says the cluster is ok and knows all masters' slots."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            states = [self.node_info(node, "cluster_state") for node in self.nodes]
+            if all(state == "ok" for state in states):
+                return
+            time.sleep(0.2)
+        pytest.fail("the Redis Cluster did not become ok", pytrace=False)
+
+    def node_info(self, node: RedisServer, name: str) -> str | None:
+        try:
+            info = redis.Redis(port=node.port, socket_timeout=1).cluster("INFO")
+        except redis.RedisError:
+            return None
+        value = info.get(name)  # redis-py parses CLUSTER INFO into a dict
+        return None if value is None else str(value)
+
+    def master_of(self, key: str) -> RedisServer:
+        client = redis.Redis(port=self.nodes[0].port)
+        slot = int(client.execute_command("CLUSTER KEYSLOT", key))
+        for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
+            if int(start) <= slot <= int(end):
+                return next(n for n in self.nodes if n.port == int(master[1]))
+        raise AssertionError(f"no master serves slot {slot}")
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        for node in self.nodes:
+            info = redis.Redis(port=node.port).info("replication")
+            if info.get("role") == "slave" and int(info.get("master_port", 0)) == master.port:
+                return node
+        raise AssertionError(f"master {master.port} has no replica")
+
+    def failover(self, master: RedisServer) -> RedisServer:
+        """Promote the master's replica with CLUSTER FAILOVER; the new master."""
+        replica = self.replica_of(master)
+        redis.Redis(port=replica.port).execute_command("CLUSTER FAILOVER")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if redis.Redis(port=replica.port).info("replication").get("role") == "master":
+                self.wait_ok()
+                return replica
+            time.sleep(0.1)
+        pytest.fail(f"replica {replica.port} was not promoted", pytrace=False)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+        self.nodes.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)

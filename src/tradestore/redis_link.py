@@ -3,22 +3,36 @@
 Services ask `link.client` for a client (None when Redis is not configured) and report
 failures through `link.failed(exc)`: the first failure of an outage is logged once as a
 warning, the next success logs the recovery. Nothing here ever raises for Redis trouble.
+
+A Redis Cluster (`redis+cluster://h1:p1,h2:p2`, or REDIS_CLUSTER=1) gets a cluster
+client, which routes each command by its key's slot and follows failovers. What the
+services do works on both: keys that one script touches together share a hash tag
+(`Keys.tagged`), nothing uses MULTI, and subscriptions go through `pubsub()`, which in a
+cluster subscribes on one node (PUBLISH reaches every node of a cluster).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from tradestore.errors import TransientError
-from tradestore.settings import Settings, mask_url
+from tradestore.settings import Settings, cluster_nodes, mask_url
 
 log = logging.getLogger(__name__)
+
+RedisClient = aioredis.Redis | RedisCluster
+# what a Redis call may raise when Redis is away (a cluster client's own exception, e.g.
+# "no reachable node", is not a RedisError)
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 @dataclass(frozen=True)
@@ -29,12 +43,13 @@ class RedisHealth:
 
 
 class RedisLink:
-    def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: RedisClient | None = None) -> None:
         self.settings = settings
         self.url = settings.redis_connection_url()
         self._owns_client = client is None
-        self.client: aioredis.Redis | None = client
+        self.client: RedisClient | None = client
         self._degraded_since: float | None = None
+        self._node_options: dict[str, Any] = {}  # of a cluster's nodes (credentials, TLS)
         self._announced = False
 
     @property
@@ -47,7 +62,7 @@ class RedisLink:
 
     async def open(self) -> None:
         if self.client is None and self.url is not None:
-            self.client = aioredis.Redis.from_url(self.url, **self._client_options())
+            self.client = self._connect(self.url)
         if self.client is None:
             self._announce(
                 "Redis is not configured (set REDIS_URL): using the in-process cache only"
@@ -59,13 +74,51 @@ class RedisLink:
                 f"Redis at {mask_url(self.url or '?')} is unreachable ({health.detail})"
             )
 
+    def _connect(self, url: str) -> RedisClient:
+        if not self.settings.redis_is_cluster:
+            return aioredis.Redis.from_url(url, **self._client_options())
+        nodes, auth = cluster_nodes(url)
+        self._node_options = {**auth, **self._client_options()}
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            **auth,
+            **self._client_options(),
+        )
+
+    @property
+    def cluster(self) -> bool:
+        return isinstance(self.client, RedisCluster)
+
+    def pubsub(self, service: str) -> PubSub:
+        """A PubSub for a service that subscribes (TransientError without Redis). In a
+        cluster it is connected to a node picked at random, so that a subscriber that
+        lost its node lands on another one when it subscribes again."""
+        client = self.require(service)
+        if not isinstance(client, RedisCluster):
+            return client.pubsub()
+        node = random.choice(client.get_nodes())
+        return aioredis.Redis(host=node.host, port=int(node.port), **self._node_options).pubsub()
+
+    async def info(self) -> dict[str, Any]:
+        """INFO of the server, or of a cluster summed over its masters (memory, clients,
+        hits, misses) with `cluster_masters` added."""
+        client = self.require("monitoring")
+        if not isinstance(client, RedisCluster):
+            return dict(await client.info())
+        replies = await client.info(target_nodes=RedisCluster.PRIMARIES)
+        per_node = list(replies.values()) if _keyed_by_node(replies) else [replies]
+        summed: dict[str, Any] = {"cluster_masters": len(per_node)}
+        for name in ("used_memory", "connected_clients", "keyspace_hits", "keyspace_misses"):
+            summed[name] = sum(int(node.get(name, 0)) for node in per_node)
+        return summed
+
     def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "socket_connect_timeout": self.settings.redis_timeout_s,
             "socket_timeout": self.settings.redis_timeout_s,
             "health_check_interval": 30,
         }
-        if self.settings.redis_ca_cert is not None and (self.url or "").startswith("rediss://"):
+        if self.settings.redis_ca_cert is not None and (self.url or "").startswith("rediss"):
             options["ssl_ca_certs"] = str(self.settings.redis_ca_cert)
         return options
 
@@ -84,13 +137,13 @@ class RedisLink:
         started = time.perf_counter()
         try:
             await self.client.ping()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.failed(exc)
             return RedisHealth(ok=False, latency_ms=None, detail=_describe(exc))
         self.recovered()
         return RedisHealth(ok=True, latency_ms=(time.perf_counter() - started) * 1000, detail="ok")
 
-    def require(self, service: str) -> aioredis.Redis:
+    def require(self, service: str) -> RedisClient:
         """The client, for a service that cannot work without Redis (TransientError)."""
         if self.client is None:
             raise TransientError(f"{service}: needs Redis (set REDIS_URL)")
@@ -122,6 +175,11 @@ class RedisLink:
         if not self._announced:
             self._announced = True
             log.warning("%s", message)
+
+
+def _keyed_by_node(replies: dict[str, Any]) -> bool:
+    """Whether a cluster INFO reply is one dict per node (several masters answered)."""
+    return bool(replies) and all(isinstance(v, dict) for v in replies.values())
 
 
 def _describe(exc: BaseException) -> str:

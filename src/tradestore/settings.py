@@ -37,6 +37,9 @@ class SslMode(StrEnum):
     VERIFY_FULL = "verify-full"
 
 
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
@@ -109,9 +112,14 @@ class Settings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535, validation_alias=_env("REDIS_PORT"))
     redis_password: SecretStr | None = Field(None, validation_alias=_env("REDIS_PASSWORD"))
     redis_tls: bool = Field(False, validation_alias=_env("REDIS_TLS"))
+    # a Redis Cluster: also implied by a redis+cluster:// or rediss+cluster:// REDIS_URL
+    redis_cluster: bool = Field(False, validation_alias=_env("REDIS_CLUSTER"))
     redis_ca_cert: Path | None = Field(None, validation_alias=_env("REDIS_CA_CERT"))
-    redis_key_prefix: str = Field(
-        "tradestore:", min_length=1, validation_alias=_env("TRADESTORE_REDIS_PREFIX")
+    redis_key_prefix: str = Field(  # no braces: they would be a cluster hash tag
+        "tradestore:",
+        min_length=1,
+        pattern=r"^[^{}]+$",
+        validation_alias=_env("TRADESTORE_REDIS_PREFIX"),
     )
     redis_timeout_s: float = Field(1.0, gt=0, validation_alias=_env("TRADESTORE_REDIS_TIMEOUT_S"))
 
@@ -193,8 +201,13 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             scheme = urlsplit(value.get_secret_value()).scheme
-            if scheme not in ("redis", "rediss", "unix"):
-                raise ValueError("must start with redis://, rediss:// or unix://")
+            if scheme not in ("redis", "rediss", "unix", *CLUSTER_SCHEMES):
+                raise ValueError(
+                    "must start with redis://, rediss://, unix://, redis+cluster:// "
+                    "or rediss+cluster://"
+                )
+            if scheme in CLUSTER_SCHEMES:
+                cluster_nodes(value.get_secret_value())
         return value
 
     @pydantic.model_validator(mode="after")
@@ -244,6 +257,12 @@ class Settings(BaseSettings):
             kwargs["sslrootcert"] = str(self.db_sslrootcert)
         return kwargs
 
+    @property
+    def redis_is_cluster(self) -> bool:
+        """REDIS_URL names a Redis Cluster (its scheme, or REDIS_CLUSTER=1)."""
+        url = self.redis_connection_url()
+        return url is not None and (self.redis_cluster or url.split("://")[0] in CLUSTER_SCHEMES)
+
     def redis_connection_url(self) -> str | None:
         if self.redis_url is not None:
             return self.redis_url.get_secret_value()
@@ -253,6 +272,34 @@ class Settings(BaseSettings):
         password = self.redis_password.get_secret_value() if self.redis_password else ""
         auth = f":{quote(password, safe='')}@" if password else ""
         return f"{scheme}://{auth}{self.redis_host}:{self.redis_port}/0"
+
+
+def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The startup nodes and credentials of `redis+cluster://[user:pass@]h1:p1,h2:p2[/0]`
+    (a plain redis:// URL with REDIS_CLUSTER=1 names one node)."""
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError(f"a Redis Cluster has only database 0, not {parts.path.lstrip('/')}")
+    nodes = [_host_port(item) for item in hosts.split(",") if item.strip()]
+    if not nodes:
+        raise ValueError("REDIS_URL names no cluster node (redis+cluster://host:port,...)")
+    user, _, password = userinfo.partition(":")
+    auth: dict[str, Any] = {"ssl": parts.scheme.startswith("rediss")}
+    if user:
+        auth["username"] = unquote(user)
+    if password:
+        auth["password"] = unquote(password)
+    return nodes, auth
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    host, _, port = item.strip().rpartition(":")
+    if not host:
+        host, port = port, "6379"
+    if not port.isdigit():
+        raise ValueError(f"cluster node {item.strip()!r}: expected host:port")
+    return host.strip("[]"), int(port)
 
 
 def url_secrets(url: str) -> list[str]:

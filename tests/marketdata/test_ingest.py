@@ -314,16 +314,14 @@ async def test_concurrent_overlapping_ingests(migrated_db_url: str) -> None:
 async def test_closed_ranges_are_cached_and_a_correction_invalidates_them(
     store: TradeStore,
 ) -> None:
-    import redis as sync_redis
-
-    from tests.conftest import REDIS_URL
+    from tests.conftest import raw_redis
 
     symbol = new_symbol()
     rows = candles(30)
     await store.market_data.store_candles(symbol, "1m", rows)
     end = T0 + timedelta(minutes=29)
     first = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
-    client = sync_redis.Redis.from_url(REDIS_URL)
+    client = raw_redis()
     cached = list(client.scan_iter(match=f"{store.settings.redis_key_prefix}md-range*"))
     assert len(cached) == 1  # a range that ended long ago is cached
     again = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)

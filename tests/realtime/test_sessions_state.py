@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import redis
 
-from tests.conftest import REDIS_URL, delete_keys
+from tests.conftest import delete_keys, raw_redis
 from tests.marketdata.helpers import candles, new_symbol
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, ValidationError
@@ -21,7 +20,7 @@ async def test_session_lifecycle_stores_only_the_hash(store: TradeStore) -> None
     user = f"user-{uuid.uuid4().hex[:6]}"
     token, session = await store.sessions.create(user, {"role": "trader"}, ttl_s=60)
     assert len(token) >= 43 and session.id == hashlib.sha256(token.encode()).hexdigest()
-    raw = redis.Redis.from_url(REDIS_URL)
+    raw = raw_redis()
     keys = [k.decode() for k in raw.scan_iter(match=f"{store.settings.redis_key_prefix}*")]
     assert not any(token in k for k in keys)
     assert all(token.encode() not in (raw.get(k) or b"") for k in keys if "session:" in k)

@@ -26,12 +26,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
 from tradestore.cache import codec
 from tradestore.cache.local import LocalCache
 from tradestore.keys import Keys
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 from tradestore.supervisor import Supervised
 
 log = logging.getLogger(__name__)
@@ -50,6 +48,14 @@ if current == ARGV[1] then
   return 1
 end
 return 0
+"""
+# KEYS[1] version key, KEYS[2] value key: a load that read before cannot store its value,
+# and the copy is gone, in one step (a reader never sees the bump without the deletion).
+BUMP_AND_DROP = """
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1
 """
 
 
@@ -175,32 +181,34 @@ class TwoTierCache:
         self._unpublished.update(keys)
         try:
             await self._publish_invalidation(list(keys))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             self.retrier.start()
             return
         self._unpublished.difference_update(keys)
 
     async def _publish_invalidation(self, keys: list[str]) -> None:
-        """Bump each key's version (a load that read before cannot store its value),
-        delete the L2 copies and tell the other processes; one MULTI."""
+        """Bump each key's version and delete its L2 copy (one script per key: a key's
+        two Redis keys share a hash tag), then tell the other processes. The message goes
+        after the bumps: a process that reloads on it cannot find the old copy."""
         client = self.link.client
         if client is None:
             return
-        async with client.pipeline(transaction=True) as pipe:
+        async with client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.incr(self._version_key(key))
-                pipe.pexpire(self._version_key(key), VERSION_TTL_MS)
-                pipe.delete(self._value_key(key))
-            pipe.publish(self.channel, json.dumps({"from": self.node_id, "keys": keys}))
+                pipe.eval(
+                    BUMP_AND_DROP, 2, self._version_key(key), self._value_key(key), VERSION_TTL_MS
+                )
             await pipe.execute()
+        message = json.dumps({"from": self.node_id, "keys": keys})
+        await client.execute_command("PUBLISH", self.channel, message)  # any redis-py cluster
 
     async def _retry_invalidations(self) -> None:
         while self._unpublished and not self.retrier.stopping:
             keys = sorted(self._unpublished)
             try:
                 await self._publish_invalidation(keys)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.link.failed(exc)
                 raise
             self._unpublished.difference_update(keys)
@@ -216,11 +224,10 @@ class TwoTierCache:
     async def _listen(self) -> None:
         """Drop L1 entries that other processes invalidate. Polls with a timeout rather
         than blocking in `listen()`, so a stop is noticed within LISTEN_POLL_S."""
-        client = self.link.client
-        if client is None:
+        if self.link.client is None:
             return
         try:
-            async with client.pubsub() as pubsub:
+            async with self.link.pubsub("cache invalidation") as pubsub:
                 await pubsub.subscribe(self.channel)
                 self.local.clear()  # whatever we missed while not listening
                 self.listener.healthy()
@@ -229,7 +236,7 @@ class TwoTierCache:
                     message = await pubsub.get_message(timeout=LISTEN_POLL_S)
                     if message is not None and message.get("type") == "message":
                         self._on_message(message["data"])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             self.local.clear()
             raise
@@ -244,10 +251,10 @@ class TwoTierCache:
 
     # --- L2 ---------------------------------------------------------------------------------
     def _value_key(self, key: str) -> str:
-        return self.keys.key("cache", key)
+        return self.keys.tagged("cache", key)
 
     def _version_key(self, key: str) -> str:
-        return self.keys.key("cache-version", key)
+        return self.keys.tagged("cache-version", key)
 
     async def _l2_get(self, key: str) -> tuple[str | None, bytes | None]:
         """(version, raw value); version None means L2 is unavailable (do not store).
@@ -257,7 +264,7 @@ class TwoTierCache:
             return None, None
         try:
             raw, version = await client.mget(self._value_key(key), self._version_key(key))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             return None, None
         self.link.recovered()
@@ -277,7 +284,7 @@ class TwoTierCache:
                 codec.dumps(value),
                 str(ttl_ms),
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
 
 

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
-from redis.exceptions import RedisError
 
 from tradestore.db.database import Database
 from tradestore.errors import ValidationError
@@ -32,7 +31,7 @@ from tradestore.marketdata import binary
 from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.validation import check_symbol, check_venue
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
@@ -184,7 +183,7 @@ class CandleReader:
         )
         try:
             hit = await client.get(key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             return await self.copy_out(query)
         if isinstance(hit, bytes):
@@ -193,7 +192,7 @@ class CandleReader:
         if len(payload) <= RANGE_CACHE_MAX_BYTES:
             try:
                 await client.set(key, payload, ex=RANGE_CACHE_TTL_S)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.link.failed(exc)
         return payload
 

@@ -227,11 +227,10 @@ class Monitor:
             m.replica_lags = self.reads.lags()
 
     async def _redis(self, m: DatabaseMetrics) -> None:
-        client = self.link.client
-        if client is None:
+        if self.link.client is None:
             m.redis = {"configured": False}
             return
-        info = await client.info()
+        info = await self.link.info()
         hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
         m.redis = {
             "configured": True,
@@ -241,3 +240,5 @@ class Monitor:
             "keyspace_misses": misses,
             "hit_rate": hits / (hits + misses) if hits + misses else None,
         }
+        if "cluster_masters" in info:
+            m.redis["cluster_masters"] = int(info["cluster_masters"])

@@ -1,20 +1,20 @@
 """Notifications: relay committed outbox events to Redis, and consume them.
 
-Relay: one batch at a time, under a transaction-scoped advisory lock (several relays
-may run; they take turns). Each batch is the pending events in outbox id order, so the
+Relay: one batch at a time, under a transaction-scoped advisory lock (several relays may
+run; they take turns). Each batch is the pending events in outbox id order, so the
 stream is in id order within a batch; across batches an event whose transaction
 committed late can follow events with higher ids (ids are taken at insert, not at
-commit). A batch is XADDed to the
-stream (bounded with MAXLEN ~) and PUBLISHed for live listeners, then marked published
-in the same transaction that read it. A relay that dies after XADD but before COMMIT
-leaves the events unpublished: the next batch sends them again. Delivery is therefore
-at-least-once; every entry carries its `outbox_id`, the consumers' de-duplication key.
-The relay wakes on the outbox's NOTIFY and also polls, so nothing waits on a lost
-notification; while Redis is down, events stay in the outbox and go out when it returns.
-The relay is supervised (`tradestore.supervisor`): database or Redis failures, or a
-schema not migrated yet, are retried with backoff and never end it. A Redis that lost
-its data (restarted without persistence) is noticed by a marker key, and recently
-relayed events are relayed again (see `_republish_if_redis_lost`).
+commit). A batch is XADDed to the stream (bounded with MAXLEN ~) and PUBLISHed for live
+listeners by one script, then marked published in the same transaction that read it. A
+relay that dies after XADD but before COMMIT leaves the events unpublished: the next
+batch sends them again. Delivery is therefore at-least-once; every entry carries its
+`outbox_id`, the consumers' de-duplication key. The relay wakes on the outbox's NOTIFY
+and also polls, so nothing waits on a lost notification; while Redis is down, events
+stay in the outbox and go out when it returns. The relay is supervised
+(`tradestore.supervisor`): database or Redis failures, or a schema not migrated yet, are
+retried with backoff and never end it. A Redis that lost its data (restarted without
+persistence) is noticed by a marker key, and recently relayed events are relayed again
+(see `_republish_if_redis_lost`).
 """
 
 from __future__ import annotations
@@ -31,16 +31,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from tradestore.db.database import Database
 from tradestore.keys import Keys
 from tradestore.realtime.events import NOTIFY_CHANNEL
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 from tradestore.supervisor import NotReady, Supervised
 
 log = logging.getLogger(__name__)
 
+EVENT_FIELDS = ("outbox_id", "type", "aggregate_id", "payload", "created_at")
+# KEYS[1] the stream; ARGV MAXLEN, k, k field names, then per event: channel, message,
+# k values. One script: one round trip a batch, and (channels are not keys) it runs on
+# the stream's node of a cluster, whose PUBLISH reaches every node.
+RELAY_BATCH = """
+local k = tonumber(ARGV[2])
+local names = {}
+for j = 1, k do names[j] = ARGV[2 + j] end
+local i = 3 + k
+while i <= #ARGV do
+  local entry = {}
+  for j = 1, k do
+    entry[2 * j - 1] = names[j]
+    entry[2 * j] = ARGV[i + 1 + j]
+  end
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  i = i + 2 + k
+end
+return 1
+"""
 RELAY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('tradestore.relay')) AS leader"
 PENDING = """
 SELECT id, event_type, aggregate_id, payload, created_at FROM event_outbox
@@ -101,9 +122,10 @@ class EventBus:
         self.db = db
         self.link = link
         self.keys = keys
-        self.stream = keys.key("events")
+        # one hash tag: in a cluster, the marker is lost with the stream's node, not apart
+        self.stream = keys.tagged("events", "stream")
         self.stream_maxlen = stream_maxlen
-        self.epoch_key = keys.key("events-epoch")
+        self.epoch_key = keys.tagged("events-epoch", "stream")
         self.republish_window_s = republish_window_s
         self.relay: Supervised | None = None
         self._epoch_seen_at: float | None = None
@@ -118,7 +140,7 @@ class EventBus:
         Redis unavailable: the events stay pending and go out later)."""
         try:
             return await self._publish_batch(batch)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             return 0
 
@@ -141,19 +163,20 @@ class EventBus:
                 Event(r["id"], r["event_type"], r["aggregate_id"], r["payload"], r["created_at"])
                 for r in rows
             ]
-            async with client.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.xadd(
-                        self.stream,
-                        event.fields(),  # type: ignore[arg-type]
-                        maxlen=self.stream_maxlen,
-                        approximate=True,
-                    )
-                    pipe.publish(self.channel(event.type), json.dumps(event.fields()))
-                await pipe.execute()
+            await client.eval(RELAY_BATCH, 1, self.stream, *self._batch_args(events))
             self.link.recovered()
             await conn.execute(MARK_PUBLISHED, ([e.outbox_id for e in events],))
         return len(events)
+
+    def _batch_args(self, events: list[Event]) -> list[str | int]:
+        """RELAY_BATCH's ARGV: MAXLEN, the field names, then each event's channel,
+        message and field values."""
+        args: list[str | int] = [self.stream_maxlen, len(EVENT_FIELDS), *EVENT_FIELDS]
+        for event in events:
+            fields = event.fields()
+            args += [self.channel(event.type), json.dumps(fields)]
+            args += [fields[name] for name in EVENT_FIELDS]
+        return args
 
     async def _republish_if_redis_lost(self, conn: Any, client: Any) -> None:
         """A Redis that restarted without persistence lost the stream, and with it the
@@ -206,7 +229,7 @@ class EventBus:
                     pass
                 supervisor.healthy()
                 await _wait(listener, poll_s)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             raise
         finally:
@@ -257,10 +280,10 @@ class EventBus:
                     count=100,
                     block=block_ms if cursor == ">" else None,
                 )
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.link.failed(exc)
                 await asyncio.sleep(1.0)
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await self._ensure_group(group, "0")
                 continue
             self.link.recovered()
@@ -292,7 +315,7 @@ class EventBus:
     async def _xack(self, group: str, stream_id: Any) -> bool:
         try:
             await self._client().xack(self.stream, group, stream_id)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             return False
         return True
@@ -323,7 +346,7 @@ class EventBus:
         Polls with a timeout (an idle channel is not an error, with any redis-py) and
         subscribes again after a Redis outage."""
         while True:
-            pubsub = self._client().pubsub()
+            pubsub = self.link.pubsub("events")
             try:
                 if types:
                     await pubsub.subscribe(*[self.channel(t) for t in types])
@@ -334,12 +357,12 @@ class EventBus:
                     message = await pubsub.get_message(timeout=SUBSCRIBE_POLL_S)
                     if message is not None and message.get("type") in ("message", "pmessage"):
                         yield Event.from_fields(None, json.loads(message["data"]))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.link.failed(exc)
                 await asyncio.sleep(1.0)
             finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _ensure_group(self, group: str, start: str) -> None:
         try:

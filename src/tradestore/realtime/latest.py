@@ -12,11 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from tradestore.cache import codec
 from tradestore.keys import Keys
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 from tradestore.symbols import DEFAULT_VENUE
 
 # KEYS[1] the hash; ARGV: ts (epoch ms), body, set_at. Returns 1 if stored.
@@ -52,7 +50,7 @@ class LatestMarketData:
                 codec.dumps(candle),
                 datetime.now(UTC).isoformat(),
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             return False
         return bool(stored)
@@ -67,7 +65,7 @@ class LatestMarketData:
             return
         try:
             await client.delete(self._candle_key(venue, symbol, timeframe))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
 
     async def get_candle(
@@ -93,7 +91,7 @@ class LatestMarketData:
             await client.hset(
                 key, mapping={"body": payload, "set_at": datetime.now(UTC).isoformat()}
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
 
     async def _get(self, key: str) -> dict[str, Any] | None:
@@ -102,7 +100,7 @@ class LatestMarketData:
             return None
         try:
             raw = await client.hgetall(key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.link.failed(exc)
             return None
         if not raw:

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from tradestore.errors import ValidationError
 from tradestore.keys import Keys
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 
 # KEYS[1] bucket; ARGV rate (tokens/s), capacity, cost. Returns {allowed, wait_s, tokens}.
 TOKEN_BUCKET = """
@@ -112,7 +111,7 @@ class _RedisLimit:
                 )
                 self.link.recovered()
                 return Decision(bool(int(reply[0])), float(reply[1]), float(reply[2]), True)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.link.failed(exc)
         return self.local.decide(cost)
 

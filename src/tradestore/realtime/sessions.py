@@ -1,7 +1,13 @@
 """User sessions in Redis. The token is 256 random bits handed to the caller once; Redis
 keeps only its SHA-256, so a Redis dump cannot be replayed as sessions. An expired or
 revoked token is simply not found. Sessions need Redis: without it, calls raise
-TransientError (nothing here is a PostgreSQL record)."""
+TransientError (nothing here is a PostgreSQL record).
+
+A session and its user's index are two keys that a Redis Cluster may keep on two nodes,
+so they are written in an order that is safe if the second write never happens: the index
+is extended before the session is written, and a session is deleted before its index
+entry. The index may name a session that is gone (listing skips it); a live session is
+never missing from it, so `revoke_all` reaches every one."""
 
 from __future__ import annotations
 
@@ -12,11 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from tradestore.errors import TransientError, ValidationError
 from tradestore.keys import Keys
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 
 DEFAULT_TTL_S = 24 * 3600
 
@@ -53,15 +57,10 @@ class SessionStore:
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         session = Session(token_hash(token), user_id, data or {}, now, now, ttl_s)
-        client = self._client()
         try:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.set(self._key(session.id), _encode(session), ex=ttl_s)
-                pipe.zadd(self._user_key(user_id), {session.id: now.timestamp() + ttl_s})
-                pipe.expire(self._user_key(user_id), ttl_s, gt=True)
-                pipe.expire(self._user_key(user_id), ttl_s, nx=True)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+            await self._index(session, xx=False)
+            await self._client().set(self._key(session.id), _encode(session), ex=ttl_s)
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
         return token, session
 
@@ -77,20 +76,14 @@ class SessionStore:
         renewed = Session(
             session.id, session.user_id, session.data, session.created_at, now, session.ttl_s
         )
-        client = self._client()
         try:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.set(self._key(session.id), _encode(renewed), ex=session.ttl_s, xx=True)
-                pipe.zadd(
-                    self._user_key(session.user_id),
-                    {session.id: now.timestamp() + session.ttl_s},
-                    xx=True,
-                )
-                pipe.expire(self._user_key(session.user_id), session.ttl_s, gt=True)
-                replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
+            await self._index(renewed, xx=True)
+            kept = await self._client().set(
+                self._key(session.id), _encode(renewed), ex=session.ttl_s, xx=True
+            )
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
-        return renewed if replies[0] else None
+        return renewed if kept else None
 
     async def revoke(self, token: str) -> bool:
         session = await self.get(token)
@@ -112,7 +105,7 @@ class SessionStore:
             now = datetime.now(UTC).timestamp()
             await client.zremrangebyscore(self._user_key(user_id), "-inf", now)
             ids = [i.decode() for i in await client.zrange(self._user_key(user_id), 0, -1)]
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
         sessions = [s for s in [await self._get_by_id(i) for i in ids] if s is not None]
         return sorted(sessions, key=lambda s: s.last_seen_at, reverse=True)
@@ -120,17 +113,28 @@ class SessionStore:
     async def _get_by_id(self, session_id: str) -> Session | None:
         try:
             raw = await self._client().get(self._key(session_id))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
         return None if raw is None else _decode(session_id, raw)
 
+    async def _index(self, session: Session, *, xx: bool) -> None:
+        """Enter (or, with xx, only extend) the session in its user's index, which lives
+        as long as the user's longest session."""
+        key = self._user_key(session.user_id)
+        expires = session.last_seen_at.timestamp() + session.ttl_s
+        async with self._client().pipeline(transaction=False) as pipe:  # one key: one node
+            pipe.zadd(key, {session.id: expires}, xx=xx)
+            pipe.expire(key, session.ttl_s, gt=True)
+            pipe.expire(key, session.ttl_s, nx=True)
+            await pipe.execute()
+
     async def _delete(self, ids: list[str], user_id: str) -> None:
+        client = self._client()
         try:
-            async with self._client().pipeline(transaction=True) as pipe:
-                pipe.delete(*[self._key(i) for i in ids])
-                pipe.zrem(self._user_key(user_id), *ids)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+            for session_id in ids:  # one key each: sessions may be on several nodes
+                await client.delete(self._key(session_id))
+            await client.zrem(self._user_key(user_id), *ids)
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
 
     def _client(self) -> Any:

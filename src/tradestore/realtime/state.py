@@ -22,12 +22,11 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from redis.exceptions import RedisError
 
 from tradestore.db.database import Database
 from tradestore.errors import Conflict, TransientError, ValidationError
 from tradestore.keys import Keys
-from tradestore.redis_link import RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink
 from tradestore.trading.models import as_uuid
 
 # KEYS[1] the state key, KEYS[2] the strategy's version counters; ARGV value json,
@@ -77,6 +76,11 @@ end
 redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', ARGV[2])
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
+"""
+# KEYS[1] a state key: {value, version, ttl ms} read at one instant.
+READ_WITH_TTL = """
+local item = redis.call('HMGET', KEYS[1], 'value', 'version')
+return {item[1], item[2], redis.call('PTTL', KEYS[1])}
 """
 UPSERT_SNAPSHOT = """
 INSERT INTO strategy_state (strategy_id, key, value, version, deleted, expires_at, snapshot_at)
@@ -148,17 +152,15 @@ class StrategyState:
         prefix = self._key(strategy_id, "")
         out: dict[str, StateValue] = {}
         client = self._client()
+        pattern = self.keys.pattern_under(self.keys.tagged("state", strategy_id))
         try:
-            async for raw_key in client.scan_iter(match=self.keys.pattern("state", strategy_id)):
-                async with client.pipeline(transaction=True) as pipe:
-                    pipe.hmget(raw_key, "value", "version")
-                    pipe.pttl(raw_key)
-                    (value, version), ttl_ms = await pipe.execute()
+            async for raw_key in client.scan_iter(match=pattern):
+                value, version, ttl_ms = await client.eval(READ_WITH_TTL, 1, raw_key)
                 if value is not None:
                     name = _unescape(raw_key.decode()[len(prefix) :])
                     expires = _expiry(ttl_ms)
                     out[name] = StateValue(json.loads(value), int(version), expires)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
         return out
 
@@ -203,7 +205,7 @@ class StrategyState:
     async def _call(self, op: Any) -> Any:
         try:
             return await op(self._client())
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._down(exc) from exc
 
     def _client(self) -> Any:
@@ -213,12 +215,13 @@ class StrategyState:
         return self.link.unavailable(exc, "strategy state")
 
     def _key(self, strategy_id: UUID, key: str) -> str:
+        """The key of one state value; tagged by strategy like its version counters."""
         if len(key) > 200:
             raise ValidationError("state key: at most 200 characters", field="key", value=key)
-        return self.keys.key("state", as_uuid(strategy_id, field="strategy_id"), key)
+        return self.keys.tagged("state", as_uuid(strategy_id, field="strategy_id"), key)
 
     def _versions_key(self, strategy_id: UUID) -> str:
-        return self.keys.key("state-versions", as_uuid(strategy_id, field="strategy_id"))
+        return self.keys.tagged("state-versions", as_uuid(strategy_id, field="strategy_id"))
 
     def _keys(self, strategy_id: UUID, key: str) -> tuple[str, str]:
         return self._key(strategy_id, key), self._versions_key(strategy_id)
