@@ -208,7 +208,7 @@ class TradeStore:
 
     @cached_property
     def orders(self) -> OrderRepository:
-        return OrderRepository(self.db)
+        return OrderRepository(self.db, reads=self.reads)
 
     @cached_property
     def trades(self) -> TradeRepository:
@@ -278,7 +278,7 @@ class TradeStore:
 
     @cached_property
     def backtests(self) -> BacktestRepository:
-        return BacktestRepository(self.db)
+        return BacktestRepository(self.db, reads=self.reads)
 
     @cached_property
     def config(self) -> ConfigStore:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +92,45 @@ async def test_reads_go_to_the_replica_within_the_lag_bound(
         _wait_replayed(replica, symbol, 90)
         await asyncio.sleep(1.1)
         assert await store.reads.query_value("SELECT pg_is_in_recovery()") is True
+
+
+async def test_order_and_backtest_lists_read_the_replica_and_gets_the_primary(
+    servers: tuple[PostgresServer, PostgresServer],
+) -> None:
+    """Lists tolerate staleness (within the bound); reading one order by id does not."""
+    primary, replica = servers
+    async with TradeStore(_settings(primary, replica, max_lag_s=60.0)) as store:  # type: ignore[arg-type]
+        await store.migrate()
+        strategy = await new_strategy(store)
+        wait_for_count(
+            replica.database_url("tradestore"),
+            "SELECT count(*) FROM strategies WHERE id = %s",
+            (strategy.id,),
+            1,
+        )
+        with psycopg.connect(replica.database_url("tradestore"), autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            order = await store.orders.create(
+                {"strategy_id": strategy.id, "symbol": "BTC-USD", "side": "BUY",
+                 "type": "MARKET", "quantity": "1"}
+            )  # fmt: skip
+            await store.backtests.create(
+                strategy.id, name="bt", symbol="BTC-USD", timeframe="1h", start=T0,
+                end=T0 + timedelta(days=1), initial_capital="1000",
+            )  # fmt: skip
+            assert await store.orders.list(strategy_id=strategy.id) == []  # the replica's
+            assert len(await store.orders.frame(strategy_id=strategy.id)) == 0
+            assert await store.backtests.find(strategy_id=strategy.id) == []
+            assert (await store.orders.get(order.id)).id == order.id  # the primary's
+        finally:
+            with psycopg.connect(replica.database_url("tradestore"), autocommit=True) as conn:
+                conn.execute("SELECT pg_wal_replay_resume()")
+        for _ in range(100):
+            if await store.orders.list(strategy_id=strategy.id):
+                break
+            await asyncio.sleep(0.1)
+        assert [o.id for o in await store.orders.list(strategy_id=strategy.id)] == [order.id]
 
 
 async def test_a_replica_down_or_promoted_is_skipped(
@@ -179,11 +219,18 @@ async def test_failover_to_the_promoted_replica_loses_and_duplicates_nothing(
                 finished.append(key)
                 i += 1
 
+        rounds: list[float] = []  # when each maintenance round finished
+        schedule = asyncio.create_task(
+            store.maintenance.schedule(
+                interval_s=0.5, on_round=lambda _: rounds.append(time.monotonic())
+            )
+        )
         tasks = [asyncio.create_task(worker(n)) for n in range(8)]
         await asyncio.sleep(1.5)
         before = len(finished)
         primary.stop("immediate")
         replica._run("pg_ctl", "-D", str(replica.datadir), "-w", "promote")
+        promoted_at = time.monotonic()
         await asyncio.sleep(6.0)
         stop.set()
         await asyncio.gather(*tasks)
@@ -208,6 +255,15 @@ async def test_failover_to_the_promoted_replica_loses_and_duplicates_nothing(
                 break
             await asyncio.sleep(0.1)
         assert last in relayed
+        # the maintenance schedule resumed by itself too: a round ran on the new primary
+        for _ in range(300):
+            if rounds and rounds[-1] > promoted_at:
+                break
+            await asyncio.sleep(0.1)
+        schedule.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await schedule
+        assert rounds and rounds[0] < promoted_at < rounds[-1]
     assert before > 0 and after > 0  # cycles ran before the failover, and after it
     assert transient  # the in-flight calls failed, as TransientError
     keys = [r["client_order_id"] for r in rows]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import numpy as np
@@ -23,6 +23,9 @@ from tradestore.frames import Records
 from tradestore.timeframes import Timeframe
 from tradestore.times import require_aware
 from tradestore.trading.models import as_uuid, parse_enum
+
+if TYPE_CHECKING:
+    from tradestore.db.replicas import ReadRouter
 
 DOWNSAMPLE_POINTS = 500
 SUMMARY_COLUMNS = """
@@ -145,8 +148,9 @@ class BacktestResults:
 
 
 class BacktestRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, reads: Database | ReadRouter | None = None) -> None:
         self.db = db
+        self.reads = reads or db  # lists tolerate staleness: a replica
 
     async def create(
         self,
@@ -301,7 +305,7 @@ class BacktestRepository:
             status = parse_enum(BacktestStatus, status, field="status").value
         return [
             Backtest(**r)
-            for r in await self.db.query(
+            for r in await self.reads.query(
                 LIST,
                 {"strategy_id": strategy_id, "symbol": symbol, "status": status, "limit": limit},
             )
@@ -309,7 +313,7 @@ class BacktestRepository:
 
     async def best(self, symbol: str, timeframe: str, n: int = 10) -> list[Backtest]:
         """The best completed backtests of a symbol and timeframe, by Sharpe."""
-        return [Backtest(**r) for r in await self.db.query(BEST, (symbol, timeframe, n))]
+        return [Backtest(**r) for r in await self.reads.query(BEST, (symbol, timeframe, n))]
 
     async def _transition(
         self, query: str, params: tuple[Any, ...], backtest_id: UUID, target: str

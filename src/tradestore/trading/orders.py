@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -33,6 +33,9 @@ from tradestore.trading.models import (
     parse_money,
 )
 from tradestore.trading.trades import follow_entry_orders, open_trade_from_order
+
+if TYPE_CHECKING:
+    from tradestore.db.replicas import ReadRouter
 
 OPEN_STATES = (OrderStatus.PENDING, OrderStatus.PARTIAL_FILLED)
 
@@ -113,8 +116,9 @@ FRAME_ORDERS = f"SELECT * FROM orders {ORDERS_WHERE} ORDER BY created_at, id"  #
 
 
 class OrderRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, reads: Database | ReadRouter | None = None) -> None:
         self.db = db
+        self.reads = reads or db  # lists and frames tolerate staleness: a replica
 
     async def create(self, data: NewOrder | dict[str, Any]) -> Order:
         """Create an order. With a client_order_id, a retry returns the first order;
@@ -170,9 +174,11 @@ class OrderRepository:
         until: datetime | None = None,
         limit: int = 100,
     ) -> list[Order]:
-        """Orders newest first, created in [since, until) when given."""
+        """Orders newest first, created in [since, until) when given (from a replica when
+        there is one within the lag bound: an order made a moment ago may not be there
+        yet; `get` reads the primary)."""
         params = _filters(strategy_id, status, since, until)
-        rows = await self.db.query(LIST_ORDERS, {**params, "n": limit})
+        rows = await self.reads.query(LIST_ORDERS, {**params, "n": limit})
         return [to_order(r) for r in rows]
 
     async def frame(
@@ -185,7 +191,7 @@ class OrderRepository:
     ) -> Records:
         """Every matching order created in [since, until), oldest first, as columns
         (see tradestore.frames)."""
-        return await self.db.records(FRAME_ORDERS, _filters(strategy_id, status, since, until))
+        return await self.reads.records(FRAME_ORDERS, _filters(strategy_id, status, since, until))
 
     async def record_fill(
         self,
