@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(1.0, gt=0, validation_alias=_env("TRADESTORE_REDIS_TIMEOUT_S"))
 
     event_relay: bool = Field(True, validation_alias=_env("TRADESTORE_EVENT_RELAY"))
+    # candle periods that closed this long ago are packed into column blocks by
+    # maintenance (plain PostgreSQL; 0 = never)
+    compact_after_days: float = Field(
+        7.0, ge=0, validation_alias=_env("TRADESTORE_COMPACT_AFTER_DAYS")
+    )
     config_key: SecretStr | None = Field(None, validation_alias=_env("TRADESTORE_CONFIG_KEY"))
     db_disk_bytes: int | None = Field(None, gt=0, validation_alias=_env("TRADESTORE_DB_DISK_BYTES"))
 

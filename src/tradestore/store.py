@@ -37,6 +37,7 @@ from tradestore.health import ComponentHealth, Health
 from tradestore.keys import Keys
 from tradestore.logs.handler import SystemLogHandler
 from tradestore.logs.search import LogFilter, search_logs
+from tradestore.marketdata.blocks import Compactor
 from tradestore.marketdata.ingest import IngestResult
 from tradestore.marketdata.repository import MarketDataRepository
 from tradestore.marketdata.rollups import Rollups
@@ -392,8 +393,15 @@ class TradeStore:
             retention=self.retention,
             rollups=self.rollups,
             config=self.config,
+            compactor=self.compactor if self.settings.compact_after_days > 0 else None,
             session=self.session_db,
         )
+
+    @cached_property
+    def compactor(self) -> Compactor:
+        """Packs closed candle periods into column blocks (marketdata/blocks.py)."""
+        after = timedelta(days=self.settings.compact_after_days)
+        return Compactor(self.db, self._migrated_mode(), after)
 
     # --- schema ------------------------------------------------------------------------
     @property

@@ -11,6 +11,7 @@ import numpy as np
 
 from tradestore.db.database import Database
 from tradestore.errors import NotFound
+from tradestore.marketdata.blocks import expand
 from tradestore.marketdata.calendars import AlwaysOpen, MarketHours, market_hours
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.quality import (
@@ -20,7 +21,7 @@ from tradestore.marketdata.quality import (
     repeat_mask,
 )
 from tradestore.marketdata.reads import CandleReader
-from tradestore.marketdata.validation import check_symbol, check_venue
+from tradestore.marketdata.validation import LOCK_SERIES, check_symbol, check_venue, series_key
 from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
@@ -28,9 +29,7 @@ from tradestore.timeframes import Timeframe
 GAPS_SQL = """
 SELECT timestamp AS before, next_ts AS after
   FROM (SELECT timestamp, lead(timestamp) OVER (ORDER BY timestamp) AS next_ts
-          FROM market_data
-         WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(tf)s
-           AND timestamp >= %(since)s AND timestamp < %(until)s) t
+          FROM market_data_range(%(venue)s, %(symbol)s, %(tf)s, %(since)s, %(until)s)) t
  WHERE next_ts - timestamp > %(step)s
  ORDER BY timestamp
 """
@@ -181,16 +180,18 @@ class QualityChecks:
         if not len(frame):
             return 0
         stamps = [t.item().replace(tzinfo=UTC) for t in frame.timestamp]
-        return await self.db.execute(
-            SET_SCORES_SQL,
-            {
-                "ts": stamps,
-                "score": [int(s) for s in _scores(frame)],
-                "venue": venue,
-                "symbol": symbol,
-                "tf": tf.value,
-            },
-        )
+        params = {
+            "ts": stamps,
+            "score": [int(s) for s in _scores(frame)],
+            "venue": venue,
+            "symbol": symbol,
+            "tf": tf.value,
+        }
+        async with self.db.transaction() as conn:
+            await conn.execute(LOCK_SERIES, (series_key(venue, symbol, tf.value),))
+            await expand(conn, venue, symbol, tf.value, since, until)  # scores live in rows
+            cur = await conn.execute(SET_SCORES_SQL, params)
+            return int(cur.rowcount)
 
 
 def _scores(frame: CandleFrame) -> Any:

@@ -3,8 +3,9 @@
 Month by month, each window in its own transaction holding the series' ingest lock
 (LOCK_SERIES), so no statement nears the timeout and no ingest of the series interleaves.
 The catalog row is recounted at the end (a new version: no cached range of the deleted
-candles is served again). Rollups follow by themselves: native triggers mark the days,
-TimescaleDB invalidates its aggregates.
+candles is served again). Column blocks of the window are expanded into rows first, so
+rollups follow by themselves: native triggers mark the days, TimescaleDB invalidates its
+aggregates.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from datetime import datetime, timedelta
 
 from tradestore.db.database import Database
 from tradestore.errors import NotFound
-from tradestore.marketdata.ingest import LOCK_SERIES
-from tradestore.marketdata.validation import check_symbol, check_venue, series_key
+from tradestore.marketdata.blocks import expand
+from tradestore.marketdata.validation import LOCK_SERIES, check_symbol, check_venue, series_key
 from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
@@ -54,6 +55,7 @@ async def delete_candles(
         window_end = min(window_start + WINDOW, end)
         async with db.transaction() as conn:
             await conn.execute(LOCK_SERIES, (series_key(venue, symbol, tf.value),))
+            await expand(conn, venue, symbol, tf.value, window_start, window_end)
             cur = await conn.execute(
                 DELETE_WINDOW, (venue, symbol, tf.value, window_start, window_end)
             )

@@ -32,9 +32,11 @@ from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import ValidationError
 from tradestore.marketdata import binary
+from tradestore.marketdata.blocks import expand
 from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
 from tradestore.marketdata.quality import quality_scores
 from tradestore.marketdata.validation import (
+    LOCK_SERIES,
     TimeWindow,
     accepted_mask,
     check_spacing,
@@ -48,7 +50,6 @@ from tradestore.timeframes import Timeframe
 
 # Ingesters of one series queue on this (transaction-scoped) lock: two long transactions
 # writing overlapping ranges chunk by chunk could otherwise each wait for the other's rows.
-LOCK_SERIES = "SELECT pg_advisory_xact_lock(hashtext('tradestore.md'), hashtext(%s))"
 CREATE_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS md_stage (
     ts timestamptz NOT NULL, open int8 NOT NULL, high int8 NOT NULL, low int8 NOT NULL,
@@ -102,7 +103,7 @@ SELECT %(venue)s, %(symbol)s, %(timeframe)s, s.ts,
   FROM md_stage s
 """
 LAST_STORED = """
-SELECT last_ts FROM market_data_catalog
+SELECT last_ts, compacted_until FROM market_data_catalog
  WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 # Rows of the stage already in market_data: needed only when a chunk overlaps the time
@@ -291,11 +292,19 @@ async def _write(
 ) -> None:
     payload = binary.encode_rows(rows, rows["n"])
     async with conn.cursor() as cur:
+        await cur.execute(LAST_STORED, params)
+        stored = await cur.fetchone()
+        compacted_until = None if stored is None else stored["compacted_until"]
+        if compacted_until is not None and first < compacted_until:
+            overlap = True  # a correction of compacted history: back into rows first
+            series = (params["venue"], params["symbol"], params["timeframe"])
+            await expand(conn, *series, first, last + timedelta(microseconds=1))
         async with cur.copy(COPY_STAGE) as copy:
             await copy.write(binary.HEADER)
             await copy.write(payload)
             await copy.write(binary.TRAILER)
-        appended = None if overlap else await _append(conn, cur, params, first)
+        last_ts = None if stored is None else stored["last_ts"]
+        appended = None if overlap else await _append(conn, cur, params, first, last_ts)
         if appended is not None:
             inserted, updated = appended, 0
         else:
@@ -321,13 +330,11 @@ async def _write(
 
 
 async def _append(
-    conn: Connection, cur: Any, params: dict[str, Any], first: datetime
+    conn: Connection, cur: Any, params: dict[str, Any], first: datetime, last_ts: datetime | None
 ) -> int | None:
     """Insert the stage as new rows when it starts after the series' last candle; the
     number inserted, or None when the upsert must run instead."""
-    await cur.execute(LAST_STORED, params)
-    row = await cur.fetchone()
-    if row is not None and row["last_ts"] >= first:
+    if last_ts is not None and last_ts >= first:
         return None
     try:
         async with conn.transaction():  # a savepoint: a collision rolls back only this

@@ -27,7 +27,8 @@ from psycopg import sql
 from tradestore.db.database import Database
 from tradestore.errors import ValidationError
 from tradestore.keys import Keys
-from tradestore.marketdata import binary
+from tradestore.marketdata import binary, blocks
+from tradestore.marketdata.blocks import BLOCKS_SQL, LATEST_BLOCKS_SQL
 from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.validation import check_symbol, check_venue
@@ -57,7 +58,7 @@ LATEST_SQL = sql.SQL(
     " AND timeframe = {tf} ORDER BY timestamp DESC LIMIT {n}) x ORDER BY 1"
 )
 CATALOG_SQL = """
-SELECT version, row_count FROM market_data_catalog
+SELECT version, row_count, compacted_until FROM market_data_catalog
  WHERE venue = %s AND symbol = %s AND timeframe = %s
 """
 RANGE_CACHE_TTL_S = 3600
@@ -101,6 +102,18 @@ class CandleReader:
         if catalog is None:
             return to_frame(await self.copy_out(query), symbol, tf, exact=exact)
         bound = _row_bound(int(catalog["row_count"]), tf, start, end, limit)
+        compacted_until = catalog["compacted_until"]
+        if compacted_until is not None and start < compacted_until:
+            series = {"venue": venue, "symbol": symbol, "tf": tf.value}
+            blocks_query = BLOCKS_SQL.format(
+                **{k: sql.Literal(v) for k, v in series.items()},
+                start=sql.Literal(start),
+                end=sql.Literal(min(end, compacted_until)),
+            )
+            rows = await self.stream_columns(query, bound, exact=exact)
+            stored = await self._block_columns(blocks_query, exact=exact)
+            merged = merge_columns(rows, stored, start=start, end=end, newest=False, n=limit)
+            return frame_of(merged, symbol, tf, exact=exact)
         small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
         if small and end < tf.bucket_start(datetime.now(UTC)):
             key_parts = (catalog["version"], start, end, limit)
@@ -129,13 +142,32 @@ class CandleReader:
             tf=sql.Literal(tf.value),
             n=sql.Literal(n),
         )
-        return await self.stream_frame(query, symbol, tf, n, exact=exact)
+        catalog = await self.db.query_one(CATALOG_SQL, (venue, symbol, tf.value))
+        if catalog is None or catalog["compacted_until"] is None:
+            return await self.stream_frame(query, symbol, tf, n, exact=exact)
+        rows = await self.stream_columns(query, n, exact=exact)
+        blocks_query = LATEST_BLOCKS_SQL.format(
+            venue=sql.Literal(venue), symbol=sql.Literal(symbol), tf=sql.Literal(tf.value), n=n
+        )
+        stored = await self._block_columns(blocks_query, exact=exact)
+        return frame_of(merge_columns(rows, stored, newest=True, n=n), symbol, tf, exact=exact)
+
+    async def _block_columns(
+        self, query: sql.Composable, *, exact: bool
+    ) -> dict[str, npt.NDArray[Any]]:
+        return block_columns(blocks.decode_blocks(await self.copy_out(query)), exact=exact)
 
     async def stream_frame(
         self, query: sql.Composable, symbol: str, tf: Timeframe, bound: int, *, exact: bool
     ) -> CandleFrame:
         """The candles of a SELECT of SCALED_COLUMNS, decoded chunk by chunk into columns
         sized for `bound` rows (no whole payload held beside the result)."""
+        columns = await self.stream_columns(query, bound, exact=exact)
+        return frame_of(columns, symbol, tf, exact=exact)
+
+    async def stream_columns(
+        self, query: sql.Composable, bound: int, *, exact: bool
+    ) -> dict[str, npt.NDArray[Any]]:
         sink = ColumnSink(bound, exact=exact)
         copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
         async with (
@@ -150,10 +182,10 @@ class CandleReader:
                     sink.feed(window)
                     window.clear()
             sink.feed(window)
-        return frame_of(sink.finish(), symbol, tf, exact=exact)
+        return sink.finish()
 
     async def copy_out(self, query: sql.Composable) -> bytes:
-        """The binary COPY of a SELECT of SCALED_COLUMNS (values bound as literals)."""
+        """The binary COPY of a SELECT (values bound as literals)."""
         copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
         buffer = bytearray()
         async with (
@@ -204,6 +236,48 @@ def _row_bound(
     than the range has buckets, or than the limit."""
     buckets = -int(-(end - start).total_seconds() // tf.seconds)  # ceil: [start, end)
     return max(0, min(stored, buckets, limit if limit is not None else stored))
+
+
+def block_columns(raw: dict[str, npt.NDArray[Any]], *, exact: bool) -> dict[str, npt.NDArray[Any]]:
+    """ColumnSink's columns of decoded block candles."""
+    columns = {
+        "timestamp": raw["ts"].astype("datetime64[us]"),
+        "trades_count": raw["trades_count"],
+    }
+    for name in FLOAT_COLUMNS:
+        columns[name] = raw[name] if exact else binary.scaled_to_float(raw[name])
+    vwap = raw["vwap"]
+    known = vwap != binary.NO_VWAP
+    columns["vwap"] = vwap if exact else np.where(known, vwap / binary.SCALE, np.nan)
+    return columns
+
+
+def merge_columns(
+    rows: dict[str, npt.NDArray[Any]],
+    stored: dict[str, npt.NDArray[Any]],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    newest: bool,
+    n: int | None,
+) -> dict[str, npt.NDArray[Any]]:
+    """Rows and block candles in time order, within [start, end), then the first n (the
+    last n when `newest`). Rows and blocks never hold the same candle."""
+    merged = {name: np.concatenate([stored[name], rows[name]]) for name in rows}
+    stamps = merged["timestamp"]
+    if len(stamps) > 1 and not (stamps[1:] >= stamps[:-1]).all():  # an expanded period
+        order = np.argsort(stamps, kind="stable")
+        merged = {name: values[order] for name, values in merged.items()}
+        stamps = merged["timestamp"]
+    lo = 0 if start is None else int(np.searchsorted(stamps, _datetime64(start)))
+    hi = len(stamps) if end is None else int(np.searchsorted(stamps, _datetime64(end)))
+    if n is not None:
+        lo, hi = (max(lo, hi - n), hi) if newest else (lo, min(hi, lo + n))
+    return {name: values[lo:hi] for name, values in merged.items()}
+
+
+def _datetime64(ts: datetime) -> np.datetime64:
+    return np.datetime64(ts.astimezone(UTC).replace(tzinfo=None), "us")
 
 
 def to_frame(payload: bytes, symbol: str, tf: Timeframe, *, exact: bool) -> CandleFrame:

@@ -40,9 +40,7 @@ RESAMPLE_SQL = sql.SQL("""
 SELECT {columns}
   FROM (SELECT {bucket} AS timestamp,
                {aggregates}
-          FROM market_data
-         WHERE venue = {venue} AND symbol = {symbol} AND timeframe = {source}
-           AND timestamp >= {start} AND timestamp < {end}
+          FROM market_data_range({venue}, {symbol}, {source}, {start}, {end})
          GROUP BY 1) b
  ORDER BY 1
 """)

@@ -57,6 +57,11 @@ def series_key(venue: str, symbol: str, timeframe: str) -> str:
     return f"{venue}|{symbol}|{timeframe}"
 
 
+# Writers of one series (ingest, deletion, compaction) take turns on this lock, held to
+# the end of their transaction; bound with series_key(...).
+LOCK_SERIES = "SELECT pg_advisory_xact_lock(hashtext('tradestore.md'), hashtext(%s))"
+
+
 def check_symbol(symbol: str) -> str:
     if not is_symbol(symbol):
         raise ValidationError(

@@ -1,8 +1,10 @@
 """One maintenance entry point: plan what would be done, run it, or run it on a schedule.
 
 Tasks (tradestore.ops.tasks.MaintenanceTask): partitions (premake ahead of now),
-retention, trade archive, compression, rollups. `run` holds a PostgreSQL advisory lock
-for its duration: a second maintainer started meanwhile is told so and does nothing.
+retention, trade archive, compression, rollups, then column blocks of closed candle
+periods (after the rollups: a period waiting for its rollups is not packed). `run` holds
+a PostgreSQL advisory lock for its duration: a second maintainer started meanwhile is
+told so and does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tradestore.config.store import ConfigStore
 from tradestore.db.database import Database
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import Conflict
+from tradestore.marketdata.blocks import Compactor, CompactTask
 from tradestore.marketdata.rollups import Rollups
 from tradestore.ops.archive import ArchiveTask
 from tradestore.ops.compression import Compression, CompressionTask
@@ -41,6 +44,7 @@ class Maintenance:
         retention: Retention,
         rollups: Rollups,
         config: ConfigStore,
+        compactor: Compactor | None = None,
         session: Callable[[], AbstractAsyncContextManager[Database]] | None = None,
     ) -> None:
         self.db = db
@@ -51,6 +55,7 @@ class Maintenance:
         self.retention = retention
         self.rollups = rollups
         self.config = config
+        self.compactor = compactor
 
     def tasks(self, *, archive_after: timedelta | None = None) -> list[MaintenanceTask]:
         """Every maintenance task, in the order they run."""
@@ -61,6 +66,7 @@ class Maintenance:
             OutboxPruneTask(self.db, self.config),
             CompressionTask(Compression(self.db, self.mode)),
             RollupTask(self.rollups),
+            *([CompactTask(self.compactor)] if self.compactor is not None else []),
         ]
 
     async def plan(self, *, archive_after: timedelta | None = None) -> list[PlannedAction]:

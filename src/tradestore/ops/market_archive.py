@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,6 +37,8 @@ from psycopg import sql
 from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import Partition, PartitionManager, partitions_of
 from tradestore.errors import Conflict, NotFound, ValidationError
+from tradestore.marketdata.blocks import expand
+from tradestore.marketdata.validation import LOCK_SERIES, series_key
 from tradestore.ops.retention import Retention
 from tradestore.settings import TimeSeriesMode
 
@@ -84,7 +86,26 @@ SELECT range_start, range_end FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND chunk_name = %s
 """
 DROP_CHUNK = "SELECT drop_chunks('market_data', older_than => %s, newer_than => %s) AS chunk"
-IN_RANGE = sql.SQL("FROM market_data WHERE timestamp >= {start} AND timestamp < {end}")
+# the candles of the range: rows, and those of column blocks (marketdata/blocks.py)
+IN_RANGE = sql.SQL("""FROM (
+    SELECT {columns} FROM market_data WHERE timestamp >= {start} AND timestamp < {end}
+    UNION ALL
+    SELECT u.* FROM (SELECT DISTINCT venue, symbol, timeframe FROM market_data_block
+                      WHERE period_start < {end} AND period_end > {start}) s
+     CROSS JOIN LATERAL market_data_block_rows(s.venue, s.symbol, s.timeframe, {start}, {end}) u
+) candles""")
+# Blocks reaching across the range's ends are expanded before a dropping export, so that
+# the range holds rows and whole blocks only.
+STRADDLING = """
+SELECT DISTINCT venue, symbol, timeframe FROM market_data_block
+ WHERE (period_start < %(start)s AND period_end > %(start)s)
+    OR (period_start < %(end)s AND period_end > %(end)s)
+"""
+DROP_BLOCKS = "DELETE FROM market_data_block WHERE period_start >= %s AND period_end <= %s"
+IMPORTED_SERIES = """
+SELECT venue, symbol, timeframe, min(timestamp) AS first, max(timestamp) AS last
+  FROM md_import GROUP BY venue, symbol, timeframe
+"""
 RECOUNT = """
 SELECT market_data_catalog_refresh(venue, symbol, timeframe)
   FROM unnest(%s::text[], %s::text[], %s::text[]) AS s(venue, symbol, timeframe)
@@ -159,6 +180,8 @@ class MarketArchive:
         self, span: ArchiveRange, directory: Path, *, drop_after: bool = False
     ) -> Manifest:
         pieces = await self._pieces(span) if drop_after else []
+        if drop_after:
+            await self._expand_straddling(span)
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         path = directory / f"{span.label}.parquet"
         async with self.db.connection() as conn, conn.transaction():
@@ -212,6 +235,15 @@ class MarketArchive:
                 )
         return found
 
+    async def _expand_straddling(self, span: ArchiveRange) -> None:
+        bounds = {"start": span.start, "end": span.end}
+        for s in await self.db.query(STRADDLING, bounds):
+            series = (s["venue"], s["symbol"], s["timeframe"])
+            async with self.db.transaction() as conn:
+                await conn.execute(LOCK_SERIES, (series_key(*series),))
+                for edge in (span.start, span.end):
+                    await expand(conn, *series, edge, edge + timedelta(microseconds=1))
+
     async def _drop(self, conn: Connection, span: ArchiveRange, pieces: list[_Piece]) -> None:
         series = await conn.execute(
             sql.SQL("SELECT DISTINCT venue, symbol, timeframe {}").format(_in_range(span))
@@ -223,6 +255,7 @@ class MarketArchive:
             else:
                 part = Partition("market_data", piece.name, piece.start, piece.end)
                 await self.retention.drop(part, conn)
+        await conn.execute(DROP_BLOCKS, (span.start, span.end))  # no triggers: rollups stay
         left = await conn.execute(sql.SQL("SELECT count(*) AS n {}").format(_in_range(span)))
         remaining = await left.fetchone()
         if remaining and remaining["n"]:
@@ -267,6 +300,11 @@ class MarketArchive:
                     await self._ensure_months(batch.column("timestamp"))
                     for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                         await copy.write_row(row)
+            for s in await (await conn.execute(IMPORTED_SERIES)).fetchall():
+                series = (s["venue"], s["symbol"], s["timeframe"])
+                await conn.execute(LOCK_SERIES, (series_key(*series),))
+                end = s["last"] + timedelta(microseconds=1)
+                await expand(conn, *series, s["first"], end)  # no candle twice
             inserted = await conn.execute(
                 sql.SQL(
                     "INSERT INTO market_data ({0}) SELECT {0} FROM md_import ORDER BY timestamp "
@@ -289,7 +327,11 @@ class MarketArchive:
 
 
 def _in_range(span: ArchiveRange) -> sql.Composed:
-    return IN_RANGE.format(start=sql.Literal(span.start), end=sql.Literal(span.end))
+    return IN_RANGE.format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+        start=sql.Literal(span.start),
+        end=sql.Literal(span.end),
+    )
 
 
 async def _write_parquet(conn: Connection, span: ArchiveRange, path: Path) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from psycopg import sql
 
@@ -35,6 +36,13 @@ UPDATE market_data_catalog SET row_count = greatest(row_count - %(n)s, 0),
  WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
 """
 CATALOG_EMPTY = "DELETE FROM market_data_catalog WHERE row_count = 0"
+DROP_BLOCKS = """
+DELETE FROM market_data_block WHERE period_end <= %s RETURNING venue, symbol, timeframe
+"""
+HAS_BLOCKS = """
+SELECT 1 FROM market_data_block WHERE venue = %s AND symbol = %s AND timeframe = %s LIMIT 1
+"""
+RECOUNT_SERIES = "SELECT market_data_catalog_refresh(%s, %s, %s)"
 log = logging.getLogger(__name__)
 SET_DETACH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '1s'"
 DETACH_ATTEMPTS = 5
@@ -156,6 +164,22 @@ class Retention:
             await conn.execute(CATALOG_SUBTRACT, {**c, "after": part.end})
         if counts:
             await conn.execute(CATALOG_EMPTY)
+        if part.table == "market_data":
+            await self._drop_blocks(conn, part.end, counts)
+
+    async def _drop_blocks(self, conn: Connection, end: datetime, counts: list[Any]) -> None:
+        """Column blocks whose period ended by `end` go with the partition (one reaching
+        past it stays until the next: at least the policy is kept); the catalog of every
+        series with blocks involved is recounted (its first candle may be in a block)."""
+        cur = await conn.execute(DROP_BLOCKS, (end,))
+        series = {(r["venue"], r["symbol"], r["timeframe"]) for r in await cur.fetchall()}
+        for c in counts:
+            key = (c["venue"], c["symbol"], c["timeframe"])
+            cur = await conn.execute(HAS_BLOCKS, key)
+            if await cur.fetchone():
+                series.add(key)
+        for key in sorted(series):
+            await conn.execute(RECOUNT_SERIES, key)
 
 
 class RetentionTask:

@@ -1,0 +1,247 @@
+"""Closed candle history as column blocks (migration 0023; docs/market-data.md).
+
+A period of a series (1440 candles of its timeframe: a UTC day of 1m candles, 60 days of
+1h) that closed more than `compact_after` ago is moved by `Compactor` from market_data
+rows into one market_data_block row of arrays, TOAST-compressed with lz4. Reads fetch
+blocks with binary COPY, where an int8[] arrives as its 8-byte values each behind a 4-byte
+length: numpy views them with a stride, no Python object per candle (`decode_blocks`).
+
+Writes never go into a block: an ingest, deletion or rescore that touches a compacted
+period expands it back into rows first (`expand`, in the writer's transaction, under the
+series' ingest lock), and a later compaction packs it again. So late corrections stay
+possible and the rows of a period are always in one place.
+
+Plain PostgreSQL only, for now: on TimescaleDB, a continuous aggregate refreshed over a
+compacted period would find its rows gone; there, TimescaleDB compresses chunks itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import sql
+
+from tradestore.db.database import Connection, Database
+from tradestore.marketdata import binary
+from tradestore.marketdata.validation import LOCK_SERIES, series_key
+from tradestore.ops.tasks import PlannedAction, Progress
+from tradestore.settings import TimeSeriesMode
+from tradestore.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+CANDLES_PER_BLOCK = 1440
+BLOCK_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "trades_count", "vwap")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SERIES = """
+SELECT venue, symbol, timeframe, first_ts FROM market_data_catalog
+ WHERE first_ts < %s ORDER BY venue, symbol, timeframe
+"""
+# One index probe per period that has rows (a loose index scan), oldest first.
+PERIODS_WITH_ROWS = """
+WITH RECURSIVE p(t) AS (
+    SELECT min(timestamp) FROM market_data
+     WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
+       AND timestamp < %(horizon)s
+    UNION ALL
+    SELECT (SELECT min(timestamp) FROM market_data
+             WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
+               AND timestamp >= date_bin(%(length)s, p.t, %(epoch)s) + %(length)s
+               AND timestamp < %(horizon)s)
+      FROM p WHERE p.t IS NOT NULL
+)
+SELECT date_bin(%(length)s, t, %(epoch)s) AS period_start FROM p WHERE t IS NOT NULL
+"""
+DIRTY_DAYS = """
+SELECT EXISTS (SELECT 1 FROM rollup_dirty WHERE venue = %s AND symbol = %s
+                  AND day >= %s AND day < %s)
+"""
+CLEAR_OWN_MARKERS = """
+DELETE FROM rollup_dirty WHERE venue = %s AND symbol = %s AND day >= %s AND day < %s
+"""
+COMPACT = "SELECT market_data_compact(%s, %s, %s, %s, %s) AS n"
+EXPAND = "SELECT market_data_expand(%s, %s, %s, %s, %s) AS n"
+STATS = """
+SELECT count(*) AS blocks, coalesce(sum(row_count), 0) AS candles,
+       coalesce(sum(pg_column_size(b.*)), 0) AS bytes
+  FROM market_data_block b
+"""
+BLOCKS_SQL = sql.SQL(
+    "SELECT ts, open, high, low, close, volume, trades_count, vwap FROM market_data_block"
+    " WHERE venue = {venue} AND symbol = {symbol} AND timeframe = {tf}"
+    " AND period_start < {end} AND period_end > {start} ORDER BY period_start"
+)
+# The newest blocks holding at least n candles, before `before`.
+LATEST_BLOCKS_SQL = sql.SQL(
+    "SELECT ts, open, high, low, close, volume, trades_count, vwap FROM ("
+    " SELECT *, sum(row_count) OVER (ORDER BY period_start DESC) AS upto"
+    " FROM market_data_block WHERE venue = {venue} AND symbol = {symbol}"
+    " AND timeframe = {tf}) b WHERE upto - row_count < {n} ORDER BY period_start"
+)
+
+
+def period_length(tf: Timeframe) -> timedelta:
+    return timedelta(seconds=tf.seconds * CANDLES_PER_BLOCK)
+
+
+async def expand(
+    conn: Connection, venue: str, symbol: str, timeframe: str, start: datetime, end: datetime
+) -> int:
+    """Move the blocks of a series overlapping [start, end) back into rows (in the
+    caller's transaction, which holds the series' ingest lock); how many candles."""
+    cur = await conn.execute(EXPAND, (venue, symbol, timeframe, start, end))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+@dataclass(frozen=True)
+class CompactionStatus:
+    blocks: int
+    candles: int
+    bytes: int
+
+    @property
+    def bytes_per_candle(self) -> float | None:
+        return self.bytes / self.candles if self.candles else None
+
+
+class Compactor:
+    def __init__(self, db: Database, mode: TimeSeriesMode, compact_after: timedelta) -> None:
+        self.db = db
+        self.mode = mode
+        self.compact_after = compact_after
+
+    async def status(self) -> CompactionStatus:
+        row = await self.db.query_one(STATS)
+        assert row is not None
+        return CompactionStatus(int(row["blocks"]), int(row["candles"]), int(row["bytes"]))
+
+    async def compact(
+        self, *, now: datetime | None = None, progress: Progress | None = None
+    ) -> tuple[int, int]:
+        """Compact every period that closed more than `compact_after` before now and whose
+        rollups are fresh; (blocks written, candles moved). A period whose day is waiting
+        for a rollup refresh is left for the next round."""
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            return 0, 0
+        horizon = (now or datetime.now(UTC)) - self.compact_after
+        series = await self.db.query(SERIES, (horizon,))
+        blocks = candles = 0
+        for i, s in enumerate(series, 1):
+            done = await self._compact_series(s["venue"], s["symbol"], s["timeframe"], horizon)
+            blocks, candles = blocks + done[0], candles + done[1]
+            if progress is not None:
+                progress(i, len(series))
+        return blocks, candles
+
+    async def _compact_series(
+        self, venue: str, symbol: str, timeframe: str, horizon: datetime
+    ) -> tuple[int, int]:
+        length = period_length(Timeframe.parse(timeframe))
+        closed_before = _period_start(horizon, length)
+        params = {"venue": venue, "symbol": symbol, "timeframe": timeframe}
+        periods = await self.db.query(
+            PERIODS_WITH_ROWS,
+            {**params, "horizon": closed_before, "length": length, "epoch": EPOCH},
+        )
+        blocks = candles = 0
+        for p in periods:
+            start = p["period_start"]
+            n = await self._compact_period(venue, symbol, timeframe, start, start + length)
+            blocks, candles = blocks + (n > 0), candles + n
+        return blocks, candles
+
+    async def _compact_period(
+        self, venue: str, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> int:
+        days = (start.date(), (end - timedelta(microseconds=1)).date() + timedelta(days=1))
+        async with self.db.transaction() as conn:
+            await conn.execute(LOCK_SERIES, (series_key(venue, symbol, timeframe),))
+            if timeframe == Timeframe.M1.value:
+                cur = await conn.execute(DIRTY_DAYS, (venue, symbol, *days))
+                dirty = await cur.fetchone()
+                if dirty and dirty["exists"]:
+                    return 0  # its rollups are not computed yet: they read its rows
+            cur = await conn.execute(COMPACT, (venue, symbol, timeframe, start, end))
+            row = await cur.fetchone()
+            if timeframe == Timeframe.M1.value:
+                # the rows' move marked the days; their rollups are already right
+                await conn.execute(CLEAR_OWN_MARKERS, (venue, symbol, *days))
+        return int(row["n"]) if row else 0
+
+    async def plan(self) -> list[PlannedAction]:
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            return []
+        horizon = datetime.now(UTC) - self.compact_after
+        n = await self.db.query_value(
+            "SELECT count(*) FROM market_data_catalog WHERE first_ts < %s", (horizon,)
+        )
+        if not n:
+            return []
+        return [
+            PlannedAction(
+                "compact",
+                "pack",
+                f"candle periods of {n} series closed before {horizon:%Y-%m-%d %H:%M}",
+                "into column blocks",
+            )
+        ]
+
+
+class CompactTask:
+    name = "compact"
+
+    def __init__(self, compactor: Compactor) -> None:
+        self.compactor = compactor
+
+    async def plan(self) -> list[PlannedAction]:
+        return await self.compactor.plan()
+
+    async def run(self, progress: Progress | None = None) -> list[str]:
+        blocks, candles = await self.compactor.compact(progress=progress)
+        if not blocks:
+            return []
+        return [f"compact: {candles} candle(s) packed into {blocks} column block(s)"]
+
+
+def _period_start(ts: datetime, length: timedelta) -> datetime:
+    seconds = int((ts - EPOCH).total_seconds())
+    step = int(length.total_seconds())
+    return EPOCH + timedelta(seconds=seconds - seconds % step)
+
+
+# --- decoding -----------------------------------------------------------------------------
+_INT8_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i8")])
+_INT4_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i4")])
+_ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, then one dimension and lbound
+
+
+def decode_blocks(payload: bytes | bytearray) -> dict[str, npt.NDArray[Any]]:
+    """The candles of a binary COPY of BLOCK_COLUMNS, in block order: `ts` as Unix
+    microseconds, values as exact scaled int64, trades as int64."""
+    view = memoryview(payload)
+    extension = int.from_bytes(view[15:19], "big")
+    pos = len(binary.HEADER) + extension
+    parts: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in BLOCK_COLUMNS}
+    while True:
+        fields = int.from_bytes(view[pos : pos + 2], "big", signed=True)
+        pos += 2
+        if fields == -1:
+            break
+        for name in BLOCK_COLUMNS:
+            size = int.from_bytes(view[pos : pos + 4], "big")
+            start = pos + 4
+            count = int.from_bytes(view[start + 12 : start + 16], "big") if size > 12 else 0
+            element = _INT4_ELEMENT if name == "trades_count" else _INT8_ELEMENT
+            values = np.frombuffer(payload, element, count, start + _ARRAY_HEADER)["value"]
+            parts[name].append(values)
+            pos = start + size
+    return {
+        name: np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, dtype=np.int64)
+        for name, chunks in parts.items()
+    }

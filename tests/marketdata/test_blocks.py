@@ -1,0 +1,204 @@
+"""Column blocks of closed candle periods (marketdata/blocks.py): whatever is compacted
+reads back exactly as it was stored, through every path that reads candles, and stays
+correctable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.marketdata.helpers import candles, new_symbol
+from tradestore import TradeStore
+from tradestore.marketdata.resample import resample
+
+pytestmark = pytest.mark.native_only  # TimescaleDB compresses its own chunks instead
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)
+DAYS = 3
+
+
+def odd_candles(n: int, start: datetime = T0) -> list[dict[str, Any]]:
+    """Candles with unknown vwap and trade counts in places, and a sub-cent price."""
+    rows = candles(n, start=start)
+    for i, row in enumerate(rows):
+        if i % 7 == 0:
+            row["trades_count"] = None
+        if i % 5 == 0:
+            row["vwap"] = row["close"] - Decimal("0.00000001")
+    return rows
+
+
+async def snapshot(store: TradeStore, symbol: str) -> dict[str, Any]:
+    """Everything a user reads about the series, for comparing before and after."""
+    end = T0 + timedelta(days=DAYS)
+    md = store.market_data
+    exact = await md.get_historical_data(symbol, "1m", T0, end, exact=True)
+    floats = await md.get_historical_data(symbol, "1m", T0, end)
+    sliced = await md.get_historical_data(
+        symbol, "1m", T0 + timedelta(hours=30), T0 + timedelta(hours=31), limit=10
+    )
+    latest = await md.get_latest_candles(symbol, "1m", 2000, exact=True)
+    hourly = await resample(md.reader, symbol, "1h", T0, end, exact=True)
+    gaps = await md.quality.gaps(symbol, "1m", T0, end)
+    sql_count = await store.db.query_value(
+        "SELECT count(*) FROM market_data_all WHERE symbol = %s", (symbol,)
+    )
+    catalog = await store.db.query_one(
+        "SELECT first_ts, last_ts, row_count FROM market_data_catalog WHERE symbol = %s",
+        (symbol,),
+    )
+    return {
+        "exact": [list(exact.timestamp), list(exact.open), list(exact.close),
+                  list(exact.vwap), list(exact.trades_count), list(exact.volume)],
+        "floats": [list(floats.high), [str(v) for v in floats.vwap]],
+        "slice": list(sliced.timestamp),
+        "latest": [list(latest.timestamp), list(latest.low)],
+        "hourly": [list(hourly.timestamp), list(hourly.close), list(hourly.volume)],
+        "gaps": gaps,
+        "sql_count": sql_count,
+        "catalog": dict(catalog or {}),
+    }  # fmt: skip
+
+
+async def rows_in_table(store: TradeStore, symbol: str) -> int:
+    return int(
+        await store.db.query_value("SELECT count(*) FROM market_data WHERE symbol = %s", (symbol,))
+    )
+
+
+async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: TradeStore) -> None:
+    store = fresh_store
+    symbol = new_symbol()
+    data = odd_candles(DAYS * 1440 - 100)  # the last day is not full
+    del data[2000:2030]  # a gap inside the second day
+    await store.market_data.store_candles(symbol, "1m", data)
+    recent = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    await store.market_data.store_candles(symbol, "1m", candles(30, start=recent))
+    await store.rollups.refresh()
+    before = await snapshot(store, symbol)
+
+    blocks, moved = await store.compactor.compact()
+    assert (blocks, moved) == (DAYS, len(data))  # the recent candles stay rows
+    assert await rows_in_table(store, symbol) == 30
+    assert await snapshot(store, symbol) == before
+    again = await store.compactor.compact()
+    assert again == (0, 0)  # nothing left to pack
+    hourly = await store.market_data.get_historical_data(
+        symbol, "1h", T0, T0 + timedelta(days=1), exact=True
+    )  # served by the rollups, which the compaction left as they were
+    assert hourly.close[0] == data[59]["close"] and len(hourly) == 24
+    status = await store.compactor.status()
+    assert status.candles >= len(data) and status.bytes_per_candle is not None
+
+
+async def test_a_correction_of_compacted_history_is_applied_and_rolled_up(
+    fresh_store: TradeStore,
+) -> None:
+    store = fresh_store
+    symbol = new_symbol()
+    data = odd_candles(DAYS * 1440)
+    await store.market_data.store_candles(symbol, "1m", data)
+    await store.rollups.refresh()
+    await store.compactor.compact()
+    fixed = dict(data[1500], close=data[1500]["close"] + Decimal("0.5"))
+    fixed["high"] = max(fixed["high"], fixed["close"])
+    result = await store.market_data.store_candles(symbol, "1m", [fixed])
+    assert (result.inserted, result.updated) == (0, 1)
+    assert await rows_in_table(store, symbol) == 1440  # that day is rows again
+    end = T0 + timedelta(days=DAYS)
+    frame = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
+    assert len(frame) == len(data) and frame.close[1500] == fixed["close"]
+    await store.rollups.refresh()
+    hour = T0 + timedelta(minutes=1500 - 1500 % 60)
+    rolled = await store.market_data.get_historical_data(
+        symbol, "1h", hour, hour + timedelta(hours=1), exact=True
+    )
+    assert rolled.high[0] >= fixed["close"]
+    assert await store.compactor.compact() == (1, 1440)  # packed again next round
+    assert await rows_in_table(store, symbol) == 0
+
+
+async def test_delete_rescore_and_dirty_days_with_blocks(fresh_store: TradeStore) -> None:
+    store = fresh_store
+    symbol = new_symbol()
+    await store.market_data.store_candles(symbol, "1m", odd_candles(DAYS * 1440))
+    # the third day's rollups are pending: that day is not packed yet
+    await store.db.execute(
+        "INSERT INTO rollup_dirty (venue, symbol, day) VALUES ('dydx', %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (symbol, (T0 + timedelta(days=2)).date()),
+    )
+    await store.db.execute(
+        "DELETE FROM rollup_dirty WHERE symbol = %s AND day < %s",
+        (symbol, T0.date() + timedelta(days=2)),
+    )
+    assert await store.compactor.compact() == (2, 2880)
+    assert await rows_in_table(store, symbol) == 1440
+    deleted = await store.market_data.delete(
+        symbol, "1m", T0 + timedelta(hours=12), T0 + timedelta(hours=36)
+    )
+    assert deleted == 24 * 60
+    end = T0 + timedelta(days=DAYS)
+    frame = await store.market_data.get_historical_data(symbol, "1m", T0, end)
+    assert len(frame) == DAYS * 1440 - 24 * 60
+    catalog = await store.db.query_value(
+        "SELECT row_count FROM market_data_catalog WHERE symbol = %s", (symbol,)
+    )
+    assert catalog == len(frame)
+    changed = await store.market_data.quality.rescore(symbol, "1m", T0, end)
+    assert changed >= 0
+    assert len(await store.market_data.get_historical_data(symbol, "1m", T0, end)) == len(frame)
+
+
+async def test_blocks_are_smaller_than_rows(fresh_store: TradeStore) -> None:
+    """Exact values, a fraction of the rows' bytes (the bench measures it against Parquet)."""
+    store = fresh_store
+    symbol = new_symbol()
+    await store.market_data.store_candles(symbol, "1m", odd_candles(2 * 1440, start=T0))
+    await store.rollups.refresh()
+    await store.compactor.compact()
+    size = await store.db.query_value(
+        "SELECT sum(pg_column_size(b.*)) / sum(row_count) FROM market_data_block b"
+        " WHERE symbol = %s",
+        (symbol,),
+    )
+    assert size is not None and size < 80  # rows take ~200 bytes a candle with index
+    frame = await store.market_data.get_historical_data(
+        symbol, "1m", T0, T0 + timedelta(days=2), exact=True
+    )
+    assert np.all(np.diff(frame.timestamp.astype("int64")) == 60_000_000)
+
+
+async def test_archive_export_and_retention_include_blocks(
+    fresh_store: TradeStore, tmp_path: Any
+) -> None:
+    store = fresh_store
+    from tradestore.ops.market_archive import ArchiveRange
+
+    symbol = new_symbol()
+    start = datetime(2019, 5, 1, tzinfo=UTC)
+    await store.market_data.store_candles(symbol, "1m", candles(3 * 1440, start=start))
+    await store.rollups.refresh()
+    await store.compactor.compact()
+    span = ArchiveRange.of(start, start + timedelta(days=2))
+    manifest = await store.market_archive.export(span, tmp_path)
+    assert manifest.rows >= 2 * 1440  # other tests' candles of those days count too
+    await store.market_data.delete(symbol, "1m")
+    assert await store.market_archive.import_(tmp_path / f"{span.label}.manifest.json") > 0
+    frame = await store.market_data.get_historical_data(
+        symbol, "1m", start, start + timedelta(days=3)
+    )
+    assert len(frame) == 2 * 1440
+    await store.rollups.refresh()
+    assert (await store.compactor.compact())[0] == 2  # the imported days, packed again
+    await store.retention.set_policy("market_data", timedelta(days=365))
+    await store.retention.run()
+    assert await store.db.query_value("SELECT count(*) FROM market_data_block") == 0
+    catalog = await store.db.query_one(
+        "SELECT row_count FROM market_data_catalog WHERE symbol = %s", (symbol,)
+    )
+    assert catalog is None  # the catalog follows: nothing of the series is left
