@@ -265,6 +265,13 @@ class RedisClusterServer:
         return f"redis+cluster://{hosts}"
 
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # no node outlives a cluster that did not come up
+            raise
+
+    def _start(self) -> None:
         for _ in range(self.masters * 2):
             port = free_port()
             node = RedisServer(
@@ -308,30 +315,49 @@ class RedisClusterServer:
         return None if value is None else str(value)
 
     def master_of(self, key: str) -> RedisServer:
-        client = redis.Redis(port=self.nodes[0].port)
-        slot = int(client.execute_command("CLUSTER KEYSLOT", key))
-        for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
-            if int(start) <= slot <= int(end):
-                return next(n for n in self.nodes if n.port == int(master[1]))
+        """The master serving key's slot, by its own account (another node's view may
+        lag a failover by a moment)."""
+        slot = int(redis.Redis(port=self.nodes[0].port).execute_command("CLUSTER KEYSLOT", key))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                client = redis.Redis(port=node.port)
+                if client.info("replication").get("role") != "master":
+                    continue
+                for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
+                    if int(start) <= slot <= int(end) and int(master[1]) == node.port:
+                        return node
+            time.sleep(0.1)
         raise AssertionError(f"no master serves slot {slot}")
 
     def replica_of(self, master: RedisServer) -> RedisServer:
-        for node in self.nodes:
-            info = redis.Redis(port=node.port).info("replication")
-            if info.get("role") == "slave" and int(info.get("master_port", 0)) == master.port:
-                return node
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # a replica attaches a moment after create
+            for node in self.nodes:
+                info = redis.Redis(port=node.port).info("replication")
+                if info.get("role") == "slave" and int(info.get("master_port", 0)) == master.port:
+                    return node
+            time.sleep(0.1)
         raise AssertionError(f"master {master.port} has no replica")
 
     def failover(self, master: RedisServer) -> RedisServer:
-        """Promote the master's replica with CLUSTER FAILOVER; the new master."""
+        """Promote the master's replica with CLUSTER FAILOVER; the new master. The replica
+        must be in sync first (a manual failover waits for its offset, and times out)."""
         replica = self.replica_of(master)
-        redis.Redis(port=replica.port).execute_command("CLUSTER FAILOVER")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if redis.Redis(port=replica.port).info("replication").get("role") == "master":
-                self.wait_ok()
-                return replica
-            time.sleep(0.1)
+        client = redis.Redis(port=replica.port)
+        for _ in range(3):
+            deadline = time.monotonic() + 10
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            client.execute_command("CLUSTER FAILOVER")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if client.info("replication").get("role") == "master":
+                    self.wait_ok()
+                    return replica
+                time.sleep(0.1)
         pytest.fail(f"replica {replica.port} was not promoted", pytrace=False)
 
     def stop(self) -> None:

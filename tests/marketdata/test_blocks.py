@@ -202,3 +202,15 @@ async def test_archive_export_and_retention_include_blocks(
         "SELECT row_count FROM market_data_catalog WHERE symbol = %s", (symbol,)
     )
     assert catalog is None  # the catalog follows: nothing of the series is left
+
+
+async def test_range_reads_of_rows_and_blocks_use_their_indexes(store: TradeStore) -> None:
+    """market_data_range (resampling, gaps, export) is inlined: each half by its key."""
+    rows = await store.db.query(
+        "EXPLAIN SELECT count(*) FROM market_data_range('dydx', 'BTC-USD', '1m',"
+        " TIMESTAMPTZ '2024-03-01', TIMESTAMPTZ '2024-03-02')"
+    )
+    plan = "\n".join(r["QUERY PLAN"] for r in rows)
+    assert "Function Scan on market_data_range" not in plan
+    assert "market_data_block_pkey" in plan
+    assert "Index" in plan.split("market_data_block")[0]  # the rows' half too

@@ -49,13 +49,18 @@ $$;
 -- it has none. Reads look at blocks only for ranges that start before it.
 ALTER TABLE market_data_catalog ADD COLUMN compacted_until TIMESTAMP WITH TIME ZONE;
 
+-- A candle as market_data's columns: what the functions below return.
+CREATE TYPE market_data_candle AS (
+    venue VARCHAR, symbol VARCHAR, timeframe VARCHAR, "timestamp" TIMESTAMPTZ,
+    open NUMERIC, high NUMERIC, low NUMERIC, close NUMERIC, volume NUMERIC,
+    trades_count INTEGER, vwap NUMERIC, data_source VARCHAR, data_quality_score SMALLINT,
+    created_at TIMESTAMPTZ
+);
+
 -- The candles held in blocks of one series in [p_start, p_end), as rows.
 CREATE FUNCTION market_data_block_rows(p_venue TEXT, p_symbol TEXT, p_timeframe TEXT,
                                        p_start TIMESTAMPTZ, p_end TIMESTAMPTZ)
-RETURNS TABLE (venue VARCHAR, symbol VARCHAR, timeframe VARCHAR, "timestamp" TIMESTAMPTZ,
-               open NUMERIC, high NUMERIC, low NUMERIC, close NUMERIC, volume NUMERIC,
-               trades_count INTEGER, vwap NUMERIC, data_source VARCHAR,
-               data_quality_score SMALLINT, created_at TIMESTAMPTZ)
+RETURNS SETOF market_data_candle
 LANGUAGE sql STABLE AS $$
     SELECT b.venue, b.symbol, b.timeframe, x.timestamp, u.o * 0.00000001, u.h * 0.00000001,
            u.l * 0.00000001, u.c * 0.00000001, u.v * 0.00000001, nullif(u.tc, -1),
@@ -78,10 +83,7 @@ $$;
 -- columns (unordered). What SQL that reads candles uses: resampling, quality, export.
 CREATE FUNCTION market_data_range(p_venue TEXT, p_symbol TEXT, p_timeframe TEXT,
                                   p_start TIMESTAMPTZ, p_end TIMESTAMPTZ)
-RETURNS TABLE (venue VARCHAR, symbol VARCHAR, timeframe VARCHAR, "timestamp" TIMESTAMPTZ,
-               open NUMERIC, high NUMERIC, low NUMERIC, close NUMERIC, volume NUMERIC,
-               trades_count INTEGER, vwap NUMERIC, data_source VARCHAR,
-               data_quality_score SMALLINT, created_at TIMESTAMPTZ)
+RETURNS SETOF market_data_candle
 LANGUAGE sql STABLE AS $$
     SELECT m.venue, m.symbol, m.timeframe, m.timestamp, m.open, m.high, m.low, m.close,
            m.volume, m.trades_count, m.vwap, m.data_source, m.data_quality_score,
