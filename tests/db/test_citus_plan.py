@@ -11,7 +11,13 @@ import pytest
 
 from tradestore import TradeStore
 
-BY_SYMBOL = {"market_data", "market_data_catalog", "market_data_rollup", "rollup_dirty"}
+BY_SYMBOL = {
+    "market_data",
+    "market_data_block",
+    "market_data_catalog",
+    "market_data_rollup",
+    "rollup_dirty",
+}
 BY_STRATEGY = {
     "orders",
     "trades",

@@ -122,7 +122,9 @@ async def _many_snapshots(store: TradeStore) -> None:
     """Snapshots of 20 strategies over the last days, analysed: a strategy's equity
     curve is then a small part of the table, which its index should serve."""
     strategies = [(await new_strategy(store)).id for _ in range(20)]
-    await store.portfolio.record({"total_value": "1", "cash_balance": "1"})  # partitions
+    await store.portfolio.record({"total_value": "1", "cash_balance": "1"})
+    now = datetime.now(UTC)  # the rows reach 500 minutes back: over a month's end, too
+    await store.partitions.ensure("portfolio_snapshots", now - timedelta(days=1), now)
     await store.db.execute(
         "INSERT INTO portfolio_snapshots (strategy_id, snapshot_time, total_value, "
         "cash_balance) SELECT s, now() - make_interval(mins => g), 100, 100 "

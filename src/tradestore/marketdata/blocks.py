@@ -2,9 +2,9 @@
 
 A period of a series (1440 candles of its timeframe: a UTC day of 1m candles, 60 days of
 1h) that closed more than `compact_after` ago is moved by `Compactor` from market_data
-rows into one market_data_block row of arrays, TOAST-compressed with lz4. Reads fetch
-blocks with binary COPY, where an int8[] arrives as its 8-byte values each behind a 4-byte
-length: numpy views them with a stride, no Python object per candle (`decode_blocks`).
+rows into one market_data_block row of columns, TOAST-compressed with lz4. Reads fetch
+blocks with binary COPY; the columns they need are BYTEA of big-endian values, sent as
+stored and read by numpy as arrays, no Python object per candle (`decode_blocks`).
 
 Writes never go into a block: an ingest, deletion or rescore that touches a compacted
 period expands it back into rows first (`expand`, in the writer's transaction, under the
@@ -216,32 +216,24 @@ def _period_start(ts: datetime, length: timedelta) -> datetime:
 
 
 # --- decoding -----------------------------------------------------------------------------
-_INT8_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i8")])
-_INT4_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i4")])
-_ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, then one dimension and lbound
+_WIDTHS = {name: np.dtype(">i4" if name == "trades_count" else ">i8") for name in BLOCK_COLUMNS}
 
 
 def decode_blocks(payload: bytes | bytearray) -> dict[str, npt.NDArray[Any]]:
-    """The candles of a binary COPY of BLOCK_COLUMNS, in block order: `ts` as Unix
-    microseconds, values as exact scaled int64, trades as int64."""
+    """The candles of a binary COPY of BLOCK_COLUMNS (BYTEA of big-endian values), in
+    block order: `ts` as Unix microseconds, values as exact scaled int64, trades int64."""
     view = memoryview(payload)
     extension = int.from_bytes(view[15:19], "big")
     pos = len(binary.HEADER) + extension
     parts: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in BLOCK_COLUMNS}
-    while True:
-        fields = int.from_bytes(view[pos : pos + 2], "big", signed=True)
+    while int.from_bytes(view[pos : pos + 2], "big", signed=True) != -1:  # -1: trailer
         pos += 2
-        if fields == -1:
-            break
         for name in BLOCK_COLUMNS:
             size = int.from_bytes(view[pos : pos + 4], "big")
-            start = pos + 4
-            count = int.from_bytes(view[start + 12 : start + 16], "big") if size > 12 else 0
-            element = _INT4_ELEMENT if name == "trades_count" else _INT8_ELEMENT
-            values = np.frombuffer(payload, element, count, start + _ARRAY_HEADER)["value"]
-            parts[name].append(values)
-            pos = start + size
+            width = _WIDTHS[name]
+            parts[name].append(np.frombuffer(payload, width, size // width.itemsize, pos + 4))
+            pos += 4 + size
     return {
-        name: np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, dtype=np.int64)
+        name: np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, np.int64)
         for name, chunks in parts.items()
     }

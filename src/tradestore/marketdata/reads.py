@@ -185,17 +185,18 @@ class CandleReader:
         return sink.finish()
 
     async def copy_out(self, query: sql.Composable) -> bytes:
-        """The binary COPY of a SELECT (values bound as literals)."""
+        """The binary COPY of a SELECT (values bound as literals), joined once (growing
+        one buffer message by message copies it over and over)."""
         copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
-        buffer = bytearray()
+        parts: list[bytes | bytearray | memoryview] = []
         async with (
             self.db.connection() as conn,
             conn.cursor() as cur,
             cur.copy(copy) as stream,
         ):
             async for data in stream:
-                buffer += data
-        return bytes(buffer)
+                parts.append(data)  # each message is its own copy of libpq's buffer
+        return b"".join(parts)
 
     async def _cached_copy(
         self, query: sql.Composable, symbol: str, tf: Timeframe, key_parts: tuple[Any, ...]
@@ -263,7 +264,10 @@ def merge_columns(
 ) -> dict[str, npt.NDArray[Any]]:
     """Rows and block candles in time order, within [start, end), then the first n (the
     last n when `newest`). Rows and blocks never hold the same candle."""
-    merged = {name: np.concatenate([stored[name], rows[name]]) for name in rows}
+    if not len(rows["timestamp"]) or not len(stored["timestamp"]):
+        merged = stored if len(stored["timestamp"]) else rows  # no copy
+    else:
+        merged = {name: np.concatenate([stored[name], rows[name]]) for name in rows}
     stamps = merged["timestamp"]
     if len(stamps) > 1 and not (stamps[1:] >= stamps[:-1]).all():  # an expanded period
         order = np.argsort(stamps, kind="stable")
