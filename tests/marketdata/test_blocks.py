@@ -91,6 +91,8 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
         symbol, "1h", T0, T0 + timedelta(days=1), exact=True
     )  # served by the rollups, which the compaction left as they were
     assert hourly.close[0] == data[59]["close"] and len(hourly) == 24
+    march = await store.db.query_value("SELECT pg_total_relation_size('market_data_p20240301')")
+    assert march <= 65536  # emptied by the compaction, then truncated: its space is back
     status = await store.compactor.status()
     assert status.candles >= len(data) and status.bytes_per_candle is not None
 

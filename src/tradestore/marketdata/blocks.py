@@ -27,6 +27,8 @@ import numpy.typing as npt
 from psycopg import sql
 
 from tradestore.db.database import Connection, Database
+from tradestore.db.partitions import partitions_of
+from tradestore.errors import TransientError
 from tradestore.marketdata import binary
 from tradestore.marketdata.validation import LOCK_SERIES, series_key
 from tradestore.ops.tasks import PlannedAction, Progress
@@ -66,6 +68,7 @@ DELETE FROM rollup_dirty WHERE venue = %s AND symbol = %s AND day >= %s AND day 
 """
 COMPACT = "SELECT market_data_compact(%s, %s, %s, %s, %s) AS n"
 EXPAND = "SELECT market_data_expand(%s, %s, %s, %s, %s) AS n"
+SIZE = "SELECT pg_total_relation_size(%s::regclass) > 65536"  # well above an empty one
 STATS = """
 SELECT count(*) AS blocks, coalesce(sum(row_count), 0) AS candles,
        coalesce(sum(pg_column_size(b.*)), 0) AS bytes
@@ -137,7 +140,33 @@ class Compactor:
             blocks, candles = blocks + done[0], candles + done[1]
             if progress is not None:
                 progress(i, len(series))
+        await self._truncate_emptied(horizon)
         return blocks, candles
+
+    async def _truncate_emptied(self, horizon: datetime) -> None:
+        """Give back the space of closed partitions that compaction emptied: deleted rows
+        and their index entries keep their pages until a TRUNCATE. Each is locked (for at
+        most a second: a busy one waits for the next round) and checked empty first."""
+        for part in await partitions_of(self.db, "market_data"):
+            if part.end > horizon:
+                continue
+            name = sql.Identifier(part.name)
+            if not await self.db.query_value(SIZE, (part.name,)):
+                continue  # nothing to give back
+            try:
+                async with self.db.transaction() as conn:
+                    await conn.execute("SET LOCAL lock_timeout = '1s'")
+                    await conn.execute(
+                        sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(name)
+                    )
+                    cur = await conn.execute(
+                        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)
+                    )
+                    row = await cur.fetchone()
+                    if row is not None and not row["exists"]:
+                        await conn.execute(sql.SQL("TRUNCATE {}").format(name))
+            except TransientError as exc:
+                log.info("compact: %s is busy, its space is given back later (%s)", part.name, exc)
 
     async def _compact_series(
         self, venue: str, symbol: str, timeframe: str, horizon: datetime
