@@ -296,9 +296,10 @@ async def _write(
         stored = await cur.fetchone()
         compacted_until = None if stored is None else stored["compacted_until"]
         if compacted_until is not None and first < compacted_until:
-            overlap = True  # a correction of compacted history: back into rows first
+            # into compacted history (a correction, a backfill): its blocks become rows
             series = (params["venue"], params["symbol"], params["timeframe"])
-            await expand(conn, *series, first, last + timedelta(microseconds=1))
+            expanded = await expand(conn, *series, first, last + timedelta(microseconds=1))
+            overlap = overlap or expanded > 0
         async with cur.copy(COPY_STAGE) as copy:
             await copy.write(binary.HEADER)
             await copy.write(payload)
