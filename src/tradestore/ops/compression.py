@@ -1,6 +1,7 @@
 """Compression of market_data: a TimescaleDB policy (chunks older than 7 days, segmented
 by symbol and timeframe, ordered by time; installed by migration 0009) and its ratio.
-Plain PostgreSQL has no compression: say so, and point at the Parquet archive."""
+Plain PostgreSQL has no chunk compression: say so, and point at the column blocks that
+maintenance packs closed candle periods into there (marketdata/blocks.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 
 NOT_AVAILABLE = (
-    "compression is not available on plain PostgreSQL (it needs TimescaleDB); "
-    "export old market_data partitions to Parquet instead: tradestore maintain export"
+    "chunk compression needs TimescaleDB; on plain PostgreSQL the compact task packs "
+    "closed candle periods into column blocks instead (docs/market-data.md)"
 )
 STATS = """
 SELECT coalesce(sum(before_compression_total_bytes), 0) AS before,
