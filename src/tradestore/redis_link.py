@@ -79,15 +79,8 @@ class RedisLink:
             return aioredis.Redis.from_url(url, **self._client_options())
         nodes, auth = cluster_nodes(url)
         self._node_options = {**auth, **self._client_options()}
-        return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            **auth,
-            **self._client_options(),
-        )
-
-    @property
-    def cluster(self) -> bool:
-        return isinstance(self.client, RedisCluster)
+        startup = [ClusterNode(host, port) for host, port in nodes]
+        return RedisCluster(startup_nodes=startup, **self._node_options)
 
     def pubsub(self, service: str) -> PubSub:
         """A PubSub for a service that subscribes (TransientError without Redis). In a

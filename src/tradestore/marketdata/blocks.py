@@ -41,7 +41,7 @@ CANDLES_PER_BLOCK = 1440
 BLOCK_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "trades_count", "vwap")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SERIES = """
-SELECT venue, symbol, timeframe, first_ts FROM market_data_catalog
+SELECT venue, symbol, timeframe FROM market_data_catalog
  WHERE first_ts < %s ORDER BY venue, symbol, timeframe
 """
 # One index probe per period that has rows (a loose index scan), oldest first.
@@ -75,17 +75,40 @@ SELECT count(*) AS blocks, coalesce(sum(row_count), 0) AS candles,
   FROM market_data_block b
 """
 BLOCKS_SQL = sql.SQL(
-    "SELECT ts, open, high, low, close, volume, trades_count, vwap FROM market_data_block"
+    "SELECT {columns} FROM market_data_block"
     " WHERE venue = {venue} AND symbol = {symbol} AND timeframe = {tf}"
     " AND period_start < {end} AND period_end > {start} ORDER BY period_start"
 )
-# The newest blocks holding at least n candles, before `before`.
+# The newest blocks of a series holding at least n candles, oldest first.
 LATEST_BLOCKS_SQL = sql.SQL(
-    "SELECT ts, open, high, low, close, volume, trades_count, vwap FROM ("
+    "SELECT {columns} FROM ("
     " SELECT *, sum(row_count) OVER (ORDER BY period_start DESC) AS upto"
     " FROM market_data_block WHERE venue = {venue} AND symbol = {symbol}"
     " AND timeframe = {tf}) b WHERE upto - row_count < {n} ORDER BY period_start"
 )
+
+
+def blocks_query(
+    venue: str, symbol: str, tf: Timeframe, start: datetime, end: datetime
+) -> sql.Composed:
+    """The BLOCK_COLUMNS of a series' blocks overlapping [start, end), for decode_blocks."""
+    return BLOCKS_SQL.format(
+        **_series(venue, symbol, tf), start=sql.Literal(start), end=sql.Literal(end)
+    )
+
+
+def latest_blocks_query(venue: str, symbol: str, tf: Timeframe, n: int) -> sql.Composed:
+    """The BLOCK_COLUMNS of the newest blocks holding at least n candles."""
+    return LATEST_BLOCKS_SQL.format(**_series(venue, symbol, tf), n=sql.Literal(n))
+
+
+def _series(venue: str, symbol: str, tf: Timeframe) -> dict[str, sql.Composable]:
+    return {
+        "columns": sql.SQL(", ").join(map(sql.Identifier, BLOCK_COLUMNS)),
+        "venue": sql.Literal(venue),
+        "symbol": sql.Literal(symbol),
+        "tf": sql.Literal(tf.value),
+    }
 
 
 def period_length(tf: Timeframe) -> timedelta:
@@ -207,9 +230,7 @@ class Compactor:
         if self.mode is TimeSeriesMode.TIMESCALE:
             return []
         horizon = datetime.now(UTC) - self.compact_after
-        n = await self.db.query_value(
-            "SELECT count(*) FROM market_data_catalog WHERE first_ts < %s", (horizon,)
-        )
+        n = len(await self.db.query(SERIES, (horizon,)))
         if not n:
             return []
         return [

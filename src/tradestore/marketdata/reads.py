@@ -28,7 +28,7 @@ from tradestore.db.database import Database
 from tradestore.errors import ValidationError
 from tradestore.keys import Keys
 from tradestore.marketdata import binary, blocks
-from tradestore.marketdata.blocks import BLOCKS_SQL, LATEST_BLOCKS_SQL
+from tradestore.marketdata.blocks import blocks_query, latest_blocks_query
 from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.validation import check_symbol, check_venue
@@ -104,14 +104,9 @@ class CandleReader:
         bound = _row_bound(int(catalog["row_count"]), tf, start, end, limit)
         compacted_until = catalog["compacted_until"]
         if compacted_until is not None and start < compacted_until:
-            series = {"venue": venue, "symbol": symbol, "tf": tf.value}
-            blocks_query = BLOCKS_SQL.format(
-                **{k: sql.Literal(v) for k, v in series.items()},
-                start=sql.Literal(start),
-                end=sql.Literal(min(end, compacted_until)),
-            )
+            packed = blocks_query(venue, symbol, tf, start, min(end, compacted_until))
             rows = await self.stream_columns(query, bound, exact=exact)
-            stored = await self._block_columns(blocks_query, exact=exact)
+            stored = await self._block_columns(packed, exact=exact)
             merged = merge_columns(rows, stored, start=start, end=end, newest=False, n=limit)
             return frame_of(merged, symbol, tf, exact=exact)
         small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
@@ -146,10 +141,7 @@ class CandleReader:
         if catalog is None or catalog["compacted_until"] is None:
             return await self.stream_frame(query, symbol, tf, n, exact=exact)
         rows = await self.stream_columns(query, n, exact=exact)
-        blocks_query = LATEST_BLOCKS_SQL.format(
-            venue=sql.Literal(venue), symbol=sql.Literal(symbol), tf=sql.Literal(tf.value), n=n
-        )
-        stored = await self._block_columns(blocks_query, exact=exact)
+        stored = await self._block_columns(latest_blocks_query(venue, symbol, tf, n), exact=exact)
         return frame_of(merge_columns(rows, stored, newest=True, n=n), symbol, tf, exact=exact)
 
     async def _block_columns(
