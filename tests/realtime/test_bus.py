@@ -144,6 +144,10 @@ async def test_redis_killed_and_restarted_mid_operation(
         consumer = store.events.consume("audit", "a1", start="0", block_ms=200)
         await make_orders(store, 5)
         before = await take(consumer, 6)
+        for _ in range(100):  # the relay marks its batch published just after the XADD
+            if (await store.events.backlog())["pending"] == 0:
+                break
+            await asyncio.sleep(0.05)
         redis_server.kill()
         await make_orders(store, 5)  # PostgreSQL writes carry on while Redis is down
         await asyncio.sleep(0.5)
