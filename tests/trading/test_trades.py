@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import make_settings
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, ValidationError
-from tradestore.trading.models import TradeStatus
+from tradestore.trading.models import Side, TradeStatus
+from tradestore.trading.pnl import close_pnl
 from tradestore.trading.trades import TradeFilters
 
 
@@ -84,6 +85,51 @@ async def test_exactly_one_of_many_concurrent_closers_wins(migrated_db_url: str)
             (str(trade.id),),
         )
         assert events == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_close_racing_fills_counts_exactly_the_fills_before_it(
+    migrated_db_url: str,
+) -> None:
+    """Fills of a partially filled trade race its close on other connections: the close
+    either sees a fill or the fill is refused; the P&L is that of what was filled."""
+    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(3)]
+    for s in stores:
+        await s.open()
+    try:
+        strategy = await new_strategy(stores[0])
+        for _ in range(5):
+            trade = await stores[0].trades.open(
+                trade_data(strategy.id, quantity="20", filled_quantity="1", fees="0")
+            )
+
+            async def fill(i: int, trade_id: uuid.UUID = trade.id) -> bool:
+                try:
+                    await stores[i % 2].trades.add_fill(
+                        trade_id, quantity="1", price=str(2000 + 10 * i), fee="0.01"
+                    )
+                    return True
+                except Conflict:
+                    return False
+
+            closing = stores[2].trades.close(trade.id, exit_price="2100", exit_reason="SIGNAL")
+            *filled, closed = await asyncio.gather(*(fill(i) for i in range(12)), closing)
+            assert closed.filled_quantity == 1 + sum(filled)  # every fill that won is in
+            expected = close_pnl(
+                side=Side.BUY,
+                entry_price=closed.entry_price,
+                exit_price=Decimal(2100),
+                quantity=closed.filled_quantity,
+                entry_fees=Decimal("0.01") * sum(filled),
+                exit_fees=Decimal(0),
+            )
+            assert (closed.pnl, closed.fees) == (expected.pnl, expected.fees)
+            final = await stores[0].trades.get(trade.id)
+            assert final.filled_quantity == closed.filled_quantity  # none landed after
+        fresh = await stores[1].strategies.get(strategy.id)
+        assert fresh.total_trades == 5
     finally:
         for s in stores:
             await s.close()

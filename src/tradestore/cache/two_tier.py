@@ -190,18 +190,24 @@ class TwoTierCache:
     async def _publish_invalidation(self, keys: list[str]) -> None:
         """Bump each key's version and delete its L2 copy (one script per key: a key's
         two Redis keys share a hash tag), then tell the other processes. The message goes
-        after the bumps: a process that reloads on it cannot find the old copy."""
+        after the bumps: a process that reloads on it cannot find the old copy. One
+        Redis executes a pipeline in order, so there it rides in the same round trip; a
+        cluster's nodes do not wait for each other, so there it is sent after."""
         client = self.link.client
         if client is None:
             return
+        message = json.dumps({"from": self.node_id, "keys": keys})
+        cluster = self.link.settings.redis_is_cluster
         async with client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.eval(
                     BUMP_AND_DROP, 2, self._version_key(key), self._value_key(key), VERSION_TTL_MS
                 )
+            if not cluster:
+                pipe.execute_command("PUBLISH", self.channel, message)
             await pipe.execute()
-        message = json.dumps({"from": self.node_id, "keys": keys})
-        await client.execute_command("PUBLISH", self.channel, message)  # any redis-py cluster
+        if cluster:
+            await client.execute_command("PUBLISH", self.channel, message)  # any redis-py
 
     async def _retry_invalidations(self) -> None:
         while self._unpublished and not self.retrier.stopping:

@@ -207,10 +207,22 @@ class Database:
         return translate(exc)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """A connection inside a transaction: committed on exit, rolled back on error."""
-        async with self.connection() as conn, conn.transaction():
-            yield conn
+    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[Connection]:
+        """A connection inside a transaction: committed on exit, rolled back on error.
+
+        With `pipeline`, the block runs in libpq's pipeline mode: BEGIN and every statement
+        whose result is not fetched go out without waiting for the server, so a block
+        costs one round trip per `fetch*()` plus one for the COMMIT. An error then
+        surfaces at the next fetch or at the commit, not at its `execute`; COPY is not
+        allowed. For short write paths that fetch little (the order and trade cycle).
+        """
+        async with self.connection() as conn:
+            if not pipeline:
+                async with conn.transaction():
+                    yield conn
+                return
+            async with conn.pipeline(), conn.transaction():
+                yield conn
 
     async def query(self, query: Query, params: Params | None = None) -> list[DictRow]:
         async with self.connection() as conn:

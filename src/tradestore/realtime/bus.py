@@ -41,6 +41,7 @@ from tradestore.supervisor import NotReady, Supervised
 
 log = logging.getLogger(__name__)
 
+RELAY_BATCH_SIZE = 500  # events a relay round reads and sends at most
 EVENT_FIELDS = ("outbox_id", "type", "aggregate_id", "payload", "created_at")
 # KEYS[1] the stream; ARGV MAXLEN, k, k field names, then per event: channel, message,
 # k values. One script: one round trip a batch, and (channels are not keys) it runs on
@@ -68,7 +69,9 @@ SELECT id, event_type, aggregate_id, payload, created_at FROM event_outbox
  WHERE published_at IS NULL ORDER BY id LIMIT %s
 """
 MARK_PUBLISHED = "UPDATE event_outbox SET published_at = now() WHERE id = ANY(%s)"
-REPUBLISH_SINCE = "UPDATE event_outbox SET published_at = NULL WHERE published_at >= %s"
+REPUBLISH_SINCE = (
+    "UPDATE event_outbox SET published_at = NULL WHERE published_at >= %s RETURNING id"
+)
 OUTBOX_EXISTS = "SELECT to_regclass('event_outbox')"
 SUBSCRIBE_POLL_S = 1.0
 EPOCH_CLOCK_MARGIN_S = 5.0  # published_at is the database's clock, the marker time ours
@@ -135,7 +138,7 @@ class EventBus:
         return self.keys.key("events-live", event_type)
 
     # --- relay ------------------------------------------------------------------------------
-    async def publish_pending(self, batch: int = 500) -> int:
+    async def publish_pending(self, batch: int = RELAY_BATCH_SIZE) -> int:
         """Relay one batch; returns how many events went out (0: none, not our turn, or
         Redis unavailable: the events stay pending and go out later)."""
         try:
@@ -145,11 +148,12 @@ class EventBus:
             return 0
 
     async def _publish_batch(self, batch: int) -> int:
-        """One batch under the relay lock; Redis errors propagate (nothing is marked)."""
+        """One batch under the relay lock; Redis errors propagate (nothing is marked).
+        Pipelined: BEGIN goes with the lock, the marking with the COMMIT."""
         client = self.link.client
         if client is None:
             return 0
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(pipeline=True) as conn:
             cur = await conn.execute(RELAY_LOCK)
             leader = await cur.fetchone()
             if not (leader and leader["leader"]):
@@ -193,10 +197,10 @@ class EventBus:
                 else now - self.republish_window_s
             )
             cur = await conn.execute(REPUBLISH_SINCE, (datetime.fromtimestamp(since, UTC),))
-            if cur.rowcount:
+            if again := len(await cur.fetchall()):
                 log.warning(
                     "Redis lost the event stream (restarted?): relaying %d recent event(s) again",
-                    cur.rowcount,
+                    again,
                 )
         self._epoch_seen_at = now
 
@@ -225,7 +229,11 @@ class EventBus:
         listener = await _listen(conninfo) if conninfo else None
         try:
             while not supervisor.stopping:
-                while not supervisor.stopping and await self._publish_batch(500) > 0:
+                # A batch short of full took every event committed before it read; one
+                # committed since has notified, so the wait below returns at once.
+                while not supervisor.stopping and await self._publish_batch(RELAY_BATCH_SIZE) == (
+                    RELAY_BATCH_SIZE
+                ):
                     pass
                 supervisor.healthy()
                 await _wait(listener, poll_s)

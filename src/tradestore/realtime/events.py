@@ -40,6 +40,24 @@ VALUES (%s, %s, %s::jsonb)
 NOTIFY_CHANNEL = "tradestore_outbox"  # see the trigger in migration 0003
 
 
+def with_event(statement: str, event_type: str, payload: str, *, also: str = "") -> str:
+    """`statement` (an INSERT or UPDATE ... RETURNING *) and an outbox event for each row
+    it returns, as one statement that returns those rows: one round trip, not two.
+
+    `event_type` and `payload` are SQL expressions over the returned row, named
+    `changed` (numbers as text in the payload: exact, as `encode_payload` writes them).
+    `also` adds further data-modifying CTEs that may read `changed` (", name AS (...)").
+    Every part is a module constant of the caller, never input: values are bound.
+    """
+    return (
+        f"WITH changed AS ({statement}),\n"  # noqa: S608
+        "outbox AS (INSERT INTO event_outbox (event_type, aggregate_id, payload)\n"
+        f"           SELECT {event_type}, changed.id::text, {payload} FROM changed)"
+        f"{also}\n"
+        "SELECT * FROM changed"
+    )
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # exact: never through float

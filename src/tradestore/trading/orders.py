@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound
 from tradestore.frames import Records
-from tradestore.realtime.events import EventType, append_event
+from tradestore.realtime.events import EventType, with_event
 from tradestore.times import optional_aware
 from tradestore.trading.models import (
     NewOrder,
@@ -32,12 +32,32 @@ from tradestore.trading.models import (
     parse_input,
     parse_money,
 )
-from tradestore.trading.trades import follow_entry_orders, open_trade_from_order
+from tradestore.trading.trades import follow_entry_orders, open_trade_for_order
 
 if TYPE_CHECKING:
     from tradestore.db.replicas import ReadRouter
 
 OPEN_STATES = (OrderStatus.PENDING, OrderStatus.PARTIAL_FILLED)
+
+# The payload of an order's events, over the changed row (see with_event).
+ORDER_PAYLOAD = """jsonb_build_object(
+    'id', changed.id, 'strategy_id', changed.strategy_id, 'symbol', changed.symbol,
+    'side', changed.side, 'status', changed.status, 'quantity', changed.quantity::text,
+    'filled_quantity', changed.filled_quantity::text,
+    'avg_fill_price', changed.avg_fill_price::text, 'client_order_id', changed.client_order_id)"""
+FILL_PAYLOAD = (
+    ORDER_PAYLOAD
+    + " || jsonb_build_object('fill_quantity', %(qty)s::text, 'fill_price', %(price)s::text)"
+)
+FILL_EVENT = (
+    f"CASE WHEN changed.status = 'FILLED' THEN '{EventType.ORDER_FILLED.value}'"
+    f" ELSE '{EventType.ORDER_PARTIALLY_FILLED.value}' END"
+)
+
+
+def _event_type(kind: EventType) -> str:
+    return f"'{kind.value}'"
+
 
 INSERT_ORDER = """
 INSERT INTO orders (strategy_id, trade_id, external_order_id, client_order_id, symbol, side,
@@ -49,6 +69,7 @@ VALUES (%(strategy_id)s, %(trade_id)s, %(external_order_id)s, %(client_order_id)
 ON CONFLICT (strategy_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
 RETURNING *
 """
+CREATE_ORDER = with_event(INSERT_ORDER, _event_type(EventType.ORDER_CREATED), ORDER_PAYLOAD)
 SELECT_BY_CLIENT_ID = "SELECT * FROM orders WHERE strategy_id = %s AND client_order_id = %s"
 SELECT_BY_ID = "SELECT * FROM orders WHERE id = %s"
 SELECT_BY_EXTERNAL_ID = "SELECT * FROM orders WHERE external_order_id = %s"
@@ -78,6 +99,7 @@ UPDATE orders SET
    AND filled_quantity + %(qty)s <= quantity
 RETURNING *
 """
+FILL_ORDER = with_event(RECORD_FILL, FILL_EVENT, FILL_PAYLOAD)
 MARK_SUBMITTED = """
 UPDATE orders SET submitted_at = coalesce(%(at)s, now()),
        external_order_id = coalesce(%(external_order_id)s, external_order_id)
@@ -94,6 +116,8 @@ UPDATE orders SET status = 'REJECTED', error_message = %(error)s
  WHERE id = %(id)s AND status = 'PENDING'
 RETURNING *
 """
+CANCEL_ORDER = with_event(CANCEL, _event_type(EventType.ORDER_CANCELLED), ORDER_PAYLOAD)
+REJECT_ORDER = with_event(REJECT, _event_type(EventType.ORDER_REJECTED), ORDER_PAYLOAD)
 RECORD_FAILURE = """
 UPDATE orders SET retry_count = retry_count + 1, error_message = %(error)s
  WHERE id = %(id)s AND status IN ('PENDING', 'PARTIAL_FILLED')
@@ -131,15 +155,12 @@ class OrderRepository:
             time_in_force=new.time_in_force.value,
             metadata=Jsonb(new.metadata),
         )
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(INSERT_ORDER, params)
-            row = await cur.fetchone()
-            if row is not None:
-                order = to_order(row)
-                await _event(conn, EventType.ORDER_CREATED, order)
-                return order
-            cur = await conn.execute(SELECT_BY_CLIENT_ID, (new.strategy_id, new.client_order_id))
-            existing = await cur.fetchone()
+        row = await self.db.query_one(CREATE_ORDER, params)  # the order and its event
+        if row is not None:
+            return to_order(row)
+        existing = await self.db.query_one(
+            SELECT_BY_CLIENT_ID, (new.strategy_id, new.client_order_id)
+        )
         assert existing is not None  # DO NOTHING only skips when the key exists
         order = to_order(existing)
         _same_request_or_conflict(order, new)
@@ -208,7 +229,7 @@ class OrderRepository:
         transaction."""
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(pipeline=True) as conn:
             order = await self._apply_fill(conn, fill)
             if order.trade_id is not None:
                 await follow_entry_orders(conn, order.trade_id)
@@ -229,69 +250,55 @@ class OrderRepository:
         a bot. `trade` takes the fields open_from_order takes (stop_loss_price, ...)."""
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(pipeline=True) as conn:
             order = await self._apply_fill(conn, fill)
             if order.trade_id is not None:
                 followed = await follow_entry_orders(conn, order.trade_id)
                 assert followed is not None
                 return order, followed
-            opened = await open_trade_from_order(conn, order.id, **trade)
+            opened = await open_trade_for_order(conn, order, **trade)
         return order.model_copy(update={"trade_id": opened.id}), opened
 
     async def _apply_fill(self, conn: Connection, fill: dict[str, Any]) -> Order:
-        cur = await conn.execute(RECORD_FILL, fill)
+        """The fill and its event, one statement; the order's row stays locked."""
+        cur = await conn.execute(FILL_ORDER, fill)
         row = await cur.fetchone()
         if row is None:
             await self._explain_refused_fill(conn, fill)
         assert row is not None
-        order = to_order(row)
-        kind = (
-            EventType.ORDER_FILLED
-            if order.status is OrderStatus.FILLED
-            else EventType.ORDER_PARTIALLY_FILLED
-        )
-        await _event(conn, kind, order, fill_quantity=fill["qty"], fill_price=fill["price"])
-        return order
+        return to_order(row)
 
     async def mark_submitted(
         self, order_id: UUID, *, external_order_id: str | None = None, at: datetime | None = None
     ) -> Order:
         params = {"id": as_uuid(order_id), "external_order_id": external_order_id, "at": at}
-        return await self._transition(MARK_SUBMITTED, params, "PENDING (submitted)", None)
+        return await self._transition(MARK_SUBMITTED, params, "PENDING (submitted)")
 
     async def cancel(self, order_id: UUID) -> Order:
         return await self._transition(
-            CANCEL, {"id": as_uuid(order_id)}, OrderStatus.CANCELLED, EventType.ORDER_CANCELLED
+            CANCEL_ORDER, {"id": as_uuid(order_id)}, OrderStatus.CANCELLED
         )
 
     async def reject(self, order_id: UUID, error_message: str) -> Order:
         params = {"id": as_uuid(order_id), "error": error_message}
-        return await self._transition(
-            REJECT, params, OrderStatus.REJECTED, EventType.ORDER_REJECTED
-        )
+        return await self._transition(REJECT_ORDER, params, OrderStatus.REJECTED)
 
     async def record_failure(self, order_id: UUID, error_message: str) -> Order:
         """A failed submission attempt: retry_count + 1 and the error kept; state unchanged."""
         params = {"id": as_uuid(order_id), "error": error_message}
-        return await self._transition(RECORD_FAILURE, params, "retry", None)
+        return await self._transition(RECORD_FAILURE, params, "retry")
 
     async def _transition(
-        self,
-        query: str,
-        params: dict[str, Any],
-        target: OrderStatus | str,
-        event: EventType | None,
+        self, query: str, params: dict[str, Any], target: OrderStatus | str
     ) -> Order:
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(query, params)
-            row = await cur.fetchone()
-            if row is None:
+        """One conditional statement (with its event, if any); when it changes nothing,
+        the order's current status says why."""
+        row = await self.db.query_one(query, params)
+        if row is None:
+            async with self.db.connection() as conn:
                 current = await _current_status(conn, params["id"])
-                raise Conflict(f"order {params['id']}: illegal transition {current} -> {target}")
-            order = to_order(row)
-            if event is not None:
-                await _event(conn, event, order)
-        return order
+            raise Conflict(f"order {params['id']}: illegal transition {current} -> {target}")
+        return to_order(row)
 
     async def _explain_refused_fill(self, conn: Connection, fill: dict[str, Any]) -> None:
         cur = await conn.execute(SELECT_BY_ID, (fill["id"],))
@@ -363,19 +370,3 @@ async def _current_status(conn: Connection, order_id: UUID) -> str:
     if row is None:
         raise NotFound(f"no order with id {order_id}")
     return str(row["status"])
-
-
-async def _event(conn: Connection, kind: EventType, order: Order, **extra: Any) -> None:
-    payload: dict[str, Any] = {
-        "id": order.id,
-        "strategy_id": order.strategy_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "status": order.status,
-        "quantity": order.quantity,
-        "filled_quantity": order.filled_quantity,
-        "avg_fill_price": order.avg_fill_price,
-        "client_order_id": order.client_order_id,
-    }
-    payload.update(extra)
-    await append_event(conn, kind, payload, aggregate_id=order.id)

@@ -1,8 +1,9 @@
 """Trades: open (directly or from an order), partial fills, close exactly once, history.
 
-Closing locks the trade row (`SELECT ... FOR UPDATE`), computes P&L in Decimal, closes
-it and adds the result to its strategy's statistics in the same transaction: of many
-concurrent closers exactly one succeeds, the rest get a Conflict, and the strategy's
+Closing reads the trade, computes P&L in Decimal, and closes it only if it is still open
+with the P&L's inputs as read, adding the result to its strategy's statistics in the
+same statement: of many concurrent closers exactly one succeeds, the rest get a Conflict,
+a fill that lands in between makes the close compute again, and the strategy's
 total_trades / winning_trades / total_pnl always equal what the trades table says.
 """
 
@@ -22,11 +23,12 @@ from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound, ValidationError
 from tradestore.frames import Records
-from tradestore.realtime.events import EventType, append_event
+from tradestore.realtime.events import EventType, with_event
 from tradestore.times import optional_aware, require_aware
 from tradestore.trading.models import (
     NewTrade,
     NonNegativeMoney,
+    Order,
     OrderStatus,
     PositiveMoney,
     Trade,
@@ -44,6 +46,18 @@ from tradestore.trading.strategies import cache_key as strategy_key
 if TYPE_CHECKING:
     from tradestore.db.replicas import ReadRouter
 
+# The payload of a trade's events, over the changed row (see with_event).
+TRADE_PAYLOAD = """jsonb_build_object(
+    'id', changed.id, 'strategy_id', changed.strategy_id, 'symbol', changed.symbol,
+    'side', changed.side, 'status', changed.status, 'entry_price', changed.entry_price::text,
+    'quantity', changed.filled_quantity::text, 'exit_price', changed.exit_price::text,
+    'pnl', changed.pnl::text, 'pnl_percent', changed.pnl_percent::text)"""
+
+
+def _event_type(kind: EventType) -> str:
+    return f"'{kind.value}'"
+
+
 INSERT_TRADE = """
 INSERT INTO trades (strategy_id, external_order_id, symbol, side, type, entry_price, quantity,
                     filled_quantity, entry_time, fees, status, entry_signal, entry_tag,
@@ -54,24 +68,42 @@ VALUES (%(strategy_id)s, %(external_order_id)s, %(symbol)s, %(side)s, %(type)s,
         %(take_profit_price)s, %(metadata)s, %(notes)s)
 RETURNING *
 """
+OPEN_TRADE = with_event(INSERT_TRADE, _event_type(EventType.TRADE_OPENED), TRADE_PAYLOAD)
+# opened from an order: the order is linked to the trade in the same statement
+OPEN_TRADE_FOR_ORDER = with_event(
+    INSERT_TRADE,
+    _event_type(EventType.TRADE_OPENED),
+    TRADE_PAYLOAD,
+    also=""",
+link AS (UPDATE orders SET trade_id = changed.id FROM changed WHERE orders.id = %(order_id)s)""",
+)
 SELECT_BY_ID = "SELECT * FROM trades WHERE id = %s"
-LOCK_TRADE = "SELECT * FROM trades WHERE id = %s FOR UPDATE"
 LOCK_ORDER = "SELECT * FROM orders WHERE id = %s FOR UPDATE"
-LINK_ORDER = "UPDATE orders SET trade_id = %s WHERE id = %s"
+# Closes the trade as it was read (status open, and the P&L's inputs unchanged): of
+# concurrent closers one matches, and a fill in between makes the close read again.
 CLOSE_TRADE = """
 UPDATE trades SET exit_price = %(exit_price)s, exit_time = coalesce(%(exit_time)s, now()),
        pnl = %(pnl)s, pnl_percent = %(pnl_percent)s, fees = %(fees)s, status = 'CLOSED',
        exit_reason = %(exit_reason)s, exit_signal = %(exit_signal)s, exit_tag = %(exit_tag)s,
        updated_at = now()
- WHERE id = %(id)s
+ WHERE id = %(id)s AND status IN ('OPEN', 'PARTIALLY_FILLED')
+   AND entry_price = %(seen_entry_price)s AND filled_quantity = %(seen_filled)s
+   AND fees = %(seen_fees)s
 RETURNING *
 """
-ADD_TO_STRATEGY_STATS = """
-UPDATE strategies SET total_trades = total_trades + 1,
-       winning_trades = winning_trades + CASE WHEN %(pnl)s > 0 THEN 1 ELSE 0 END,
-       total_pnl = total_pnl + %(pnl)s, updated_at = now()
- WHERE id = %(strategy_id)s
-"""
+# The close, its event and the strategy's statistics in one statement (one transaction,
+# no lock held across round trips). The strategy's row is locked last: every close of
+# the strategy queues on it.
+CLOSE_AND_COUNT = with_event(
+    CLOSE_TRADE,
+    _event_type(EventType.TRADE_CLOSED),
+    TRADE_PAYLOAD,
+    also=""",
+stats AS (UPDATE strategies s SET total_trades = s.total_trades + 1,
+                 winning_trades = s.winning_trades + CASE WHEN changed.pnl > 0 THEN 1 ELSE 0 END,
+                 total_pnl = s.total_pnl + changed.pnl, updated_at = now()
+            FROM changed WHERE s.id = changed.strategy_id)""",
+)
 # A partial fill of an open trade: weighted entry price, one conditional statement.
 ADD_FILL = """
 UPDATE trades SET
@@ -104,6 +136,9 @@ UPDATE trades t SET
  WHERE t.id = %(trade_id)s AND t.status IN ('OPEN', 'PARTIALLY_FILLED') AND agg.filled > 0
 RETURNING t.*
 """
+FOLLOW_AND_EVENT = with_event(
+    FOLLOW_ENTRY_ORDERS, _event_type(EventType.TRADE_FILLED), TRADE_PAYLOAD
+)
 CANCEL_TRADE = """
 UPDATE trades SET status = 'CANCELLED', updated_at = now()
  WHERE id = %s AND status IN ('OPEN', 'PARTIALLY_FILLED')
@@ -150,7 +185,7 @@ class TradeRepository:
     # --- open -------------------------------------------------------------------------------
     async def open(self, data: NewTrade | dict[str, Any]) -> Trade:
         new = parse_input(NewTrade, data)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(pipeline=True) as conn:
             trade = await _insert(conn, new)
         return trade
 
@@ -158,7 +193,7 @@ class TradeRepository:
         """Open a trade for what an order has filled so far, and link the order to it.
         The trade's quantity is the order's; later fills of the order (`orders.record_fill`)
         extend the trade in the same transaction as each fill."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(pipeline=True) as conn:
             return await open_trade_from_order(conn, as_uuid(order_id), **extra)
 
     # --- fills, close, cancel ----------------------------------------------------------
@@ -201,8 +236,18 @@ class TradeRepository:
             raise ValidationError(
                 "exit_reason: 1 to 50 characters", field="exit_reason", value=exit_reason
             )
-        async with self.db.transaction() as conn:
-            trade = await _locked(conn, trade_id)
+        exit_params = {
+            "id": trade_id,
+            "exit_price": price,
+            "exit_time": exit_time,
+            "exit_reason": exit_reason,
+            "exit_tag": exit_tag,
+            "exit_signal": None
+            if exit_signal is None
+            else Jsonb(check_json(exit_signal, field="exit_signal")),
+        }
+        while True:  # ends: an open trade changes only by fills, and it cannot overfill
+            trade = await self.get(trade_id)
             if trade.status not in (TradeStatus.OPEN, TradeStatus.PARTIALLY_FILLED):
                 raise Conflict(f"trade {trade_id} is already {trade.status.value}")
             if trade.filled_quantity <= 0:
@@ -215,30 +260,22 @@ class TradeRepository:
                 entry_fees=trade.fees,
                 exit_fees=fee,
             )
-            cur = await conn.execute(
-                CLOSE_TRADE,
+            row = await self.db.query_one(
+                CLOSE_AND_COUNT,
                 {
-                    "id": trade_id,
-                    "exit_price": price,
-                    "exit_time": exit_time,
+                    **exit_params,
                     "pnl": result.pnl,
                     "pnl_percent": result.pnl_percent,
                     "fees": result.fees,
-                    "exit_reason": exit_reason,
-                    "exit_tag": exit_tag,
-                    "exit_signal": None
-                    if exit_signal is None
-                    else Jsonb(check_json(exit_signal, field="exit_signal")),
+                    "seen_entry_price": trade.entry_price,
+                    "seen_filled": trade.filled_quantity,
+                    "seen_fees": trade.fees,
                 },
             )
-            row = await cur.fetchone()
-            assert row is not None
-            closed = to_trade(row)
-            await _event(conn, EventType.TRADE_CLOSED, closed)
-            # Last before COMMIT: every close of the strategy queues on this row's lock.
-            await conn.execute(
-                ADD_TO_STRATEGY_STATS, {"pnl": result.pnl, "strategy_id": trade.strategy_id}
-            )
+            if row is not None:
+                closed = to_trade(row)
+                break
+            # closed by someone else, or filled further since we read it: read again
         await self.cache.invalidate(strategy_key(trade.strategy_id), ACTIVE_KEY)
         return closed
 
@@ -325,7 +362,8 @@ class TradeRepository:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def _insert(conn: Connection, new: NewTrade) -> Trade:
+async def _insert(conn: Connection, new: NewTrade, *, order_id: UUID | None = None) -> Trade:
+    """The trade and its event (and the order's link to it), one statement."""
     filled = new.quantity if new.filled_quantity is None else new.filled_quantity
     params = new.model_dump()
     params.update(
@@ -336,63 +374,55 @@ async def _insert(conn: Connection, new: NewTrade) -> Trade:
         entry_signal=None if new.entry_signal is None else Jsonb(new.entry_signal),
         metadata=Jsonb(new.metadata),
     )
-    cur = await conn.execute(INSERT_TRADE, params)
+    if order_id is not None:
+        params["order_id"] = order_id
+    cur = await conn.execute(OPEN_TRADE if order_id is None else OPEN_TRADE_FOR_ORDER, params)
     row = await cur.fetchone()
     assert row is not None
-    trade = to_trade(row)
-    await _event(conn, EventType.TRADE_OPENED, trade)
-    return trade
+    return to_trade(row)
 
 
 async def open_trade_from_order(conn: Connection, order_id: UUID, **extra: Any) -> Trade:
     """In the caller's transaction: a trade for what the order has filled, linked to it."""
     cur = await conn.execute(LOCK_ORDER, (order_id,))
-    order = await cur.fetchone()
-    if order is None:
+    row = await cur.fetchone()
+    if row is None:
         raise NotFound(f"no order with id {order_id}")
-    if order["trade_id"] is not None:
-        raise Conflict(f"order {order_id} already opened trade {order['trade_id']}")
-    if order["filled_quantity"] <= 0:
-        raise Conflict(f"order {order_id} has no fills yet ({order['status']})")
+    return await open_trade_for_order(conn, Order.model_validate(row), **extra)
+
+
+async def open_trade_for_order(conn: Connection, order: Order, **extra: Any) -> Trade:
+    """In the caller's transaction, which holds the order's row lock (it locked or
+    updated it): a trade for what the order has filled, linked to it."""
+    if order.trade_id is not None:
+        raise Conflict(f"order {order.id} already opened trade {order.trade_id}")
+    if order.filled_quantity <= 0:
+        raise Conflict(f"order {order.id} has no fills yet ({order.status.value})")
     new = parse_input(
         NewTrade,
         {
-            "strategy_id": order["strategy_id"],
-            "symbol": order["symbol"],
-            "side": order["side"],
-            "type": _trade_type(order["type"]),
-            "entry_price": order["avg_fill_price"],
-            "quantity": order["quantity"],
-            "filled_quantity": order["filled_quantity"],
-            "fees": order["fees"],
-            "external_order_id": order["external_order_id"],
-            "entry_time": order["filled_at"] or order["submitted_at"],
+            "strategy_id": order.strategy_id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "type": _trade_type(order.type.value),
+            "entry_price": order.avg_fill_price,
+            "quantity": order.quantity,
+            "filled_quantity": order.filled_quantity,
+            "fees": order.fees,
+            "external_order_id": order.external_order_id,
+            "entry_time": order.filled_at or order.submitted_at,
             **extra,
         },
     )
-    trade = await _insert(conn, new)
-    await conn.execute(LINK_ORDER, (trade.id, order_id))
-    return trade
+    return await _insert(conn, new, order_id=order.id)
 
 
 async def follow_entry_orders(conn: Connection, trade_id: UUID) -> Trade | None:
     """Bring an open trade up to date with its entry orders' fills, in the caller's
     transaction (None when the trade is closed or cancelled: it no longer changes)."""
-    cur = await conn.execute(FOLLOW_ENTRY_ORDERS, {"trade_id": trade_id})
+    cur = await conn.execute(FOLLOW_AND_EVENT, {"trade_id": trade_id})
     row = await cur.fetchone()
-    if row is None:
-        return None
-    trade = to_trade(row)
-    await _event(conn, EventType.TRADE_FILLED, trade)
-    return trade
-
-
-async def _locked(conn: Connection, trade_id: UUID) -> Trade:
-    cur = await conn.execute(LOCK_TRADE, (trade_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"no trade with id {trade_id}")
-    return to_trade(row)
+    return None if row is None else to_trade(row)
 
 
 def _where(filters: TradeFilters) -> tuple[list[sql.Composable], dict[str, Any]]:
@@ -438,22 +468,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 def _trade_type(order_type: str) -> str:
     return "LIMIT" if order_type == "STOP_LIMIT" else order_type
-
-
-async def _event(conn: Connection, kind: EventType, trade: Trade) -> None:
-    payload: dict[str, Any] = {
-        "id": trade.id,
-        "strategy_id": trade.strategy_id,
-        "symbol": trade.symbol,
-        "side": trade.side,
-        "status": trade.status,
-        "entry_price": trade.entry_price,
-        "quantity": trade.filled_quantity,
-        "exit_price": trade.exit_price,
-        "pnl": trade.pnl,
-        "pnl_percent": trade.pnl_percent,
-    }
-    await append_event(conn, kind, payload, aggregate_id=trade.id)
 
 
 __all__ = ["OrderStatus", "TradeFilters", "TradePage", "TradeRepository"]
