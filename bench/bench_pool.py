@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import psycopg
 
-from bench.harness import BenchContext, Result, timed
+from bench.harness import BenchContext, Result, timed_pair
 
 N = 5000
 
 
 async def run(ctx: BenchContext) -> list[Result]:
-    ours = await timed(N, lambda: ctx.store.db.query("SELECT 1"))
     async with await psycopg.AsyncConnection.connect(ctx.db_url, autocommit=True) as conn:
 
         async def bare() -> object:
             cur = await conn.execute("SELECT 1")
             return await cur.fetchall()
 
-        raw = await timed(N, bare)
+        ours, raw = await timed_pair(N, lambda: ctx.store.db.query("SELECT 1"), bare)
     return [
         Result(
             name="pool query('SELECT 1')",

@@ -15,7 +15,7 @@ import uuid
 import psycopg
 import redis.asyncio as aioredis
 
-from bench.harness import BenchContext, Result, timed
+from bench.harness import BenchContext, Result, timed, timed_pair
 from tradestore import TradeStore
 
 TASKS = 8
@@ -92,11 +92,10 @@ async def _cached_gets(ctx: BenchContext) -> list[Result]:
         store.cache.local.clear()
         return await store.strategies.get(strategy.id)
 
-    l2 = await timed(3000, l2_get)
     client = aioredis.Redis.from_url(ctx.redis_url)
     key = f"{ctx.settings.redis_key_prefix}bench-raw"
     await client.set(key, b"x" * 600)
-    raw = await timed(3000, lambda: client.get(key))
+    l2, raw = await timed_pair(3500, l2_get, lambda: client.get(key))
     await client.delete(key)
     await client.aclose()
     return [

@@ -9,6 +9,7 @@ A benchmark module is `bench/bench_<name>.py` with `async def run(ctx: BenchCont
 from __future__ import annotations
 
 import os
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,24 @@ async def timed(n: int, op: Callable[[], Awaitable[object]]) -> float:
     for _ in range(n):
         await op()
     return (time.perf_counter() - started) / n
+
+
+async def timed_pair(
+    n: int,
+    ours: Callable[[], Awaitable[object]],
+    baseline: Callable[[], Awaitable[object]],
+    *,
+    rounds: int = 7,
+) -> tuple[float, float]:
+    """Seconds per operation of ours and of the baseline, measured in alternating rounds
+    of n/rounds calls each, the median round of each: on a shared machine whose speed
+    drifts over seconds, two back-to-back runs compare the drift, not the code."""
+    per_round = max(1, n // rounds)
+    ours_rounds, baseline_rounds = [], []
+    for _ in range(rounds):
+        ours_rounds.append(await timed(per_round, ours))
+        baseline_rounds.append(await timed(per_round, baseline))
+    return statistics.median(ours_rounds), statistics.median(baseline_rounds)
 
 
 def create_scratch_database(admin_url: str = ADMIN_URL) -> tuple[str, str]:

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import delete_keys, make_settings
+from tests.conftest import delete_keys, make_settings, raw_redis
 from tests.servers import RedisServer
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 from tradestore.cache import codec
+from tradestore.trading.strategies import cache_key as strategy_key
 
 
 def test_codec_keeps_decimal_datetime_uuid_exact() -> None:
@@ -106,6 +107,28 @@ async def test_l2_serves_a_second_process_exactly(migrated_db_url: str) -> None:
         assert await b.strategies.get(strategy.id) == strategy  # Decimal, datetime intact
         assert b.cache.stats["l2_hits"] == hits + 1
     delete_keys(settings.redis_key_prefix)
+
+
+async def test_an_unreadable_l2_entry_is_loaded_again_and_replaced(
+    store: TradeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry another version wrote (the old tagged codec) or garbage is a miss, not an
+    error: the strategy comes from PostgreSQL and L2 holds a readable copy after."""
+    strategy = await new_strategy(store)
+    key = store.cache._value_key(strategy_key(strategy.id))
+    client = raw_redis()
+    try:
+        for foreign in (codec.dumps(strategy), b"\xff not json"):
+            client.set(key, foreign)
+            store.cache.local.clear()
+            loads = store.cache.stats["loads"]
+            with caplog.at_level(logging.WARNING, logger="tradestore.cache.two_tier"):
+                assert await store.strategies.get(strategy.id) == strategy
+            assert store.cache.stats["loads"] == loads + 1
+            assert "unreadable cache entry" in caplog.text
+            assert client.get(key) not in (None, foreign)  # replaced by a readable copy
+    finally:
+        client.close()
 
 
 async def test_writer_never_reads_old_value_and_others_see_new_within_a_second(

@@ -24,7 +24,9 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from pydantic import TypeAdapter
 
 from tradestore.cache import codec
 from tradestore.cache.local import LocalCache
@@ -97,13 +99,14 @@ class TwoTierCache:
         key: str,
         loader: Callable[[], Awaitable[T]],
         *,
-        decode: Callable[[Any], T] | None = None,
+        adapter: TypeAdapter[Any] | None = None,
         ttl_ms: int | None = None,
     ) -> T:
         """The cached value of key, else `loader()`'s, loaded once however many ask at once.
 
-        `decode` rebuilds the value from its L2 (JSON) form, e.g. a pydantic model.
-        A loader result of None is not cached.
+        With `adapter` (pydantic, built once by the caller: a model or a list of models),
+        L2 holds the value as that adapter's JSON and reads it back with its compiled JSON
+        validator; without, as `codec` writes it. A loader result of None is not cached.
         """
         while True:
             hit = self.local.get(key, _MISSING)
@@ -112,7 +115,7 @@ class TwoTierCache:
                 return hit  # type: ignore[no-any-return]
             pending = self._inflight.get(key)
             if pending is None:
-                return await self._lead(key, loader, decode, ttl_ms)
+                return await self._lead(key, loader, adapter, ttl_ms)
             try:
                 return await asyncio.shield(pending)
             except asyncio.CancelledError:
@@ -124,7 +127,7 @@ class TwoTierCache:
         self,
         key: str,
         loader: Callable[[], Awaitable[T]],
-        decode: Callable[[Any], T] | None,
+        adapter: TypeAdapter[Any] | None,
         ttl_ms: int | None,
     ) -> T:
         """Load key for everyone waiting on it. If this task is cancelled, the waiters
@@ -132,7 +135,7 @@ class TwoTierCache:
         pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = pending
         try:
-            value = await self._load(key, loader, decode, ttl_ms)
+            value = await self._load(key, loader, adapter, ttl_ms)
         except Exception as exc:
             pending.set_exception(exc)
             pending.exception()  # mark retrieved: waiters re-raise it themselves
@@ -151,19 +154,21 @@ class TwoTierCache:
         self,
         key: str,
         loader: Callable[[], Awaitable[T]],
-        decode: Callable[[Any], T] | None,
+        adapter: TypeAdapter[Any] | None,
         ttl_ms: int | None,
     ) -> T:
         generation = self._generation.get(key, 0)
         version, raw = await self._l2_get(key)
-        if raw is not None:
-            value = decode(codec.loads(raw)) if decode else codec.loads(raw)
+        cached = _MISSING if raw is None else _decode(raw, adapter)
+        if cached is not _MISSING:
+            value = cast(T, cached)
             self.stats["l2_hits"] += 1
         else:
             self.stats["loads"] += 1
             value = await loader()
             if value is not None and version is not None:
-                await self._l2_store(key, version, value, ttl_ms or self.l2_ttl_ms)
+                encoded = codec.dumps(value) if adapter is None else adapter.dump_json(value)
+                await self._l2_store(key, version, encoded, ttl_ms or self.l2_ttl_ms)
         if value is not None and self._generation.get(key, 0) == generation:
             self.local.set(key, value)
         return value
@@ -276,7 +281,7 @@ class TwoTierCache:
         self.link.recovered()
         return _text(version) if version else "0", _bytes(raw)
 
-    async def _l2_store(self, key: str, version: str, value: Any, ttl_ms: int) -> None:
+    async def _l2_store(self, key: str, version: str, encoded: bytes, ttl_ms: int) -> None:
         client = self.link.client
         if client is None:
             return
@@ -287,11 +292,21 @@ class TwoTierCache:
                 self._value_key(key),
                 self._version_key(key),
                 version,
-                codec.dumps(value),
+                encoded,
                 str(ttl_ms),
             )
         except REDIS_ERRORS as exc:
             self.link.failed(exc)
+
+
+def _decode(raw: bytes, adapter: TypeAdapter[Any] | None) -> Any:
+    """The value an L2 entry holds, or _MISSING when it cannot be read (written by
+    another version of tradestore, say): then the key is loaded and stored again."""
+    try:
+        return codec.loads(raw) if adapter is None else adapter.validate_json(raw)
+    except ValueError as exc:  # pydantic's ValidationError and JSON errors are ValueErrors
+        log.warning("unreadable cache entry, loading it again: %s", str(exc).partition("\n")[0])
+        return _MISSING
 
 
 def _we_are_cancelled() -> bool:

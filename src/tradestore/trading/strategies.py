@@ -8,6 +8,7 @@ from uuid import UUID
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from pydantic import TypeAdapter
 
 from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database
@@ -24,6 +25,9 @@ from tradestore.trading.models import (
 )
 
 ACTIVE_KEY = "strategies:active"
+# how a strategy and the active list sit in L2: pydantic JSON, read by compiled validators
+STRATEGY_JSON = TypeAdapter(Strategy)
+STRATEGIES_JSON = TypeAdapter(list[Strategy])
 
 INSERT_STRATEGY = """
 INSERT INTO strategies (name, version, description, author, config, timeframe, symbols,
@@ -103,9 +107,7 @@ class StrategyRepository:
             row = await self.db.query_one(SELECT_BY_ID, (strategy_id,))
             return to_strategy(row) if row else None
 
-        found = await self.cache.get_or_load(
-            cache_key(strategy_id), load, decode=Strategy.model_validate
-        )
+        found = await self.cache.get_or_load(cache_key(strategy_id), load, adapter=STRATEGY_JSON)
         if found is None:
             raise NotFound(f"no strategy with id {strategy_id}")
         return found
@@ -125,10 +127,7 @@ class StrategyRepository:
         async def load() -> list[Strategy]:
             return [to_strategy(r) for r in await self.db.query(SELECT_ACTIVE)]
 
-        def decode(raw: Any) -> list[Strategy]:
-            return [Strategy.model_validate(item) for item in raw]
-
-        return await self.cache.get_or_load(ACTIVE_KEY, load, decode=decode)
+        return await self.cache.get_or_load(ACTIVE_KEY, load, adapter=STRATEGIES_JSON)
 
     async def update(self, strategy_id: UUID, **changes: Any) -> Strategy:
         """Change known fields only (see StrategyChanges); `updated_at` is set."""
