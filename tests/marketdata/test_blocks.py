@@ -4,16 +4,24 @@ correctable."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pytest
+from psycopg import sql
 
 from tests.marketdata.helpers import candles, new_symbol
 from tradestore import TradeStore
+from tradestore.marketdata.blocks import BlockSink, blocks_query
+from tradestore.marketdata.copy_stream import VALUE_COLUMNS, allocate_columns
+from tradestore.marketdata.frame import CandleFrame
+from tradestore.marketdata.reads import frame_of
 from tradestore.marketdata.resample import resample
+from tradestore.symbols import DEFAULT_VENUE
+from tradestore.timeframes import Timeframe
 
 pytestmark = pytest.mark.native_only  # TimescaleDB compresses its own chunks instead
 
@@ -95,6 +103,101 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
     assert march <= 65536  # emptied by the compaction, then truncated: its space is back
     status = await store.compactor.status()
     assert status.candles >= len(data) and status.bytes_per_candle is not None
+
+
+async def test_block_stream_decodes_the_same_however_it_is_cut(fresh_store: TradeStore) -> None:
+    """BlockSink reads a block from its COPY message in place; a stream cut anywhere else
+    (a proxy, another driver) decodes to the same candles, and a cut-off one is an error."""
+    store = fresh_store
+    symbol = new_symbol()
+    await store.market_data.store_candles(symbol, "1m", odd_candles(DAYS * 1440 - 100))
+    await store.rollups.refresh()
+    await store.compactor.compact()
+    query = blocks_query(DEFAULT_VENUE, symbol, Timeframe.M1, T0, T0 + timedelta(days=DAYS))
+    messages: list[bytes] = []
+    async with store.db.connection() as conn, conn.cursor() as cur:
+        copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
+        async with cur.copy(copy) as stream:
+            messages += [bytes(m) async for m in stream]
+    whole = b"".join(messages)
+    rng = np.random.default_rng(3)
+    for exact in (False, True):
+        by_message = BlockSink(10, exact=exact)  # too small: it grows
+        for message in messages:
+            by_message.feed(message)
+        expected = by_message.finish()
+        assert len(expected["timestamp"]) == DAYS * 1440 - 100
+        cuts = np.sort(rng.choice(len(whole), 40, replace=False))
+        by_cuts = BlockSink(DAYS * 1440, exact=exact)
+        for piece in np.split(np.frombuffer(whole, np.uint8), cuts):
+            by_cuts.feed(piece.tobytes())
+        got = by_cuts.finish()
+        for name, values in expected.items():
+            np.testing.assert_array_equal(got[name], values)
+    truncated = BlockSink(10, exact=False)
+    truncated.feed(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        truncated.finish()
+
+
+def test_to_pandas_keeps_the_read_block_and_equals_the_copied_frame() -> None:
+    """A read's float columns go to pandas as one block without a copy; the frame is the
+    one built column by column (same values, order, dtypes)."""
+    n = 1000
+    columns = allocate_columns(n, exact=False)
+    rng = np.random.default_rng(1)
+    for name in VALUE_COLUMNS:
+        columns[name][:] = rng.random(n)
+    columns["timestamp"][:] = np.datetime64("2024-01-01") + np.arange(n) * np.timedelta64(1, "m")
+    columns["trades_count"][:] = rng.integers(-1, 9, n)
+    shared = frame_of(
+        {k: v[: n - 3] for k, v in columns.items()}, "BTC-USD", Timeframe.M1, exact=False
+    )
+    copied = CandleFrame(**{**shared.__dict__, "open": shared.open.copy()})
+    ours, theirs = shared.to_pandas(), copied.to_pandas()
+    assert np.shares_memory(ours["high"].to_numpy(), columns["high"])
+    assert not np.shares_memory(theirs["high"].to_numpy(), columns["high"])
+    assert list(ours.columns) == list(theirs.columns)
+    assert ours.equals(theirs) and (ours.dtypes == theirs.dtypes).all()
+    assert ours["trades_count"].isna().sum() == (columns["trades_count"][: n - 3] < 0).sum()
+
+
+async def test_reads_racing_compaction_and_expansion_see_every_candle_once(
+    fresh_store: TradeStore,
+) -> None:
+    """While a writer expands a packed day (a correction) and packs it again, over
+    and over, every read of the history returns each candle exactly once."""
+    store = fresh_store
+    symbol = new_symbol()
+    data = odd_candles(DAYS * 1440)
+    await store.market_data.store_candles(symbol, "1m", data)
+    await store.rollups.refresh()
+    await store.compactor.compact()
+    end = T0 + timedelta(days=DAYS)
+    done = asyncio.Event()
+
+    async def churn() -> None:
+        for i in range(25):
+            fixed = dict(data[1440 + i], volume=data[1440 + i]["volume"] + 1)
+            await store.market_data.store_candles(symbol, "1m", [fixed])  # expands day 2
+            await store.rollups.refresh()
+            await store.compactor.compact()  # packs it again
+        done.set()
+
+    async def read() -> int:
+        reads = 0
+        while not done.is_set():
+            for frame in (
+                await store.market_data.get_historical_data(symbol, "1m", T0, end),
+                await store.market_data.get_latest_candles(symbol, "1m", len(data)),
+            ):
+                stamps = frame.timestamp
+                assert len(stamps) == len(data) and (np.diff(stamps.astype(np.int64)) > 0).all()
+            reads += 1
+        return reads
+
+    _, reads = await asyncio.gather(churn(), read())
+    assert reads > 5
 
 
 async def test_a_correction_of_compacted_history_is_applied_and_rolled_up(

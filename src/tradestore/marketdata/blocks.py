@@ -4,7 +4,7 @@ A period of a series (1440 candles of its timeframe: a UTC day of 1m candles, 60
 1h) that closed more than `compact_after` ago is moved by `Compactor` from market_data
 rows into one market_data_block row of columns, TOAST-compressed with lz4. Reads fetch
 blocks with binary COPY; the columns they need are BYTEA of big-endian values, sent as
-stored and read by numpy as arrays, no Python object per candle (`decode_blocks`).
+stored and read by numpy as arrays, no Python object per candle (`BlockSink`).
 
 Writes never go into a block: an ingest, deletion or rescore that touches a compacted
 period expands it back into rows first (`expand`, in the writer's transaction, under the
@@ -30,6 +30,7 @@ from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import partitions_of
 from tradestore.errors import TransientError
 from tradestore.marketdata import binary
+from tradestore.marketdata.copy_stream import allocate_columns, grow_columns
 from tradestore.marketdata.validation import LOCK_SERIES, series_key
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
@@ -91,7 +92,7 @@ LATEST_BLOCKS_SQL = sql.SQL(
 def blocks_query(
     venue: str, symbol: str, tf: Timeframe, start: datetime, end: datetime
 ) -> sql.Composed:
-    """The BLOCK_COLUMNS of a series' blocks overlapping [start, end), for decode_blocks."""
+    """The BLOCK_COLUMNS of a series' blocks overlapping [start, end), for BlockSink."""
     return BLOCKS_SQL.format(
         **_series(venue, symbol, tf), start=sql.Literal(start), end=sql.Literal(end)
     )
@@ -267,23 +268,108 @@ def _period_start(ts: datetime, length: timedelta) -> datetime:
 
 # --- decoding -----------------------------------------------------------------------------
 _WIDTHS = {name: np.dtype(">i4" if name == "trades_count" else ">i8") for name in BLOCK_COLUMNS}
+Buffer = bytes | bytearray | memoryview  # what a COPY stream yields
 
 
-def decode_blocks(payload: bytes | bytearray) -> dict[str, npt.NDArray[Any]]:
-    """The candles of a binary COPY of BLOCK_COLUMNS (BYTEA of big-endian values), in
-    block order: `ts` as Unix microseconds, values as exact scaled int64, trades int64."""
-    view = memoryview(payload)
-    extension = int.from_bytes(view[15:19], "big")
-    pos = len(binary.HEADER) + extension
-    parts: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in BLOCK_COLUMNS}
-    while int.from_bytes(view[pos : pos + 2], "big", signed=True) != -1:  # -1: trailer
-        pos += 2
+class BlockSink:
+    """Candles of a binary COPY of BLOCK_COLUMNS (BYTEA of big-endian values), decoded as
+    each block arrives, into the columns ColumnSink gives: timestamps datetime64[us];
+    prices, volume and vwap float64 (NaN for unknown vwap), or exact scaled int64 when
+    `exact`; trades int64. Each block's column is read in place (`np.frombuffer` on the
+    message) and converted in the one pass that writes it into the result, so a read
+    copies no payload and overlaps decoding with the transfer."""
+
+    def __init__(self, capacity: int, *, exact: bool) -> None:
+        self.exact = exact
+        self.n = 0
+        self._pending: Buffer = b""
+        self._header_done = False
+        self._ended = False
+        self.columns = allocate_columns(capacity, exact=exact)
+
+    def feed(self, message: Buffer) -> None:
+        """One COPY message: PostgreSQL sends a block a message, so the block's columns
+        are read from the message itself; a message cut elsewhere is joined first."""
+        data = bytes(self._pending) + bytes(message) if self._pending else message
+        pos = 0 if self._header_done else self._skip_header(data)
+        if pos < 0:
+            self._pending = data
+            return
+        while pos + 2 <= len(data):
+            fields = int.from_bytes(data[pos : pos + 2], "big", signed=True)
+            if fields == -1:
+                self._ended = True
+                pos += 2
+                break
+            end = _tuple_end(data, pos)
+            if end < 0:
+                break
+            self._add_block(data, pos + 2)
+            pos = end
+        self._pending = data[pos:]
+
+    def append(self, columns: dict[str, npt.NDArray[Any]]) -> None:
+        """Candles already decoded into the same columns (the rows beside the blocks)."""
+        count = len(columns["timestamp"])
+        self._reserve(count)
+        for name, values in columns.items():
+            self.columns[name][self.n : self.n + count] = values
+        self.n += count
+
+    def finish(self) -> dict[str, npt.NDArray[Any]]:
+        if not self._ended or self._pending:
+            raise ValueError("truncated binary COPY stream of column blocks")
+        return {name: column[: self.n] for name, column in self.columns.items()}
+
+    def _skip_header(self, data: Buffer) -> int:
+        """Where the first block starts, or -1 when the header is not complete yet."""
+        if len(data) < len(binary.HEADER):
+            return -1
+        if bytes(data[: len(binary.SIGNATURE)]) != binary.SIGNATURE:
+            raise ValueError("not a PostgreSQL binary COPY stream")
+        start = len(binary.HEADER) + int.from_bytes(data[15:19], "big")
+        if len(data) < start:
+            return -1
+        self._header_done = True
+        return start
+
+    def _add_block(self, data: Buffer, pos: int) -> None:
+        """Write the block whose first field starts at pos (its values are complete)."""
+        count = int.from_bytes(data[pos : pos + 4], "big") // 8  # from ts: 8 bytes each
+        self._reserve(count)
+        window = slice(self.n, self.n + count)
         for name in BLOCK_COLUMNS:
-            size = int.from_bytes(view[pos : pos + 4], "big")
+            size = int.from_bytes(data[pos : pos + 4], "big")
             width = _WIDTHS[name]
-            parts[name].append(np.frombuffer(payload, width, size // width.itemsize, pos + 4))
+            raw = np.frombuffer(data, width, size // width.itemsize, pos + 4)
+            self._store(name, raw, window)
             pos += 4 + size
-    return {
-        name: np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, np.int64)
-        for name, chunks in parts.items()
-    }
+        self.n += count
+
+    def _store(self, name: str, raw: npt.NDArray[Any], window: slice) -> None:
+        if name == "ts":
+            self.columns["timestamp"].view(np.int64)[window] = raw
+        elif name == "trades_count" or self.exact:
+            self.columns[name][window] = raw
+        else:
+            out = self.columns[name][window]
+            np.divide(raw, binary.SCALE, out=out)  # int to float64, then / 1e8: exact
+            if name == "vwap":
+                out[raw == binary.NO_VWAP] = np.nan
+
+    def _reserve(self, count: int) -> None:
+        needed = self.n + count
+        if needed <= len(self.columns["timestamp"]):
+            return
+        capacity = max(needed, 2 * len(self.columns["timestamp"]))
+        self.columns = grow_columns(self.columns, self.n, capacity, exact=self.exact)
+
+
+def _tuple_end(data: Buffer, pos: int) -> int:
+    """Where the tuple starting at pos ends, or -1 when data holds only part of it."""
+    pos += 2
+    for _ in BLOCK_COLUMNS:
+        if pos + 4 > len(data):
+            return -1
+        pos += 4 + int.from_bytes(data[pos : pos + 4], "big")
+    return pos if pos <= len(data) else -1

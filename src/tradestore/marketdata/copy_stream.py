@@ -17,6 +17,33 @@ import numpy.typing as npt
 from tradestore.marketdata import binary
 
 FLOAT_COLUMNS = ("open", "high", "low", "close", "volume")
+VALUE_COLUMNS = (*FLOAT_COLUMNS, "vwap")
+
+
+def allocate_columns(capacity: int, *, exact: bool) -> dict[str, npt.NDArray[Any]]:
+    """Empty result columns of a read. In float mode the value columns are the rows of one
+    2-D array, which pandas can hold as one block without copying (CandleFrame.to_pandas);
+    in exact mode they are scaled int64."""
+    if exact:
+        values = {name: np.empty(capacity, dtype=np.int64) for name in VALUE_COLUMNS}
+    else:
+        block = np.empty((len(VALUE_COLUMNS), capacity), dtype=np.float64)
+        values = dict(zip(VALUE_COLUMNS, block, strict=True))
+    return {
+        "timestamp": np.empty(capacity, dtype="datetime64[us]"),
+        **values,
+        "trades_count": np.empty(capacity, dtype=np.int64),
+    }
+
+
+def grow_columns(
+    columns: dict[str, npt.NDArray[Any]], used: int, capacity: int, *, exact: bool
+) -> dict[str, npt.NDArray[Any]]:
+    """Columns of `capacity` holding the first `used` values of `columns`."""
+    grown = allocate_columns(capacity, exact=exact)
+    for name, column in columns.items():
+        grown[name][:used] = column[:used]
+    return grown
 
 
 class ColumnSink:
@@ -28,12 +55,7 @@ class ColumnSink:
         self.n = 0
         self._pending = b""
         self._header_done = False
-        value = np.int64 if exact else np.float64
-        self.columns: dict[str, npt.NDArray[Any]] = {
-            "timestamp": np.empty(capacity, dtype="datetime64[us]"),
-            **{name: np.empty(capacity, dtype=value) for name in (*FLOAT_COLUMNS, "vwap")},
-            "trades_count": np.empty(capacity, dtype=np.int64),
-        }
+        self.columns = allocate_columns(capacity, exact=exact)
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         data = self._pending + bytes(chunk)
@@ -78,7 +100,4 @@ class ColumnSink:
         return raw.astype(np.int64) if self.exact else binary.scaled_to_float(raw)
 
     def _grow(self, capacity: int) -> None:
-        for name, column in self.columns.items():
-            grown = np.empty(capacity, dtype=column.dtype)
-            grown[: self.n] = column[: self.n]
-            self.columns[name] = grown
+        self.columns = grow_columns(self.columns, self.n, capacity, exact=self.exact)

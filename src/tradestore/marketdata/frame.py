@@ -58,16 +58,25 @@ class CandleFrame:
         return cls(symbol, timeframe, stamps, col(), col(), col(), col(), col(), exact=exact)
 
     def to_pandas(self) -> Any:
-        """A pandas DataFrame indexed by a UTC DatetimeIndex named "timestamp"."""
+        """A pandas DataFrame indexed by a UTC DatetimeIndex named "timestamp".
+
+        When the float columns are rows of one array (as reads allocate them), the
+        DataFrame holds that array as its block, without a copy: it shares memory with
+        this frame's columns."""
         pd = _optional("pandas")
 
         cols: dict[str, Any] = self.columns()
         index = pd.DatetimeIndex(cols.pop("timestamp"), name="timestamp").tz_localize("UTC")
-        if self.trades_count is not None:
-            cols["trades_count"] = pd.arrays.IntegerArray(
-                self.trades_count.copy(), self.trades_count < 0
-            )
-        return pd.DataFrame(cols, index=index)
+        trades = cols.pop("trades_count", None)
+        block = _one_block(list(cols.values()))
+        if block is None:
+            frame = pd.DataFrame(cols, index=index)
+        else:
+            frame = pd.DataFrame(block.T, columns=list(cols), index=index, copy=False)
+        if trades is not None:
+            counts = pd.arrays.IntegerArray(trades.copy(), trades < 0)
+            frame.insert(len(PRICE_COLUMNS), "trades_count", counts)
+        return frame
 
     def to_polars(self) -> Any:
         pl = _optional("polars")
@@ -101,3 +110,27 @@ def _optional(module: str) -> Any:
         raise ConfigurationError(
             f"{module} is not installed: pip install 'tradestore[frames]'"
         ) from None
+
+
+def _one_block(columns: list[npt.NDArray[Any]]) -> npt.NDArray[Any] | None:
+    """The columns as one 2-D view when they are consecutive rows of one float array,
+    equal in length and start (the layout `copy_stream.allocate_columns` gives), else
+    None."""
+    first = columns[0]
+    base = first.base
+    if first.dtype != np.float64 or not isinstance(base, np.ndarray) or base.ndim != 2:
+        return None
+    row_bytes, item = base.strides
+    offset = first.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    row, column = divmod(offset, row_bytes)
+    if column % item or first.strides != (item,):
+        return None
+    block = base[row : row + len(columns), column // item : column // item + len(first)]
+    rows_match = len(block) == len(columns) and all(
+        col.base is base
+        and col.shape == block[i].shape
+        and col.strides == block[i].strides
+        and col.__array_interface__["data"] == block[i].__array_interface__["data"]
+        for i, col in enumerate(columns)
+    )
+    return block if rows_match else None

@@ -17,18 +17,22 @@ correction of that series committed, even if Redis was down when it was written.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow
 
-from tradestore.db.database import Database
+from tradestore.db.database import Connection, Database
 from tradestore.errors import ValidationError
 from tradestore.keys import Keys
-from tradestore.marketdata import binary, blocks
-from tradestore.marketdata.blocks import blocks_query, latest_blocks_query
+from tradestore.marketdata import binary
+from tradestore.marketdata.blocks import BlockSink, blocks_query, latest_blocks_query
 from tradestore.marketdata.copy_stream import FLOAT_COLUMNS, ColumnSink
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.validation import check_symbol, check_venue
@@ -61,6 +65,7 @@ CATALOG_SQL = """
 SELECT version, row_count, compacted_until FROM market_data_catalog
  WHERE venue = %s AND symbol = %s AND timeframe = %s
 """
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 RANGE_CACHE_TTL_S = 3600
 RANGE_CACHE_MAX_BYTES = 4 * 1024 * 1024
 DECODE_BLOCK_BYTES = 1 << 20
@@ -98,23 +103,25 @@ class CandleReader:
             end=sql.Literal(end),
             limit=sql.SQL("") if limit is None else sql.SQL("LIMIT {}").format(limit),
         )
-        catalog = await self.db.query_one(CATALOG_SQL, (venue, symbol, tf.value))
-        if catalog is None:
-            return to_frame(await self.copy_out(query), symbol, tf, exact=exact)
-        bound = _row_bound(int(catalog["row_count"]), tf, start, end, limit)
-        compacted_until = catalog["compacted_until"]
-        if compacted_until is not None and start < compacted_until:
-            packed = blocks_query(venue, symbol, tf, start, min(end, compacted_until))
-            rows = await self.stream_columns(query, bound, exact=exact)
-            stored = await self._block_columns(packed, exact=exact)
-            merged = merge_columns(rows, stored, start=start, end=end, newest=False, n=limit)
-            return frame_of(merged, symbol, tf, exact=exact)
-        small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
-        if small and end < tf.bucket_start(datetime.now(UTC)):
-            key_parts = (catalog["version"], start, end, limit)
-            payload = await self._cached_copy(query, symbol, tf, key_parts)
-            return to_frame(payload, symbol, tf, exact=exact)
-        return await self.stream_frame(query, symbol, tf, bound, exact=exact)
+        async with self._snapshot() as conn:
+            catalog = await _catalog(conn, venue, symbol, tf)
+            if catalog is None:
+                return to_frame(await copy_out(conn, query), symbol, tf, exact=exact)
+            bound = _row_bound(int(catalog["row_count"]), tf, start, end, limit)
+            compacted_until = catalog["compacted_until"]
+            if compacted_until is not None and start < compacted_until:
+                packed = blocks_query(venue, symbol, tf, start, min(end, compacted_until))
+                rows = await stream_columns(conn, query, bound, exact=exact)
+                stored = await _with_blocks(conn, packed, rows, bound, exact=exact)
+                merged = order_and_trim(stored, start=start, end=end, newest=False, n=limit)
+                return frame_of(merged, symbol, tf, exact=exact)
+            small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
+            if small and end < tf.bucket_start(datetime.now(UTC)):
+                key_parts = (catalog["version"], start, end, limit)
+                payload = await self._cached_copy(conn, query, symbol, tf, key_parts)
+                return to_frame(payload, symbol, tf, exact=exact)
+            columns = await stream_columns(conn, query, bound, exact=exact)
+            return frame_of(columns, symbol, tf, exact=exact)
 
     async def latest(
         self,
@@ -137,65 +144,44 @@ class CandleReader:
             tf=sql.Literal(tf.value),
             n=sql.Literal(n),
         )
-        catalog = await self.db.query_one(CATALOG_SQL, (venue, symbol, tf.value))
-        if catalog is None or catalog["compacted_until"] is None:
-            return await self.stream_frame(query, symbol, tf, n, exact=exact)
-        rows = await self.stream_columns(query, n, exact=exact)
-        stored = await self._block_columns(latest_blocks_query(venue, symbol, tf, n), exact=exact)
-        return frame_of(merge_columns(rows, stored, newest=True, n=n), symbol, tf, exact=exact)
-
-    async def _block_columns(
-        self, query: sql.Composable, *, exact: bool
-    ) -> dict[str, npt.NDArray[Any]]:
-        return block_columns(blocks.decode_blocks(await self.copy_out(query)), exact=exact)
-
-    async def stream_frame(
-        self, query: sql.Composable, symbol: str, tf: Timeframe, bound: int, *, exact: bool
-    ) -> CandleFrame:
-        """The candles of a SELECT of SCALED_COLUMNS, decoded chunk by chunk into columns
-        sized for `bound` rows (no whole payload held beside the result)."""
-        columns = await self.stream_columns(query, bound, exact=exact)
-        return frame_of(columns, symbol, tf, exact=exact)
-
-    async def stream_columns(
-        self, query: sql.Composable, bound: int, *, exact: bool
-    ) -> dict[str, npt.NDArray[Any]]:
-        sink = ColumnSink(bound, exact=exact)
-        copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
-        async with (
-            self.db.connection() as conn,
-            conn.cursor() as cur,
-            cur.copy(copy) as stream,
-        ):
-            window = bytearray()  # COPY delivers one message per row: decode in blocks
-            async for data in stream:
-                window += data
-                if len(window) >= DECODE_BLOCK_BYTES:
-                    sink.feed(window)
-                    window.clear()
-            sink.feed(window)
-        return sink.finish()
+        async with self._snapshot() as conn:
+            catalog = await _catalog(conn, venue, symbol, tf)
+            rows = await stream_columns(conn, query, n, exact=exact)
+            if catalog is None or catalog["compacted_until"] is None:
+                return frame_of(rows, symbol, tf, exact=exact)
+            packed = latest_blocks_query(venue, symbol, tf, n)
+            stored = await _with_blocks(conn, packed, rows, n, exact=exact)
+        return frame_of(order_and_trim(stored, newest=True, n=n), symbol, tf, exact=exact)
 
     async def copy_out(self, query: sql.Composable) -> bytes:
-        """The binary COPY of a SELECT (values bound as literals), joined once (growing
-        one buffer message by message copies it over and over)."""
-        copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
-        parts: list[bytes | bytearray | memoryview] = []
-        async with (
-            self.db.connection() as conn,
-            conn.cursor() as cur,
-            cur.copy(copy) as stream,
-        ):
-            async for data in stream:
-                parts.append(data)  # each message is its own copy of libpq's buffer
-        return b"".join(parts)
+        """The binary COPY of a SELECT of SCALED_COLUMNS (values bound as literals)."""
+        async with self.db.connection() as conn:
+            return await copy_out(conn, query)
+
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[Connection]:
+        """A connection in a REPEATABLE READ, READ ONLY transaction: the catalog, rows and
+        blocks a read looks at are of one moment, so a compaction or an expansion that
+        commits during the read cannot make a candle appear twice or not at all."""
+        async with self.db.connection() as conn:
+            await conn.execute(BEGIN_SNAPSHOT)
+            try:
+                yield conn
+            finally:
+                if conn.info.transaction_status != TransactionStatus.UNKNOWN:
+                    await conn.execute("ROLLBACK")  # read only: nothing to commit
 
     async def _cached_copy(
-        self, query: sql.Composable, symbol: str, tf: Timeframe, key_parts: tuple[Any, ...]
+        self,
+        conn: Connection,
+        query: sql.Composable,
+        symbol: str,
+        tf: Timeframe,
+        key_parts: tuple[Any, ...],
     ) -> bytes:
         client = self.link.client
         if client is None:
-            return await self.copy_out(query)
+            return await copy_out(conn, query)
         version, start, end, limit = key_parts
         key = self.keys.key(
             "md-range",
@@ -210,16 +196,70 @@ class CandleReader:
             hit = await client.get(key)
         except REDIS_ERRORS as exc:
             self.link.failed(exc)
-            return await self.copy_out(query)
+            return await copy_out(conn, query)
         if isinstance(hit, bytes):
             return hit
-        payload = await self.copy_out(query)
+        payload = await copy_out(conn, query)
         if len(payload) <= RANGE_CACHE_MAX_BYTES:
             try:
                 await client.set(key, payload, ex=RANGE_CACHE_TTL_S)
             except REDIS_ERRORS as exc:
                 self.link.failed(exc)
         return payload
+
+
+async def _catalog(conn: Connection, venue: str, symbol: str, tf: Timeframe) -> DictRow | None:
+    cur = await conn.execute(CATALOG_SQL, (venue, symbol, tf.value))
+    return await cur.fetchone()
+
+
+def _copy(query: sql.Composable) -> sql.Composed:
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
+
+
+async def copy_out(conn: Connection, query: sql.Composable) -> bytes:
+    """The binary COPY of a SELECT, joined once (growing one buffer message by message
+    copies it over and over)."""
+    parts: list[bytes | bytearray | memoryview] = []
+    async with conn.cursor() as cur, cur.copy(_copy(query)) as stream:
+        async for data in stream:
+            parts.append(data)  # each message is its own copy of libpq's buffer
+    return b"".join(parts)
+
+
+async def stream_columns(
+    conn: Connection, query: sql.Composable, bound: int, *, exact: bool
+) -> dict[str, npt.NDArray[Any]]:
+    """The candles of a SELECT of SCALED_COLUMNS, decoded chunk by chunk into columns
+    sized for `bound` rows (no whole payload held beside the result)."""
+    sink = ColumnSink(bound, exact=exact)
+    async with conn.cursor() as cur, cur.copy(_copy(query)) as stream:
+        window = bytearray()  # COPY delivers one message per row: decode in blocks
+        async for data in stream:
+            window += data
+            if len(window) >= DECODE_BLOCK_BYTES:
+                sink.feed(window)
+                window.clear()
+        sink.feed(window)
+    return sink.finish()
+
+
+async def _with_blocks(
+    conn: Connection,
+    query: sql.Composable,
+    rows: dict[str, npt.NDArray[Any]],
+    capacity: int,
+    *,
+    exact: bool,
+) -> dict[str, npt.NDArray[Any]]:
+    """The candles of the blocks `query` selects, decoded as they arrive, with `rows`
+    (candles read from market_data) after them, in one set of columns."""
+    sink = BlockSink(capacity + len(rows["timestamp"]), exact=exact)
+    async with conn.cursor() as cur, cur.copy(_copy(query)) as stream:
+        async for message in stream:
+            sink.feed(message)
+    sink.append(rows)
+    return sink.finish()
 
 
 def _row_bound(
@@ -231,35 +271,17 @@ def _row_bound(
     return max(0, min(stored, buckets, limit if limit is not None else stored))
 
 
-def block_columns(raw: dict[str, npt.NDArray[Any]], *, exact: bool) -> dict[str, npt.NDArray[Any]]:
-    """ColumnSink's columns of decoded block candles."""
-    columns = {
-        "timestamp": raw["ts"].astype("datetime64[us]"),
-        "trades_count": raw["trades_count"],
-    }
-    for name in FLOAT_COLUMNS:
-        columns[name] = raw[name] if exact else binary.scaled_to_float(raw[name])
-    vwap = raw["vwap"]
-    known = vwap != binary.NO_VWAP
-    columns["vwap"] = vwap if exact else np.where(known, vwap / binary.SCALE, np.nan)
-    return columns
-
-
-def merge_columns(
-    rows: dict[str, npt.NDArray[Any]],
-    stored: dict[str, npt.NDArray[Any]],
+def order_and_trim(
+    merged: dict[str, npt.NDArray[Any]],
     *,
     start: datetime | None = None,
     end: datetime | None = None,
     newest: bool,
     n: int | None,
 ) -> dict[str, npt.NDArray[Any]]:
-    """Rows and block candles in time order, within [start, end), then the first n (the
-    last n when `newest`). Rows and blocks never hold the same candle."""
-    if not len(rows["timestamp"]) or not len(stored["timestamp"]):
-        merged = stored if len(stored["timestamp"]) else rows  # no copy
-    else:
-        merged = {name: np.concatenate([stored[name], rows[name]]) for name in rows}
+    """Block candles and rows (never the same candle twice) in time order, within
+    [start, end), then the first n (the last n when `newest`). Blocks come whole, so
+    they may reach past the range; rows of an expanded period may sit between blocks."""
     stamps = merged["timestamp"]
     if len(stamps) > 1 and not (stamps[1:] >= stamps[:-1]).all():  # an expanded period
         order = np.argsort(stamps, kind="stable")
