@@ -5,6 +5,7 @@ correctable."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,8 +14,10 @@ import numpy as np
 import pytest
 from psycopg import sql
 
+from tests.conftest import delete_keys, make_settings
 from tests.marketdata.helpers import candles, new_symbol
 from tradestore import TradeStore
+from tradestore.db import migrator
 from tradestore.marketdata.blocks import BlockSink, blocks_query
 from tradestore.marketdata.copy_stream import VALUE_COLUMNS, allocate_columns
 from tradestore.marketdata.frame import CandleFrame
@@ -26,6 +29,7 @@ from tradestore.timeframes import Timeframe
 pytestmark = pytest.mark.native_only  # TimescaleDB compresses its own chunks instead
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
+MINUTE_US = 60_000_000
 DAYS = 3
 
 
@@ -105,6 +109,36 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
     assert status.candles >= len(data) and status.bytes_per_candle is not None
 
 
+async def test_blocks_packed_before_the_slots_migration_read_back_the_same(
+    empty_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks written by 0023 (a column of timestamps) are converted by 0024 (a bitmap of
+    slots): every read gives what the rows gave, gaps and SQL included."""
+    shipped = migrator.available_migrations()
+    monkeypatch.setattr(
+        migrator, "available_migrations", lambda: {k: v for k, v in shipped.items() if k < "0024"}
+    )
+    settings = make_settings(empty_database())
+    symbol = new_symbol()
+    data = odd_candles(DAYS * 1440 - 100)
+    del data[2000:2030]  # a gap inside the second day
+    async with TradeStore(settings) as store:
+        await store.migrate()
+        await store.market_data.store_candles(symbol, "1m", data)
+        await store.rollups.refresh()
+        before = await snapshot(store, symbol)
+        await store.db.execute(
+            "SELECT market_data_compact('dydx', %s, '1m', %s, %s)",
+            (symbol, T0 + timedelta(days=1), T0 + timedelta(days=2)),
+        )
+        monkeypatch.setattr(migrator, "available_migrations", lambda: shipped)
+        applied = await store.migrate()
+        assert [n for n in applied.applied if n.startswith("0024")] == ["0024_block_slots"]
+        assert await store.db.query_value("SELECT count(*) FROM market_data_block") == 1
+        assert await snapshot(store, symbol) == before
+    delete_keys(settings.redis_key_prefix)
+
+
 async def test_block_stream_decodes_the_same_however_it_is_cut(fresh_store: TradeStore) -> None:
     """BlockSink reads a block from its COPY message in place; a stream cut anywhere else
     (a proxy, another driver) decodes to the same candles, and a cut-off one is an error."""
@@ -122,19 +156,19 @@ async def test_block_stream_decodes_the_same_however_it_is_cut(fresh_store: Trad
     whole = b"".join(messages)
     rng = np.random.default_rng(3)
     for exact in (False, True):
-        by_message = BlockSink(10, exact=exact)  # too small: it grows
+        by_message = BlockSink(10, step_us=MINUTE_US, exact=exact)  # too small: it grows
         for message in messages:
             by_message.feed(message)
         expected = by_message.finish()
         assert len(expected["timestamp"]) == DAYS * 1440 - 100
         cuts = np.sort(rng.choice(len(whole), 40, replace=False))
-        by_cuts = BlockSink(DAYS * 1440, exact=exact)
+        by_cuts = BlockSink(DAYS * 1440, step_us=MINUTE_US, exact=exact)
         for piece in np.split(np.frombuffer(whole, np.uint8), cuts):
             by_cuts.feed(piece.tobytes())
         got = by_cuts.finish()
         for name, values in expected.items():
             np.testing.assert_array_equal(got[name], values)
-    truncated = BlockSink(10, exact=False)
+    truncated = BlockSink(10, step_us=MINUTE_US, exact=False)
     truncated.feed(whole[: len(whole) // 2])
     with pytest.raises(ValueError, match="truncated"):
         truncated.finish()

@@ -4,7 +4,9 @@ A period of a series (1440 candles of its timeframe: a UTC day of 1m candles, 60
 1h) that closed more than `compact_after` ago is moved by `Compactor` from market_data
 rows into one market_data_block row of columns, TOAST-compressed with lz4. Reads fetch
 blocks with binary COPY; the columns they need are BYTEA of big-endian values, sent as
-stored and read by numpy as arrays, no Python object per candle (`BlockSink`).
+stored and read by numpy as arrays, no Python object per candle (`BlockSink`), and a
+bitmap of which of the period's 1440 candle slots the block holds, from which the
+timestamps follow (migration 0024).
 
 Writes never go into a block: an ingest, deletion or rescore that touches a compacted
 period expands it back into rows first (`expand`, in the writer's transaction, under the
@@ -39,7 +41,20 @@ from tradestore.timeframes import Timeframe
 log = logging.getLogger(__name__)
 
 CANDLES_PER_BLOCK = 1440
-BLOCK_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "trades_count", "vwap")
+# What a read selects of a block: where its period starts, which of its 1440 candle slots
+# it holds (a bitmap, migration 0024), and the value columns
+BLOCK_COLUMNS = (
+    "period_start",
+    "slots",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "trades_count",
+    "vwap",
+)
+VALUE_FIELDS = BLOCK_COLUMNS[2:]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SERIES = """
 SELECT venue, symbol, timeframe FROM market_data_catalog
@@ -267,19 +282,22 @@ def _period_start(ts: datetime, length: timedelta) -> datetime:
 
 
 # --- decoding -----------------------------------------------------------------------------
-_WIDTHS = {name: np.dtype(">i4" if name == "trades_count" else ">i8") for name in BLOCK_COLUMNS}
+_WIDTHS = {name: np.dtype(">i4" if name == "trades_count" else ">i8") for name in VALUE_FIELDS}
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where a binary timestamptz counts from
 Buffer = bytes | bytearray | memoryview  # what a COPY stream yields
 
 
 class BlockSink:
-    """Candles of a binary COPY of BLOCK_COLUMNS (BYTEA of big-endian values), decoded as
-    each block arrives, into the columns ColumnSink gives: timestamps datetime64[us];
+    """Candles of a binary COPY of BLOCK_COLUMNS of one timeframe (`step_us` a candle),
+    decoded as each block arrives, into the columns ColumnSink gives: timestamps
+    datetime64[us] (the period's start plus each set slot's offset);
     prices, volume and vwap float64 (NaN for unknown vwap), or exact scaled int64 when
     `exact`; trades int64. Each block's column is read in place (`np.frombuffer` on the
     message) and converted in the one pass that writes it into the result, so a read
     copies no payload and overlaps decoding with the transfer."""
 
-    def __init__(self, capacity: int, *, exact: bool) -> None:
+    def __init__(self, capacity: int, *, step_us: int, exact: bool) -> None:
+        self.step_us = step_us
         self.exact = exact
         self.n = 0
         self._pending: Buffer = b""
@@ -335,10 +353,19 @@ class BlockSink:
 
     def _add_block(self, data: Buffer, pos: int) -> None:
         """Write the block whose first field starts at pos (its values are complete)."""
-        count = int.from_bytes(data[pos : pos + 4], "big") // 8  # from ts: 8 bytes each
+        start_us = int.from_bytes(data[pos + 4 : pos + 12], "big", signed=True) + PG_EPOCH_US
+        pos += 12
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        bits = np.frombuffer(data, np.uint8, size, pos + 4)
+        slots = np.flatnonzero(np.unpackbits(bits, bitorder="little"))  # get_bit's order
+        pos += 4 + size
+        count = len(slots)
         self._reserve(count)
         window = slice(self.n, self.n + count)
-        for name in BLOCK_COLUMNS:
+        stamps = self.columns["timestamp"].view(np.int64)[window]
+        np.multiply(slots, self.step_us, out=stamps)
+        stamps += start_us
+        for name in VALUE_FIELDS:
             size = int.from_bytes(data[pos : pos + 4], "big")
             width = _WIDTHS[name]
             raw = np.frombuffer(data, width, size // width.itemsize, pos + 4)
@@ -347,9 +374,7 @@ class BlockSink:
         self.n += count
 
     def _store(self, name: str, raw: npt.NDArray[Any], window: slice) -> None:
-        if name == "ts":
-            self.columns["timestamp"].view(np.int64)[window] = raw
-        elif name == "trades_count" or self.exact:
+        if name == "trades_count" or self.exact:
             self.columns[name][window] = raw
         else:
             out = self.columns[name][window]

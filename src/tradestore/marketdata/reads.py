@@ -112,7 +112,7 @@ class CandleReader:
             if compacted_until is not None and start < compacted_until:
                 packed = blocks_query(venue, symbol, tf, start, min(end, compacted_until))
                 rows = await stream_columns(conn, query, bound, exact=exact)
-                stored = await _with_blocks(conn, packed, rows, bound, exact=exact)
+                stored = await _with_blocks(conn, packed, rows, tf, bound, exact=exact)
                 merged = order_and_trim(stored, start=start, end=end, newest=False, n=limit)
                 return frame_of(merged, symbol, tf, exact=exact)
             small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
@@ -150,7 +150,7 @@ class CandleReader:
             if catalog is None or catalog["compacted_until"] is None:
                 return frame_of(rows, symbol, tf, exact=exact)
             packed = latest_blocks_query(venue, symbol, tf, n)
-            stored = await _with_blocks(conn, packed, rows, n, exact=exact)
+            stored = await _with_blocks(conn, packed, rows, tf, n, exact=exact)
         return frame_of(order_and_trim(stored, newest=True, n=n), symbol, tf, exact=exact)
 
     async def copy_out(self, query: sql.Composable) -> bytes:
@@ -248,13 +248,14 @@ async def _with_blocks(
     conn: Connection,
     query: sql.Composable,
     rows: dict[str, npt.NDArray[Any]],
+    tf: Timeframe,
     capacity: int,
     *,
     exact: bool,
 ) -> dict[str, npt.NDArray[Any]]:
     """The candles of the blocks `query` selects, decoded as they arrive, with `rows`
     (candles read from market_data) after them, in one set of columns."""
-    sink = BlockSink(capacity + len(rows["timestamp"]), exact=exact)
+    sink = BlockSink(capacity + len(rows["timestamp"]), step_us=tf.seconds * 1_000_000, exact=exact)
     async with conn.cursor() as cur, cur.copy(_copy(query)) as stream:
         async for message in stream:
             sink.feed(message)
