@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 
@@ -33,6 +34,39 @@ async def test_transaction_commits_or_rolls_back(store: TradeStore) -> None:
             raise RuntimeError("boom")
     assert await store.db.query("SELECT v FROM tx_probe") == [{"v": 1}]
     await store.db.execute("DROP TABLE tx_probe")
+
+
+async def test_a_cancelled_pipelined_transaction_leaves_no_stale_results_in_the_pool(
+    migrated_db_url: str,
+) -> None:
+    """Tasks cancelled anywhere inside a pipelined transaction (a relay stopped, a caller's
+    timeout) roll it back and give back no connection holding a half-read pipeline: every
+    later statement gets its own result, on every pooled connection."""
+    settings = make_settings(migrated_db_url)
+    async with TradeStore(settings) as store:
+        await store.db.execute("CREATE TABLE IF NOT EXISTS pipeline_probe (v int)")
+
+        async def pipelined(i: int) -> None:
+            async with store.db.transaction(pipeline=True) as conn:
+                await conn.execute("INSERT INTO pipeline_probe VALUES (%s)", (i,))
+                cur = await conn.execute("SELECT %s::int AS v, pg_sleep(0.002)", (i,))
+                await cur.fetchone()
+                await conn.execute("INSERT INTO pipeline_probe VALUES (%s)", (-i,))
+
+        rng = random.Random(5)
+        for i in range(1, 150):
+            task = asyncio.ensure_future(pipelined(i))
+            await asyncio.sleep(rng.uniform(0, 0.006))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for i in range(200):  # every pooled connection, several times
+            assert await store.db.query_one("SELECT %s::int AS v", (i,)) == {"v": i}
+        half_done = await store.db.query_value(
+            "SELECT count(*) FROM pipeline_probe p WHERE NOT EXISTS "
+            "(SELECT 1 FROM pipeline_probe q WHERE q.v = -p.v)"
+        )
+        assert half_done == 0  # each transaction committed whole or not at all
+        await store.db.execute("DROP TABLE pipeline_probe")
 
 
 async def test_statement_timeout_is_applied(migrated_db_url: str) -> None:

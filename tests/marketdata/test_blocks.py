@@ -44,6 +44,15 @@ def odd_candles(n: int, start: datetime = T0) -> list[dict[str, Any]]:
     return rows
 
 
+async def packed(store: TradeStore, data: list[dict[str, Any]]) -> str:
+    """A new series of `data`, its rollups computed and its closed days packed."""
+    symbol = new_symbol()
+    await store.market_data.store_candles(symbol, "1m", data)
+    await store.rollups.refresh()
+    await store.compactor.compact()
+    return symbol
+
+
 async def snapshot(store: TradeStore, symbol: str) -> dict[str, Any]:
     """Everything a user reads about the series, for comparing before and after."""
     end = T0 + timedelta(days=DAYS)
@@ -143,10 +152,7 @@ async def test_block_stream_decodes_the_same_however_it_is_cut(fresh_store: Trad
     """BlockSink reads a block from its COPY message in place; a stream cut anywhere else
     (a proxy, another driver) decodes to the same candles, and a cut-off one is an error."""
     store = fresh_store
-    symbol = new_symbol()
-    await store.market_data.store_candles(symbol, "1m", odd_candles(DAYS * 1440 - 100))
-    await store.rollups.refresh()
-    await store.compactor.compact()
+    symbol = await packed(store, odd_candles(DAYS * 1440 - 100))
     query = blocks_query(DEFAULT_VENUE, symbol, Timeframe.M1, T0, T0 + timedelta(days=DAYS))
     messages: list[bytes] = []
     async with store.db.connection() as conn, conn.cursor() as cur:
@@ -202,11 +208,8 @@ async def test_reads_racing_compaction_and_expansion_see_every_candle_once(
     """While a writer expands a packed day (a correction) and packs it again, over
     and over, every read of the history returns each candle exactly once."""
     store = fresh_store
-    symbol = new_symbol()
     data = odd_candles(DAYS * 1440)
-    await store.market_data.store_candles(symbol, "1m", data)
-    await store.rollups.refresh()
-    await store.compactor.compact()
+    symbol = await packed(store, data)
     end = T0 + timedelta(days=DAYS)
     done = asyncio.Event()
 
@@ -238,11 +241,8 @@ async def test_a_correction_of_compacted_history_is_applied_and_rolled_up(
     fresh_store: TradeStore,
 ) -> None:
     store = fresh_store
-    symbol = new_symbol()
     data = odd_candles(DAYS * 1440)
-    await store.market_data.store_candles(symbol, "1m", data)
-    await store.rollups.refresh()
-    await store.compactor.compact()
+    symbol = await packed(store, data)
     fixed = dict(data[1500], close=data[1500]["close"] + Decimal("0.5"))
     fixed["high"] = max(fixed["high"], fixed["close"])
     result = await store.market_data.store_candles(symbol, "1m", [fixed])

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg import AsyncConnection, AsyncCursor, pq, sql
 from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import set_json_loads
@@ -122,6 +122,18 @@ def build_pool(
         name="tradestore",
         configure=_configure,
         open=False,
+    )
+
+
+def _pipeline_left_clean(conn: Connection, exc: BaseException) -> bool:
+    """Whether a pipelined transaction that raised left its connection fit for reuse: an
+    error raised in the block, after which the rollback and the pipeline's sync ran. A
+    cancellation can land while the pipeline still holds results nobody read; the next
+    statement on that connection would get one of them."""
+    return (
+        isinstance(exc, Exception)
+        and conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+        and conn.info.transaction_status == pq.TransactionStatus.IDLE
     )
 
 
@@ -239,8 +251,13 @@ class Database:
                 async with conn.transaction():
                     yield conn
                 return
-            async with conn.pipeline(), conn.transaction():
-                yield conn
+            try:
+                async with conn.pipeline(), conn.transaction():
+                    yield conn
+            except BaseException as exc:
+                if not _pipeline_left_clean(conn, exc):
+                    conn.pgconn.finish()  # closed: the pool replaces it
+                raise
 
     async def query(self, query: Query, params: Params | None = None) -> list[DictRow]:
         return await self._statement(query, params, _all_rows)
