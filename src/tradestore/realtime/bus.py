@@ -229,11 +229,9 @@ class EventBus:
         listener = await _listen(conninfo) if conninfo else None
         try:
             while not supervisor.stopping:
-                # A batch short of full took every event committed before it read; one
-                # committed since has notified, so the wait below returns at once.
-                while not supervisor.stopping and await self._publish_batch(RELAY_BATCH_SIZE) == (
-                    RELAY_BATCH_SIZE
-                ):
+                # Until a batch finds nothing: an event committed while a batch was out
+                # goes in the next at once, not after its notification's round trip.
+                while not supervisor.stopping and await self._publish_batch(RELAY_BATCH_SIZE):
                     pass
                 supervisor.healthy()
                 await _wait(listener, poll_s)
