@@ -40,6 +40,11 @@ VALUES (%s, %s, %s::jsonb)
 NOTIFY_CHANNEL = "tradestore_outbox"  # see the trigger in migration 0003
 
 
+def event_literal(kind: EventType) -> str:
+    """An event type as an SQL string literal (its values are fixed identifiers)."""
+    return f"'{kind.value}'"
+
+
 def with_event(statement: str, event_type: str, payload: str, *, also: str = "") -> str:
     """`statement` (an INSERT or UPDATE ... RETURNING *) and an outbox event for each row
     it returns, as one statement that returns those rows: one round trip, not two.

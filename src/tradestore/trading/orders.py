@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound
 from tradestore.frames import Records
-from tradestore.realtime.events import EventType, with_event
+from tradestore.realtime.events import EventType, event_literal, with_event
 from tradestore.times import optional_aware
 from tradestore.trading.models import (
     NewOrder,
@@ -50,13 +50,9 @@ FILL_PAYLOAD = (
     + " || jsonb_build_object('fill_quantity', %(qty)s::text, 'fill_price', %(price)s::text)"
 )
 FILL_EVENT = (
-    f"CASE WHEN changed.status = 'FILLED' THEN '{EventType.ORDER_FILLED.value}'"
-    f" ELSE '{EventType.ORDER_PARTIALLY_FILLED.value}' END"
+    f"CASE WHEN changed.status = 'FILLED' THEN {event_literal(EventType.ORDER_FILLED)}"
+    f" ELSE {event_literal(EventType.ORDER_PARTIALLY_FILLED)} END"
 )
-
-
-def _event_type(kind: EventType) -> str:
-    return f"'{kind.value}'"
 
 
 INSERT_ORDER = """
@@ -69,7 +65,7 @@ VALUES (%(strategy_id)s, %(trade_id)s, %(external_order_id)s, %(client_order_id)
 ON CONFLICT (strategy_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
 RETURNING *
 """
-CREATE_ORDER = with_event(INSERT_ORDER, _event_type(EventType.ORDER_CREATED), ORDER_PAYLOAD)
+CREATE_ORDER = with_event(INSERT_ORDER, event_literal(EventType.ORDER_CREATED), ORDER_PAYLOAD)
 SELECT_BY_CLIENT_ID = "SELECT * FROM orders WHERE strategy_id = %s AND client_order_id = %s"
 SELECT_BY_ID = "SELECT * FROM orders WHERE id = %s"
 SELECT_BY_EXTERNAL_ID = "SELECT * FROM orders WHERE external_order_id = %s"
@@ -116,8 +112,8 @@ UPDATE orders SET status = 'REJECTED', error_message = %(error)s
  WHERE id = %(id)s AND status = 'PENDING'
 RETURNING *
 """
-CANCEL_ORDER = with_event(CANCEL, _event_type(EventType.ORDER_CANCELLED), ORDER_PAYLOAD)
-REJECT_ORDER = with_event(REJECT, _event_type(EventType.ORDER_REJECTED), ORDER_PAYLOAD)
+CANCEL_ORDER = with_event(CANCEL, event_literal(EventType.ORDER_CANCELLED), ORDER_PAYLOAD)
+REJECT_ORDER = with_event(REJECT, event_literal(EventType.ORDER_REJECTED), ORDER_PAYLOAD)
 RECORD_FAILURE = """
 UPDATE orders SET retry_count = retry_count + 1, error_message = %(error)s
  WHERE id = %(id)s AND status IN ('PENDING', 'PARTIAL_FILLED')

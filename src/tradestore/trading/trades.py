@@ -23,7 +23,7 @@ from tradestore.cache.two_tier import TwoTierCache
 from tradestore.db.database import Connection, Database
 from tradestore.errors import Conflict, NotFound, ValidationError
 from tradestore.frames import Records
-from tradestore.realtime.events import EventType, with_event
+from tradestore.realtime.events import EventType, event_literal, with_event
 from tradestore.times import optional_aware, require_aware
 from tradestore.trading.models import (
     NewTrade,
@@ -54,10 +54,6 @@ TRADE_PAYLOAD = """jsonb_build_object(
     'pnl', changed.pnl::text, 'pnl_percent', changed.pnl_percent::text)"""
 
 
-def _event_type(kind: EventType) -> str:
-    return f"'{kind.value}'"
-
-
 INSERT_TRADE = """
 INSERT INTO trades (strategy_id, external_order_id, symbol, side, type, entry_price, quantity,
                     filled_quantity, entry_time, fees, status, entry_signal, entry_tag,
@@ -68,11 +64,11 @@ VALUES (%(strategy_id)s, %(external_order_id)s, %(symbol)s, %(side)s, %(type)s,
         %(take_profit_price)s, %(metadata)s, %(notes)s)
 RETURNING *
 """
-OPEN_TRADE = with_event(INSERT_TRADE, _event_type(EventType.TRADE_OPENED), TRADE_PAYLOAD)
+OPEN_TRADE = with_event(INSERT_TRADE, event_literal(EventType.TRADE_OPENED), TRADE_PAYLOAD)
 # opened from an order: the order is linked to the trade in the same statement
 OPEN_TRADE_FOR_ORDER = with_event(
     INSERT_TRADE,
-    _event_type(EventType.TRADE_OPENED),
+    event_literal(EventType.TRADE_OPENED),
     TRADE_PAYLOAD,
     also=""",
 link AS (UPDATE orders SET trade_id = changed.id FROM changed WHERE orders.id = %(order_id)s)""",
@@ -96,7 +92,7 @@ RETURNING *
 # the strategy queues on it.
 CLOSE_AND_COUNT = with_event(
     CLOSE_TRADE,
-    _event_type(EventType.TRADE_CLOSED),
+    event_literal(EventType.TRADE_CLOSED),
     TRADE_PAYLOAD,
     also=""",
 stats AS (UPDATE strategies s SET total_trades = s.total_trades + 1,
@@ -137,7 +133,7 @@ UPDATE trades t SET
 RETURNING t.*
 """
 FOLLOW_AND_EVENT = with_event(
-    FOLLOW_ENTRY_ORDERS, _event_type(EventType.TRADE_FILLED), TRADE_PAYLOAD
+    FOLLOW_ENTRY_ORDERS, event_literal(EventType.TRADE_FILLED), TRADE_PAYLOAD
 )
 CANCEL_TRADE = """
 UPDATE trades SET status = 'CANCELLED', updated_at = now()
