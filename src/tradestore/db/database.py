@@ -203,10 +203,21 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """Borrow a connection (autocommit) for several statements."""
+        conn = await self._checkout()
+        try:
+            async with conn:  # psycopg's exit: commit, or roll back on an error
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            await self.pool.putconn(conn)
+
+    async def _checkout(self) -> Connection:
+        """A pooled connection. When none comes in time, the error says whether the pool
+        is exhausted or the server unreachable; other pool errors are translated too."""
         failed_connects = self._failed_connects()
         try:
-            async with self.pool.connection() as conn:
-                yield conn
+            return await self.pool.getconn()
         except PoolTimeout as exc:
             raise await self._timeout_error(exc, failed_connects) from exc
         except psycopg.Error as exc:
@@ -284,14 +295,9 @@ class Database:
         params: Params | None,
         read: Callable[[AsyncCursor[DictRow]], Awaitable[T]],
     ) -> T:
-        """Run one statement on a pooled connection and `read` its result. `getconn` and
-        `putconn` rather than `connection()`'s two context managers: they were a third
-        of the pool's cost a call."""
-        failed_connects = self._failed_connects()
-        try:
-            conn = await self.pool.getconn()
-        except PoolTimeout as exc:
-            raise await self._timeout_error(exc, failed_connects) from exc
+        """Run one statement on a pooled connection and `read` its result, without
+        `connection()`'s context managers: they were a third of the pool's cost a call."""
+        conn = await self._checkout()
         try:
             return await read(await conn.execute(query, params))
         except psycopg.Error as exc:

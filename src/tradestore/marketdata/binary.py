@@ -41,6 +41,17 @@ STAGE_COLUMNS: list[tuple[str, str]] = [
 READ_COLUMNS: list[tuple[str, str]] = STAGE_COLUMNS[:-1]
 
 
+def header_length(data: bytes | bytearray | memoryview) -> int | None:
+    """The length of the binary COPY header that data starts with, or None while data
+    holds only part of it; ValueError when data does not start like a binary COPY."""
+    if len(data) >= len(SIGNATURE) and bytes(data[: len(SIGNATURE)]) != SIGNATURE:
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    if len(data) < len(HEADER):
+        return None
+    length = len(HEADER) + int.from_bytes(data[15:19], "big")  # plus its extension area
+    return length if len(data) >= length else None
+
+
 def row_dtype(columns: list[tuple[str, str]]) -> np.dtype[Any]:
     fields: list[tuple[str, str]] = [("nfields", ">i2")]
     for name, kind in columns:

@@ -309,10 +309,11 @@ class BlockSink:
         """One COPY message: PostgreSQL sends a block a message, so the block's columns
         are read from the message itself; a message cut elsewhere is joined first."""
         data = bytes(self._pending) + bytes(message) if self._pending else message
-        pos = 0 if self._header_done else self._skip_header(data)
-        if pos < 0:
+        pos = 0 if self._header_done else binary.header_length(data)
+        if pos is None:
             self._pending = data
             return
+        self._header_done = True
         while pos + 2 <= len(data):
             fields = int.from_bytes(data[pos : pos + 2], "big", signed=True)
             if fields == -1:
@@ -338,18 +339,6 @@ class BlockSink:
         if not self._ended or self._pending:
             raise ValueError("truncated binary COPY stream of column blocks")
         return {name: column[: self.n] for name, column in self.columns.items()}
-
-    def _skip_header(self, data: Buffer) -> int:
-        """Where the first block starts, or -1 when the header is not complete yet."""
-        if len(data) < len(binary.HEADER):
-            return -1
-        if bytes(data[: len(binary.SIGNATURE)]) != binary.SIGNATURE:
-            raise ValueError("not a PostgreSQL binary COPY stream")
-        start = len(binary.HEADER) + int.from_bytes(data[15:19], "big")
-        if len(data) < start:
-            return -1
-        self._header_done = True
-        return start
 
     def _add_block(self, data: Buffer, pos: int) -> None:
         """Write the block whose first field starts at pos (its values are complete)."""

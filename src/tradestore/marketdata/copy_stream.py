@@ -60,13 +60,11 @@ class ColumnSink:
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         data = self._pending + bytes(chunk)
         if not self._header_done:
-            if len(data) >= len(binary.SIGNATURE) and not data.startswith(binary.SIGNATURE):
-                raise ValueError("not a PostgreSQL binary COPY stream")
-            extension = int.from_bytes(data[15:19], "big") if len(data) >= 19 else 0
-            if len(data) < len(binary.HEADER) + extension:
+            header = binary.header_length(data)
+            if header is None:
                 self._pending = data  # the header is not complete yet
                 return
-            data = data[len(binary.HEADER) + extension :]
+            data = data[header:]
             self._header_done = True
         count = len(data) // binary.READ_DTYPE.itemsize
         if count:

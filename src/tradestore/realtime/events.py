@@ -50,7 +50,7 @@ def with_event(statement: str, event_type: str, payload: str, *, also: str = "")
     it returns, as one statement that returns those rows: one round trip, not two.
 
     `event_type` and `payload` are SQL expressions over the returned row, named
-    `changed` (numbers as text in the payload: exact, as `encode_payload` writes them).
+    `changed` (numbers as NUMERIC's text in the payload: exact, like `encode_payload`'s).
     `also` adds further data-modifying CTEs that may read `changed` (", name AS (...)").
     Every part is a module constant of the caller, never input: values are bound.
     """

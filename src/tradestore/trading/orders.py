@@ -291,8 +291,7 @@ class OrderRepository:
         the order's current status says why."""
         row = await self.db.query_one(query, params)
         if row is None:
-            async with self.db.connection() as conn:
-                current = await _current_status(conn, params["id"])
+            current = await _current_status(self.db, params["id"])
             raise Conflict(f"order {params['id']}: illegal transition {current} -> {target}")
         return to_order(row)
 
@@ -360,9 +359,8 @@ def _status(value: OrderStatus | str | None) -> str | None:
     return parse_enum(OrderStatus, value, field="status").value
 
 
-async def _current_status(conn: Connection, order_id: UUID) -> str:
-    cur = await conn.execute("SELECT status FROM orders WHERE id = %s", (order_id,))
-    row = await cur.fetchone()
+async def _current_status(db: Database, order_id: UUID) -> str:
+    row = await db.query_one("SELECT status FROM orders WHERE id = %s", (order_id,))
     if row is None:
         raise NotFound(f"no order with id {order_id}")
     return str(row["status"])
