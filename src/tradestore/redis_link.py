@@ -13,6 +13,7 @@ cluster subscribes on one node (PUBLISH reaches every node of a cluster).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -33,6 +34,16 @@ RedisClient = aioredis.Redis | RedisCluster
 # what a Redis call may raise when Redis is away (a cluster client's own exception, e.g.
 # "no reachable node", is not a RedisError)
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+
+
+def end_if_cancelled() -> None:
+    """Raise CancelledError when this task has been asked to stop. redis-py can swallow a
+    cancellation that lands while it reads a reply (the task stays marked as cancelling,
+    and the call returns or raises a Redis error instead). A loop that calls Redis again
+    would then never end, so loops check this after every call."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True)

@@ -158,3 +158,40 @@ async def test_redis_killed_and_restarted_mid_operation(
         assert received == await outbox_ids(store)
         await consumer.aclose()
         await store.events.stop_relay()
+
+
+async def _cancel_at_random_points(
+    store: TradeStore, loop: Callable[[], AsyncIterator[Event]]
+) -> int:
+    """Start `loop` in a task and cancel it once at a random moment, many times; how many
+    of those tasks had not ended a second later (the cancellation was lost)."""
+
+    async def drain() -> None:
+        async for _ in loop():
+            pass
+
+    stuck = 0
+    for _ in range(120):
+        task = asyncio.create_task(drain())
+        await asyncio.sleep(random.uniform(0.0, 0.12))
+        task.cancel()
+        done, _pending = await asyncio.wait({task}, timeout=1.0)
+        if not done:
+            stuck += 1
+            while not task.done():  # clean up: cancel until it goes
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.05)
+    return stuck
+
+
+async def test_a_cancelled_consumer_or_subscriber_ends_wherever_the_cancel_lands(
+    bus_store: TradeStore,
+) -> None:
+    """redis-py can swallow a cancellation that lands while a reply is read; a consumer
+    task cancelled once must end all the same (it used to block a test's teardown)."""
+    events = bus_store.events
+    consumers = await _cancel_at_random_points(
+        bus_store, lambda: events.consume("cancel", "w1", block_ms=20)
+    )
+    subscribers = await _cancel_at_random_points(bus_store, lambda: events.subscribe())
+    assert (consumers, subscribers) == (0, 0)

@@ -36,7 +36,7 @@ from redis.exceptions import ResponseError
 from tradestore.db.database import Database
 from tradestore.keys import Keys
 from tradestore.realtime.events import NOTIFY_CHANNEL
-from tradestore.redis_link import REDIS_ERRORS, RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink, end_if_cancelled
 from tradestore.supervisor import NotReady, Supervised
 
 log = logging.getLogger(__name__)
@@ -287,11 +287,13 @@ class EventBus:
                     block=block_ms if cursor == ">" else None,
                 )
             except REDIS_ERRORS as exc:
+                end_if_cancelled()
                 self.link.failed(exc)
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self._ensure_group(group, "0")
                 continue
+            end_if_cancelled()
             self.link.recovered()
             entries = replies[0][1] if replies else []
             if cursor != ">" and not entries:
@@ -361,9 +363,11 @@ class EventBus:
                 self.link.recovered()
                 while True:
                     message = await pubsub.get_message(timeout=SUBSCRIBE_POLL_S)
+                    end_if_cancelled()
                     if message is not None and message.get("type") in ("message", "pmessage"):
                         yield Event.from_fields(None, json.loads(message["data"]))
             except REDIS_ERRORS as exc:
+                end_if_cancelled()
                 self.link.failed(exc)
                 await asyncio.sleep(1.0)
             finally:
