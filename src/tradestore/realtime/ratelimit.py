@@ -22,7 +22,7 @@ from redis.commands.core import AsyncScript
 
 from tradestore.errors import ValidationError
 from tradestore.keys import Keys
-from tradestore.redis_link import REDIS_ERRORS, RedisLink
+from tradestore.redis_link import REDIS_ERRORS, RedisLink, end_if_cancelled
 
 # KEYS[1] bucket; ARGV rate (tokens/s), capacity, cost. Returns {allowed, wait_s, tokens}.
 TOKEN_BUCKET = """
@@ -120,6 +120,7 @@ class _RedisLimit:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             decision = await self.try_acquire(cost)
+            end_if_cancelled()  # a waiter cancelled during the Redis call stops waiting
             if decision.allowed:
                 return decision
             if deadline is not None and time.monotonic() + decision.wait_s > deadline:
