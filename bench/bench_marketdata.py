@@ -1,9 +1,12 @@
 """Market data on 1,000,000 one-minute candles, each against a raw baseline in the run.
 
-- ingest (store_candles from a numpy structured array of floats) vs a raw binary COPY
-  of the same rows into a fresh series of the same table (see _raw_copy);
-- ingest vs the seed's multi-row INSERT ... ON CONFLICT with 8 parameters a row;
-- reading the million rows into numpy / pandas vs a raw binary COPY TO of the same rows.
+- ingest (store_candles from a numpy structured array of floats) of closed history, which
+  the ingest packs into column blocks itself, and the same ingest with compaction off
+  (rows), each vs a raw binary COPY of the same rows into a fresh series of market_data
+  (see _raw_copy);
+- the row ingest vs the seed's multi-row INSERT ... ON CONFLICT with 8 parameters a row;
+- reading the million candles (from blocks) into numpy / pandas vs a raw binary COPY TO
+  of the same candles stored as rows.
 """
 
 from __future__ import annotations
@@ -52,10 +55,21 @@ async def _ensure_partitions(ctx: BenchContext, n: int) -> None:
     await ctx.store.partitions.ensure("market_data", START, START + timedelta(minutes=n))
 
 
-async def _ours(store: TradeStore, data: np.ndarray, symbol: str) -> float:
-    started = time.perf_counter()
-    result = await store.market_data.store_candles(symbol, "1m", data)
-    elapsed = time.perf_counter() - started
+async def _ours(
+    store: TradeStore, data: np.ndarray, symbol: str, *, as_rows: bool = False
+) -> float:
+    """Rows a second of store_candles; `as_rows`: with compaction off
+    (TRADESTORE_COMPACT_AFTER_DAYS=0), so that closed history is stored as rows."""
+    compactor = store.compactor
+    kept = compactor.compact_after
+    if as_rows:
+        compactor.compact_after = timedelta(0)
+    try:
+        started = time.perf_counter()
+        result = await store.market_data.store_candles(symbol, "1m", data)
+        elapsed = time.perf_counter() - started
+    finally:
+        compactor.compact_after = kept
     assert result.inserted == len(data), result
     return len(data) / elapsed
 
@@ -122,7 +136,7 @@ async def _seed_insert(ctx: BenchContext, data: np.ndarray, symbol: str) -> floa
         return len(rows) / (time.perf_counter() - started)
 
 
-async def _reads(ctx: BenchContext, symbol: str) -> list[Result]:
+async def _reads(ctx: BenchContext, symbol: str, rows_symbol: str) -> list[Result]:
     end = START + timedelta(minutes=N)
     md = ctx.store.market_data
     started = time.perf_counter()
@@ -142,7 +156,7 @@ async def _reads(ctx: BenchContext, symbol: str) -> list[Result]:
                 "COPY (SELECT timestamp, open, high, low, close, volume, trades_count, vwap"
                 " FROM market_data WHERE symbol = %s AND timeframe = '1m'"
                 " AND timestamp BETWEEN %s AND %s ORDER BY timestamp) TO STDOUT (FORMAT BINARY)",
-                (symbol, START, end),
+                (rows_symbol, START, end),
             ) as copy,
         ):
             async for chunk in copy:
@@ -197,19 +211,27 @@ async def run(ctx: BenchContext) -> list[Result]:
     data = _frame(N, 1)["array"]
     ours_symbol = f"OUR{uuid.uuid4().hex[:6].upper()}"
     ours = await _ours(ctx.store, data, ours_symbol)
-    raw = await _raw_copy(ctx, ours_symbol, f"RAW{uuid.uuid4().hex[:6].upper()}")
+    rows_symbol = f"ROW{uuid.uuid4().hex[:6].upper()}"
+    as_rows = await _ours(ctx.store, data, rows_symbol, as_rows=True)
+    raw = await _raw_copy(ctx, rows_symbol, f"RAW{uuid.uuid4().hex[:6].upper()}")
     seed = await _seed_insert(ctx, data[:SEED_ROWS], f"SEED{uuid.uuid4().hex[:6].upper()}")
     return [
-        Result("ingest 1M 1m candles", ours, raw, "rows/s", "raw binary COPY into market_data"),
+        *(
+            Result(label, rate, raw, "rows/s", "raw binary COPY into market_data")
+            for label, rate in (
+                ("ingest 1M closed 1m candles (packed at ingest)", ours),
+                ("ingest 1M 1m candles as rows (compaction off)", as_rows),
+            )
+        ),
         Result(
-            "ingest 1M 1m candles",
-            ours,
+            "ingest 1M 1m candles as rows (compaction off)",
+            as_rows,
             seed,
             "rows/s",
             "seed multi-row INSERT ON CONFLICT (8 params/row)",
         ),
-        *await _reads(ctx, ours_symbol),
-        *await _timescale_vs_native(ctx, data, ours, ours_symbol),
+        *await _reads(ctx, ours_symbol, rows_symbol),
+        *await _timescale_vs_native(ctx, data, as_rows, ours_symbol),
     ]
 
 
@@ -249,7 +271,7 @@ async def _timescale_vs_native(
             ts_rate,
             native_rate,
             "rows/s",
-            "the same ingest on plain PostgreSQL",
+            "the same ingest on plain PostgreSQL, as rows",
         ),
         Result(
             "bytes per 1m candle, TimescaleDB compressed",

@@ -32,6 +32,7 @@ from psycopg import sql
 
 from tests.servers import PgBouncer, PostgresServer, RedisClusterServer, RedisServer, free_port
 from tradestore import Settings, TradeStore
+from tradestore.marketdata.blocks import Compactor
 
 # Examples are checked for correctness, not speed: no per-example deadline (a loaded CI
 # machine would otherwise fail a correct test), and no flaky-timing health checks.
@@ -236,6 +237,14 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.start()
     yield server
     server.destroy()
+
+
+@pytest.fixture
+def rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingests store closed history as rows, as they did before marketdata/ingest_blocks.py
+    (which packs it into blocks): for tests of the row paths, the rollup triggers and the
+    compaction of rows into blocks."""
+    monkeypatch.setattr(Compactor, "ingest_horizon", lambda self, now=None: None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -221,7 +221,13 @@ class TradeStore:
             self.settings.candle_earliest, timedelta(seconds=self.settings.candle_max_future_s)
         )
         repository = MarketDataRepository(
-            self.db, self.redis, self.keys, lambda: self.partitions, window, reads=self.reads
+            self.db,
+            self.redis,
+            self.keys,
+            lambda: self.partitions,
+            window,
+            reads=self.reads,
+            pack_horizon=lambda: self.compactor.ingest_horizon(),
         )
         repository.after_ingest.append(self._record_latest_candle)
         repository.after_delete.append(self._forget_latest_candle)

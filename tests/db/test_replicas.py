@@ -52,7 +52,7 @@ def _settings(primary: PostgresServer, replica: PostgresServer, max_lag_s: float
 def _wait_replayed(replica: PostgresServer, symbol: str, rows: int) -> None:
     wait_for_count(
         replica.database_url("tradestore"),
-        "SELECT count(*) FROM market_data WHERE symbol = %s",
+        "SELECT count(*) FROM market_data_all WHERE symbol = %s",
         (symbol,),
         rows,
     )

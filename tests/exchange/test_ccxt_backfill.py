@@ -50,7 +50,7 @@ def new_pair() -> tuple[str, str]:
 async def stored_rows(store: TradeStore, symbol: str) -> list[tuple[Any, ...]]:
     rows = await store.db.query(
         "SELECT timestamp, open, high, low, close, volume, trades_count, vwap, venue, data_source "
-        "FROM market_data WHERE symbol = %s AND timeframe = '1m' ORDER BY timestamp",
+        "FROM market_data_all WHERE symbol = %s AND timeframe = '1m' ORDER BY timestamp",
         (symbol,),
     )
     assert {(r["venue"], r["data_source"]) for r in rows} <= {("binance", "ccxt")}

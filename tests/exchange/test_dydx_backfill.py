@@ -37,7 +37,7 @@ def exchange(store: TradeStore, indexer: Indexer) -> ExchangeData:
 async def stored_rows(store: TradeStore, symbol: str) -> list[tuple[Any, ...]]:
     rows = await store.db.query(
         "SELECT timestamp, open, high, low, close, volume, trades_count, vwap, data_source "
-        "FROM market_data WHERE symbol = %s AND timeframe = '1m' ORDER BY timestamp",
+        "FROM market_data_all WHERE symbol = %s AND timeframe = '1m' ORDER BY timestamp",
         (symbol,),
     )
     assert {r["data_source"] for r in rows} <= {"dydx"}

@@ -30,3 +30,14 @@ def candles(
             }
         )
     return out
+
+
+def uneven_candles(n: int, start: datetime) -> list[dict[str, Any]]:
+    """Candles with unknown vwap and trade counts in places, and a sub-cent price."""
+    rows = candles(n, start=start)
+    for i, row in enumerate(rows):
+        if i % 7 == 0:
+            row["trades_count"] = None
+        if i % 5 == 0:
+            row["vwap"] = row["close"] - Decimal("0.00000001")
+    return rows

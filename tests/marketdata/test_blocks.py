@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import delete_keys, make_settings
-from tests.marketdata.helpers import candles, new_symbol
+from tests.marketdata.helpers import candles, new_symbol, uneven_candles
 from tradestore import TradeStore
 from tradestore.db import migrator
 from tradestore.marketdata.blocks import BlockSink, blocks_query
@@ -26,7 +26,9 @@ from tradestore.marketdata.resample import resample
 from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
 
-pytestmark = pytest.mark.native_only  # TimescaleDB compresses its own chunks instead
+# TimescaleDB compresses its own chunks instead; these tests pack rows (the compaction):
+# test_ingest_blocks.py tests ingests that pack closed history themselves
+pytestmark = [pytest.mark.native_only, pytest.mark.usefixtures("rows_only")]
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 MINUTE_US = 60_000_000
@@ -34,14 +36,7 @@ DAYS = 3
 
 
 def odd_candles(n: int, start: datetime = T0) -> list[dict[str, Any]]:
-    """Candles with unknown vwap and trade counts in places, and a sub-cent price."""
-    rows = candles(n, start=start)
-    for i, row in enumerate(rows):
-        if i % 7 == 0:
-            row["trades_count"] = None
-        if i % 5 == 0:
-            row["vwap"] = row["close"] - Decimal("0.00000001")
-    return rows
+    return uneven_candles(n, start)
 
 
 async def packed(store: TradeStore, data: list[dict[str, Any]]) -> str:

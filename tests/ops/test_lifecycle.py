@@ -49,6 +49,7 @@ async def assert_rollups_equal_resampling(store: TradeStore, symbol: str) -> Non
 
 
 @pytest.mark.native_only  # rollup tables and triggers
+@pytest.mark.usefixtures("rows_only")  # the triggers' way: rows marking their days
 async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeStore) -> None:
     symbol = "ROLL-USD"
     rows = candles(2000, start=T0)  # crosses two UTC midnights
@@ -372,7 +373,7 @@ async def test_export_of_a_range_takes_exactly_its_rows_and_keeps_them(
     table = pq.read_table(tmp_path / manifest.file)
     stamps = table.column("timestamp").to_pylist()
     assert min(stamps) == span.start and max(stamps) == span.end - timedelta(minutes=1)
-    assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 3000
+    assert await fresh.db.query_value("SELECT count(*) FROM market_data_all") == 3000
 
 
 async def test_a_drop_takes_whole_partitions_or_chunks_only(
@@ -383,7 +384,7 @@ async def test_a_drop_takes_whole_partitions_or_chunks_only(
     half = ArchiveRange.of(datetime(2022, 3, 1, 12, tzinfo=UTC), datetime(2022, 4, 1, tzinfo=UTC))
     with pytest.raises(ValidationError, match="only partly in the range"):
         await fresh.market_archive.export(half, tmp_path, drop_after=True)
-    assert await fresh.db.query_value("SELECT count(*) FROM market_data") == 3000
+    assert await fresh.db.query_value("SELECT count(*) FROM market_data_all") == 3000
 
 
 async def test_rollups_outlive_a_dropped_range(fresh: TradeStore, tmp_path: Path) -> None:

@@ -8,9 +8,12 @@ stored and read by numpy as arrays, no Python object per candle (`BlockSink`), a
 bitmap of which of the period's 1440 candle slots the block holds, from which the
 timestamps follow (migration 0024).
 
-Writes never go into a block: an ingest, deletion or rescore that touches a compacted
-period expands it back into rows first (`expand`, in the writer's transaction, under the
-series' ingest lock), and a later compaction packs it again. So late corrections stay
+An ingest of closed history packs the periods it fills from nothing itself
+(ingest_blocks.py), with the same encoding.
+
+Writes never go into a block that exists: an ingest, deletion or rescore that touches a
+compacted period expands it back into rows first (`expand`, in the writer's transaction,
+under the series' ingest lock), and a later compaction packs it again. So late corrections stay
 possible and the rows of a period are always in one place.
 
 Plain PostgreSQL only, for now: on TimescaleDB, a continuous aggregate refreshed over a
@@ -157,6 +160,13 @@ class Compactor:
         self.db = db
         self.mode = mode
         self.compact_after = compact_after
+
+    def ingest_horizon(self, now: datetime | None = None) -> datetime | None:
+        """Periods ending by then are closed history that an ingest packs into blocks
+        itself (ingest_blocks.py); None on TimescaleDB or when compaction is off."""
+        if self.mode is TimeSeriesMode.TIMESCALE or self.compact_after <= timedelta(0):
+            return None
+        return (now or datetime.now(UTC)) - self.compact_after
 
     async def status(self) -> CompactionStatus:
         row = await self.db.query_one(STATS)

@@ -1,11 +1,12 @@
 """Candle ingest: binary COPY into a staging table, then one upsert per chunk.
 
 Per chunk: rows are validated (each rejected one gets its index and reason), scored,
-packed as exact int8 columns and COPYed into a per-connection TEMP table; then one
-statement moves them into market_data: a plain `INSERT ... SELECT` (APPEND) when the
-chunk starts after the series' last stored candle, else
-`INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed` (UPSERT), which counts
-inserted / updated rows (the rest were unchanged). Ingesters of one series take turns
+packed as exact int8 columns and COPYed into a per-connection TEMP table. Candles of
+closed periods that hold nothing yet go from there into column blocks
+(ingest_blocks.py); then one statement moves the rest into market_data: a plain
+`INSERT ... SELECT` (APPEND) when the chunk starts after the series' last stored candle,
+else `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed` (UPSERT), which
+counts inserted / updated rows (the rest were unchanged). Ingesters of one series take turns
 on an advisory lock (LOCK_SERIES), so two of them never hold row locks of the same
 series at once and cannot deadlock; different series share no rows. The catalog row of
 the series is updated in the same transaction.
@@ -33,6 +34,7 @@ from tradestore.db.partitions import PartitionManager
 from tradestore.errors import ValidationError
 from tradestore.marketdata import binary
 from tradestore.marketdata.blocks import expand
+from tradestore.marketdata.ingest_blocks import Packed, pack_closed_periods
 from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
 from tradestore.marketdata.quality import quality_scores
 from tradestore.marketdata.validation import (
@@ -115,12 +117,15 @@ SELECT count(*) AS n FROM md_stage s
                   AND m.timestamp = s.ts)
 """
 UPDATE_CATALOG = """
-INSERT INTO market_data_catalog AS c (venue, symbol, timeframe, first_ts, last_ts, row_count)
-VALUES (%(venue)s, %(symbol)s, %(timeframe)s, %(first)s, %(last)s, %(inserted)s)
+INSERT INTO market_data_catalog AS c (venue, symbol, timeframe, first_ts, last_ts, row_count,
+                                     compacted_until)
+VALUES (%(venue)s, %(symbol)s, %(timeframe)s, %(first)s, %(last)s, %(inserted)s,
+        %(compacted_until)s)
 ON CONFLICT (venue, symbol, timeframe) DO UPDATE
    SET first_ts = LEAST(c.first_ts, EXCLUDED.first_ts),
        last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
        row_count = c.row_count + EXCLUDED.row_count,
+       compacted_until = GREATEST(c.compacted_until, EXCLUDED.compacted_until),
        version = CASE WHEN %(changed)s THEN nextval('market_data_catalog_version_seq')
                       ELSE c.version END,
        updated_at = now()
@@ -167,10 +172,13 @@ class CandleIngest:
         db: Database,
         partitions: Callable[[], PartitionManager],
         window: TimeWindow | None = None,
+        pack_horizon: Callable[[], datetime | None] | None = None,
     ) -> None:
         self.db = db
         self._partitions = partitions  # async () -> PartitionManager
         self.window = window or TimeWindow()
+        # () -> where closed history starts (packed into blocks as it is ingested), or None
+        self._pack_horizon = pack_horizon
 
     async def store(
         self,
@@ -193,6 +201,7 @@ class CandleIngest:
         result = IngestResult(symbol=symbol, timeframe=tf, venue=venue)
         partitions: PartitionManager = self._partitions()
         params = {"venue": venue, "symbol": symbol, "timeframe": tf.value, "source": source}
+        horizon = self._pack_horizon() if self._pack_horizon is not None else None
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()
         async with scope as conn:
@@ -204,6 +213,7 @@ class CandleIngest:
                 tf,
                 params,
                 partitions,
+                horizon,
                 result,
                 strict,
                 chunk_rows,
@@ -219,6 +229,7 @@ class CandleIngest:
         tf: Timeframe,
         params: dict[str, Any],
         partitions: PartitionManager,
+        horizon: datetime | None,
         result: IngestResult,
         strict: bool,
         chunk_rows: int,
@@ -243,12 +254,12 @@ class CandleIngest:
                         # another server connection, without the stage of the last
                         await _ensure_stage(conn)
                         await _lock_series(conn, params)
-                        await _write(conn, rows, params, result, first, last, overlap=False)
+                        await _write(conn, rows, params, result, horizon, overlap=False)
                 else:
                     if written_until is None:
                         await _lock_series(conn, params)
                     overlap = written_until is not None and first <= written_until
-                    await _write(conn, rows, params, result, first, last, overlap=overlap)
+                    await _write(conn, rows, params, result, horizon, overlap=overlap)
                     written_until = last if written_until is None else max(written_until, last)
             if on_progress is not None:
                 on_progress(read, result)
@@ -285,11 +296,13 @@ async def _write(
     rows: dict[str, Any],
     params: dict[str, Any],
     result: IngestResult,
-    first: datetime,
-    last: datetime,
+    horizon: datetime | None,
     *,
     overlap: bool,
 ) -> None:
+    """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
+    the rest appended or upserted as rows, the catalog updated."""
+    first, last = _bounds(rows["ts_unix"])
     payload = binary.encode_rows(rows, rows["n"])
     async with conn.cursor() as cur:
         await cur.execute(LAST_STORED, params)
@@ -304,12 +317,13 @@ async def _write(
             await copy.write(binary.HEADER)
             await copy.write(payload)
             await copy.write(binary.TRAILER)
-        last_ts = None if stored is None else stored["last_ts"]
-        appended = None if overlap else await _append(conn, cur, params, first, last_ts)
-        if appended is not None:
-            inserted, updated = appended, 0
-        else:
-            inserted, updated = await _upsert(cur, params, rows["n"], overlap=overlap)
+        packed = Packed()
+        if horizon is not None:
+            tf = Timeframe.parse_stored(params["timeframe"])
+            packed = await pack_closed_periods(conn, params, tf, horizon)
+        as_rows = rows["n"] - packed.candles
+        inserted, updated = await _insert_rows(conn, cur, params, as_rows, first, stored, overlap)
+        inserted += packed.candles
         await cur.execute(
             UPDATE_CATALOG,
             {
@@ -318,6 +332,7 @@ async def _write(
                 "last": last,
                 "inserted": inserted,
                 "changed": inserted + updated > 0,
+                "compacted_until": packed.until,
             },
         )
         await cur.execute("TRUNCATE md_stage")
@@ -328,6 +343,25 @@ async def _write(
     if result.last is None or last >= result.last:
         result.last = last
         result.last_candle = _last_candle(rows, last)
+
+
+async def _insert_rows(
+    conn: Connection,
+    cur: Any,
+    params: dict[str, Any],
+    n: int,
+    first: datetime,
+    stored: dict[str, Any] | None,
+    overlap: bool,
+) -> tuple[int, int]:
+    """Move the stage's n candles into market_data: (inserted, updated)."""
+    if n == 0:
+        return 0, 0
+    last_ts = None if stored is None else stored["last_ts"]
+    appended = None if overlap else await _append(conn, cur, params, first, last_ts)
+    if appended is not None:
+        return appended, 0
+    return await _upsert(cur, params, n, overlap=overlap)
 
 
 async def _append(

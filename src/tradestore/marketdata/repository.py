@@ -63,9 +63,10 @@ class MarketDataRepository:
         window: TimeWindow | None = None,
         *,
         reads: Database | ReadRouter | None = None,
+        pack_horizon: Callable[[], datetime | None] | None = None,
     ) -> None:
         self.db = db
-        self._ingest = CandleIngest(db, partitions, window or TimeWindow())
+        self._ingest = CandleIngest(db, partitions, window or TimeWindow(), pack_horizon)
         # history reads tolerate staleness: a replica when one is configured
         self.reader = CandleReader(reads or db, link, keys)
         self._primary_reader = self.reader if reads is None else CandleReader(db, link, keys)

@@ -91,6 +91,14 @@ SELECT {columns} FROM (
 """)
 
 
+def targets_sql() -> sql.Composed:
+    """The rollup timeframes as VALUES rows (name, step), for a FILL's cross join."""
+    return sql.SQL(", ").join(
+        sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
+        for t in TARGETS
+    )
+
+
 REFRESH_ATTEMPTS = 8  # about 6 s of waiting for a concurrent refresh of the same aggregate
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -151,11 +159,7 @@ class Rollups:
             result.days = max(0, (result.window[1] - result.window[0]).days)
             return result
         total = int((await self.db.query_one(DIRTY_COUNT) or {"days": 0})["days"])
-        targets = sql.SQL(", ").join(
-            sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
-            for t in TARGETS
-        )
-        fill = FILL.format(aggregates=BUCKET_AGGREGATES, targets=targets)
+        fill = FILL.format(aggregates=BUCKET_AGGREGATES, targets=targets_sql())
         while True:
             async with self.db.transaction() as conn:
                 cur = await conn.execute(TAKE_DIRTY, (batch_days,))
