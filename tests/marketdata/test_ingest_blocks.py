@@ -77,11 +77,11 @@ async def test_closed_history_is_packed_and_reads_as_rows_would(
     result = await store.market_data.store_candles(packed, "1m", data)
     assert (result.inserted, result.updated, result.unchanged) == (len(data), 0, 0)
     assert await where(store, packed) == (0, len(data))
-    assert (
-        await store.db.query_value("SELECT count(*) FROM rollup_dirty WHERE symbol = %s", (packed,))
-        == 0
-    )  # its rollups were written with the blocks
-    await store.rollups.refresh()  # the row series' rollups
+    dirty = "SELECT count(*) FROM rollup_dirty WHERE symbol = %s"
+    assert await store.db.query_value(dirty, (packed,)) == DAYS  # marked, as rows are
+    await store.rollups.refresh()  # from the blocks of one, the rows of the other
+    assert await store.db.query_value(dirty, (packed,)) == 0
+    assert len(await rollups(store, packed)) > 0
     assert await rollups(store, packed) == await rollups(store, as_rows)
     assert await read_all(store, packed) == await read_all(store, as_rows)
     # a correction moves its day back into rows, and is applied
@@ -125,12 +125,8 @@ async def test_chunks_splitting_a_period_leave_it_in_rows_once(
 async def test_recent_candles_and_periods_holding_rows_stay_rows(fresh_store: TradeStore) -> None:
     store = fresh_store
     symbol = new_symbol()
-    # a row in the second day (written while it was recent), and a day waiting for its
-    # rollups: neither day is packed by an import that covers them
-    await store.db.execute(
-        "INSERT INTO rollup_dirty (venue, symbol, day) VALUES ('dydx', %s, %s)",
-        (symbol, (T0 + timedelta(days=2)).date()),
-    )
+    # a row in the second day (written while it was recent): an import that covers that
+    # day stores it as rows, next to the row
     recent = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     old = candles(DAYS * 1440, start=T0)
     with_row = old[1440 + 7]
@@ -139,12 +135,16 @@ async def test_recent_candles_and_periods_holding_rows_stay_rows(fresh_store: Tr
         await store.market_data.store_candles(symbol, "1m", [with_row])
     result = await store.market_data.store_candles(symbol, "1m", old + candles(60, start=recent))
     assert (result.inserted, result.unchanged) == (len(old) + 60 - 1, 1)
-    assert await where(store, symbol) == (2 * 1440 + 60, 1440)
+    assert await where(store, symbol) == (1440 + 60, 2 * 1440)
     catalog = await store.db.query_one(
         "SELECT row_count, compacted_until FROM market_data_catalog WHERE symbol = %s",
         (symbol,),
     )
-    assert catalog == {"row_count": len(old) + 60, "compacted_until": T0 + timedelta(days=1)}
+    assert catalog == {"row_count": len(old) + 60, "compacted_until": END}
+    await store.rollups.refresh()  # rows and blocks, one day each
+    daily = await store.market_data.get_historical_data(symbol, "1d", T0, END, exact=True)
+    assert list(daily.volume) == [sum(c["volume"] for c in old[d * 1440 : (d + 1) * 1440])
+                                  for d in range(DAYS)]  # fmt: skip
 
 
 async def test_no_packing_where_compaction_is_off(fresh_store: TradeStore) -> None:

@@ -244,7 +244,7 @@ class Compactor:
                 cur = await conn.execute(DIRTY_DAYS, (venue, symbol, *days))
                 dirty = await cur.fetchone()
                 if dirty and dirty["exists"]:
-                    return 0  # its rollups are not computed yet: they read its rows
+                    return 0  # its rollups are due: packing it would clear that marker
             cur = await conn.execute(COMPACT, (venue, symbol, timeframe, start, end))
             row = await cur.fetchone()
             if timeframe == Timeframe.M1.value:

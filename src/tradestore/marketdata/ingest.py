@@ -303,7 +303,6 @@ async def _write(
     """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
     the rest appended or upserted as rows, the catalog updated."""
     first, last = _bounds(rows["ts_unix"])
-    payload = binary.encode_rows(rows, rows["n"])
     async with conn.cursor() as cur:
         await cur.execute(LAST_STORED, params)
         stored = await cur.fetchone()
@@ -313,16 +312,18 @@ async def _write(
             series = (params["venue"], params["symbol"], params["timeframe"])
             expanded = await expand(conn, *series, first, last + timedelta(microseconds=1))
             overlap = overlap or expanded > 0
-        async with cur.copy(COPY_STAGE) as copy:
-            await copy.write(binary.HEADER)
-            await copy.write(payload)
-            await copy.write(binary.TRAILER)
         packed = Packed()
         if horizon is not None:
             tf = Timeframe.parse_stored(params["timeframe"])
-            packed = await pack_closed_periods(conn, params, tf, horizon)
-        as_rows = rows["n"] - packed.candles
-        inserted, updated = await _insert_rows(conn, cur, params, as_rows, first, stored, overlap)
+            packed = await pack_closed_periods(conn, params, tf, rows, horizon)
+        staged = rows if packed.rest is None else _subset(rows, packed.rest)
+        inserted, updated = 0, 0
+        if staged["n"]:
+            await _stage(cur, staged)
+            stage_first = from_unix_us(int(staged["ts_unix"][0]))
+            inserted, updated = await _insert_rows(
+                conn, cur, params, staged["n"], stage_first, stored, overlap
+            )
         inserted += packed.candles
         await cur.execute(
             UPDATE_CATALOG,
@@ -335,7 +336,6 @@ async def _write(
                 "compacted_until": packed.until,
             },
         )
-        await cur.execute("TRUNCATE md_stage")
     result.inserted += inserted
     result.updated += updated
     result.unchanged += rows["n"] - inserted - updated
@@ -343,6 +343,20 @@ async def _write(
     if result.last is None or last >= result.last:
         result.last = last
         result.last_candle = _last_candle(rows, last)
+
+
+async def _stage(cur: Any, rows: dict[str, Any]) -> None:
+    """COPY the rows into md_stage, emptied first (by the last chunk, or at the commit)."""
+    await cur.execute("TRUNCATE md_stage")
+    async with cur.copy(COPY_STAGE) as copy:
+        await copy.write(binary.HEADER)
+        await copy.write(binary.encode_rows(rows, rows["n"]))
+        await copy.write(binary.TRAILER)
+
+
+def _subset(rows: dict[str, Any], keep: npt.NDArray[np.bool_]) -> dict[str, Any]:
+    columns = {k: v[keep] for k, v in rows.items() if isinstance(v, np.ndarray)}
+    return {**columns, "n": int(keep.sum())}
 
 
 async def _insert_rows(
@@ -355,8 +369,6 @@ async def _insert_rows(
     overlap: bool,
 ) -> tuple[int, int]:
     """Move the stage's n candles into market_data: (inserted, updated)."""
-    if n == 0:
-        return 0, 0
     last_ts = None if stored is None else stored["last_ts"]
     appended = None if overlap else await _append(conn, cur, params, first, last_ts)
     if appended is not None:

@@ -1,12 +1,13 @@
 """Bulk ingest of closed history straight into column blocks (plain PostgreSQL).
 
 An import of old candles (a file, an exchange backfill) would otherwise insert every
-candle as a row, index it, and have `maintain` move it into a block later. When a staged
-chunk (ingest.py's `md_stage`, exact scaled int8 columns) holds candles of periods that
-closed before the compaction horizon and hold nothing of the series yet (no row, no
-block, and for 1m no day waiting for a rollup refresh), those periods are packed from
-the stage into blocks in the ingest's transaction, their 1m rollups are computed from
-the stage in it too, and only the rest of the stage goes on to market_data as rows.
+candle as a row, index it, and have `maintain` move it into a block later. When a chunk
+of an ingest (its exact scaled int64 columns, sorted by time) holds candles of periods
+that closed before the compaction horizon and hold nothing of the series yet (no row, no
+block), the client encodes those periods as blocks (the layout of blocks.py) and inserts
+them in the ingest's transaction; only the rest of the chunk goes on to the staging
+table and market_data as rows. Packed 1m days are marked for the rollup refresh, as a
+trigger marks days whose rows change; the refresh reads rows and blocks alike.
 
 So the blocks' invariant holds: a period's candles are in one place. A period that a
 chunk boundary splits gets a block from the first chunk; the next chunk finds that block
@@ -17,23 +18,20 @@ that period stays rows until the next `maintain` packs it again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import sql
+import numpy as np
+import numpy.typing as npt
 
 from tradestore.db.database import Connection
-from tradestore.marketdata.blocks import EPOCH, period_length
-from tradestore.marketdata.resample import BUCKET_AGGREGATES
-from tradestore.marketdata.rollups import CLEAR, targets_sql
+from tradestore.marketdata.blocks import CANDLES_PER_BLOCK, EPOCH, period_length
 from tradestore.timeframes import Timeframe
 
-# The periods of the stage to pack: closed before the horizon, holding no row and no block
-# of the series, and (1m) no day whose rollups wait for a refresh, since that refresh reads
-# rows. Each check is one index probe a period.
+# Which of the chunk's periods to pack: closed before the horizon and holding no row and
+# no block of the series. Each check is one index probe a period.
 PERIODS_TO_PACK = """
-SELECT p.period_start FROM (
-    SELECT DISTINCT date_bin(%(length)s, ts, %(epoch)s) AS period_start FROM md_stage) p
+SELECT p.period_start FROM unnest(%(periods)s::timestamptz[]) AS p(period_start)
  WHERE p.period_start + %(length)s <= %(horizon)s
    AND NOT EXISTS (SELECT 1 FROM market_data m
                     WHERE m.venue = %(venue)s AND m.symbol = %(symbol)s
@@ -42,100 +40,104 @@ SELECT p.period_start FROM (
    AND NOT EXISTS (SELECT 1 FROM market_data_block b
                     WHERE b.venue = %(venue)s AND b.symbol = %(symbol)s
                       AND b.timeframe = %(timeframe)s AND b.period_start = p.period_start)
-   AND NOT (%(timeframe)s = '1m' AND EXISTS (
-            SELECT 1 FROM rollup_dirty d WHERE d.venue = %(venue)s AND d.symbol = %(symbol)s
-               AND d.day = (p.period_start AT TIME ZONE 'UTC')::date))
- ORDER BY 1
 """
-IN_PERIODS = "date_bin(%(length)s, s.ts, %(epoch)s) = ANY(%(periods)s::timestamptz[])"
-# The stage's candles of those periods as market_data's columns, for the rollups: the same
-# values the rows would hold, so the same aggregates give the same numbers.
-ROLLUPS_FROM_STAGE = sql.SQL("""
-INSERT INTO market_data_rollup (venue, symbol, timeframe, timestamp, open, high, low, close,
-                                volume, trades_count, vwap)
-SELECT %(venue)s, %(symbol)s, tf.name,
-       date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
-       {aggregates}
-  FROM (SELECT s.ts AS timestamp, s.open * 0.00000001 AS open, s.high * 0.00000001 AS high,
-               s.low * 0.00000001 AS low, s.close * 0.00000001 AS close,
-               s.volume * 0.00000001 AS volume, NULLIF(s.trades_count, -1) AS trades_count,
-               CASE WHEN s.vwap = -9223372036854775808 THEN NULL
-                    ELSE s.vwap * 0.00000001 END AS vwap
-          FROM md_stage s WHERE {in_periods}) m
- CROSS JOIN (VALUES {targets}) AS tf(name, step)
- GROUP BY tf.name, 4
-""")
-# Move those candles from the stage into one block a period. The stage holds the block's
-# encoding already (scaled int8, -1 for unknown trades, the int8 minimum for unknown vwap);
-# int8send writes them big-endian, as the compaction does.
-PACK_STAGE = sql.SQL("""
-WITH moved AS (
-    DELETE FROM md_stage s WHERE {in_periods}
-    RETURNING s.*, date_bin(%(length)s, s.ts, %(epoch)s) AS period_start
-), packed AS (
-    INSERT INTO market_data_block (venue, symbol, timeframe, period_start, period_end,
-                                   row_count, first_ts, last_ts, slots, open, high, low,
-                                   close, volume, trades_count, vwap, data_quality_score,
-                                   created_at, data_source)
-    SELECT %(venue)s, %(symbol)s, %(timeframe)s, period_start, period_start + %(length)s,
-           count(*), min(ts), max(ts),
-           market_data_slot_bitmap(array_agg(
-               market_data_slot(ts, period_start, period_start + %(length)s))),
-           string_agg(int8send(open), ''::bytea ORDER BY ts),
-           string_agg(int8send(high), ''::bytea ORDER BY ts),
-           string_agg(int8send(low), ''::bytea ORDER BY ts),
-           string_agg(int8send(close), ''::bytea ORDER BY ts),
-           string_agg(int8send(volume), ''::bytea ORDER BY ts),
-           string_agg(int4send(trades_count), ''::bytea ORDER BY ts),
-           string_agg(int8send(vwap), ''::bytea ORDER BY ts),
-           array_agg(quality ORDER BY ts),
-           array_fill((extract(epoch FROM now()) * 1000000)::int8, ARRAY[count(*)::int]),
-           array_fill(%(source)s::text, ARRAY[count(*)::int])
-      FROM moved GROUP BY period_start
-    RETURNING row_count, period_end
-)
-SELECT coalesce(sum(row_count), 0) AS n, max(period_end) AS until FROM packed
-""").format(in_periods=sql.SQL(IN_PERIODS))
+# The blocks, a column of values a parameter: bytea[] bound in binary (%b: as text, the
+# hex escaping took three quarters of the statement), the quality scores as text arrays,
+# which the server parses in C.
+INSERT_BLOCKS = """
+INSERT INTO market_data_block (venue, symbol, timeframe, period_start, period_end,
+                               row_count, first_ts, last_ts, slots, open, high, low, close,
+                               volume, trades_count, vwap, data_quality_score, created_at,
+                               data_source)
+SELECT %(venue)s, %(symbol)s, %(timeframe)s, b.period_start, b.period_start + %(length)s,
+       b.row_count, b.first_ts, b.last_ts, b.slots, b.open, b.high, b.low, b.close,
+       b.volume, b.trades_count, b.vwap, b.quality::int2[],
+       array_fill((extract(epoch FROM now()) * 1000000)::int8, ARRAY[b.row_count]),
+       array_fill(%(source)s::text, ARRAY[b.row_count])
+  FROM unnest(%(period_start)s::timestamptz[], %(row_count)s::int4[],
+              %(first_ts)s::timestamptz[], %(last_ts)s::timestamptz[], %(slots)b::bytea[],
+              %(open)b::bytea[], %(high)b::bytea[], %(low)b::bytea[], %(close)b::bytea[],
+              %(volume)b::bytea[], %(trades_count)b::bytea[], %(vwap)b::bytea[],
+              %(quality)s::text[])
+       AS b(period_start, row_count, first_ts, last_ts, slots, open, high, low, close,
+            volume, trades_count, vwap, quality)
+"""
+# The packed 1m days wait for their rollups like days whose rows changed (the triggers'
+# marking, migration 0020: updating a marker locks it until this ingest commits).
+MARK_DIRTY = """
+INSERT INTO rollup_dirty (venue, symbol, day)
+SELECT %(venue)s, %(symbol)s, (p AT TIME ZONE 'UTC')::date
+  FROM unnest(%(period_start)s::timestamptz[]) AS p ORDER BY 3
+ON CONFLICT (venue, symbol, day) DO UPDATE SET marked_at = now()
+"""
+PRICE_FIELDS = ("open", "high", "low", "close", "volume", "vwap")
 
 
 @dataclass(frozen=True)
 class Packed:
     candles: int = 0
     until: datetime | None = None  # the end of the last period packed
+    rest: npt.NDArray[np.bool_] | None = None  # the chunk's candles left for rows
 
 
 async def pack_closed_periods(
-    conn: Connection, params: dict[str, Any], timeframe: Timeframe, horizon: datetime
+    conn: Connection,
+    params: dict[str, Any],
+    timeframe: Timeframe,
+    rows: dict[str, Any],
+    horizon: datetime,
 ) -> Packed:
-    """Pack the stage's candles of closed, empty periods into blocks (and their 1m
-    rollups), removing them from the stage; in the caller's transaction, which holds the
-    series' ingest lock."""
+    """Insert the chunk's `rows` (ingest.py's columns, sorted by time) of closed, empty
+    periods as blocks; in the caller's transaction, which holds the series' ingest lock."""
     length = period_length(timeframe)
-    query = {**params, "length": length, "epoch": EPOCH, "horizon": horizon}
+    step_us = timeframe.seconds * 1_000_000
+    periods = _periods(rows["ts_unix"], step_us * CANDLES_PER_BLOCK)
+    query = {**params, "length": length, "horizon": horizon, "periods": list(periods)}
     cur = await conn.execute(PERIODS_TO_PACK, query)
-    periods = [row["period_start"] for row in await cur.fetchall()]
-    if not periods:
+    chosen = sorted(row["period_start"] for row in await cur.fetchall())
+    if not chosen:
         return Packed()
-    query["periods"] = periods
+    blocks = [_block(rows, *periods[start], start, step_us) for start in chosen]
+    columns = {name: [block[name] for block in blocks] for name in blocks[0]}
+    await conn.execute(INSERT_BLOCKS, {**query, **columns})
     if timeframe is Timeframe.M1:
-        await _roll_up(conn, query, periods)
-    cur = await conn.execute(PACK_STAGE, query)
-    row = await cur.fetchone()
-    assert row is not None
-    return Packed(int(row["n"]), row["until"])
+        await conn.execute(MARK_DIRTY, {**params, **columns})
+    rest = np.ones(rows["n"], dtype=bool)
+    for start in chosen:
+        first, end = periods[start]
+        rest[first:end] = False
+    return Packed(int((~rest).sum()), chosen[-1] + length, rest)
 
 
-async def _roll_up(conn: Connection, query: dict[str, Any], days: list[datetime]) -> None:
-    """The 1m periods are UTC days: replace whatever rollups they had (kept past raw
-    retention) with those of the staged candles."""
-    n = len(days)
-    clear = {
-        "venues": [query["venue"]] * n,
-        "symbols": [query["symbol"]] * n,
-        "days": [d.date() for d in days],
+def _periods(ts_unix: npt.NDArray[np.int64], period_us: int) -> dict[datetime, tuple[int, int]]:
+    """Each period the sorted candle times fall in: its start, and its candles' [first,
+    end) positions."""
+    period = ts_unix // period_us
+    starts, first = np.unique(period, return_index=True)
+    ends = [*first[1:].tolist(), len(ts_unix)]
+    return {
+        EPOCH + timedelta(microseconds=int(start) * period_us): (int(i), int(end))
+        for start, i, end in zip(starts, first, ends, strict=True)
     }
-    await conn.execute(CLEAR, clear)
-    fill = ROLLUPS_FROM_STAGE.format(
-        aggregates=BUCKET_AGGREGATES, in_periods=sql.SQL(IN_PERIODS), targets=targets_sql()
-    )
-    await conn.execute(fill, query)
+
+
+def _block(
+    rows: dict[str, Any], first: int, end: int, start: datetime, step_us: int
+) -> dict[str, Any]:
+    """One period's candles (rows[first:end]) as INSERT_BLOCKS' columns of one block: the
+    slots bitmap (bit k is bit k % 8 of byte k / 8), values big-endian."""
+    ts = rows["ts_unix"][first:end]
+    slots = np.zeros(CANDLES_PER_BLOCK, dtype=bool)
+    slots[(ts - (ts[0] - ts[0] % (step_us * CANDLES_PER_BLOCK))) // step_us] = True
+    block: dict[str, Any] = {
+        "period_start": start,
+        "row_count": end - first,
+        "first_ts": EPOCH + timedelta(microseconds=int(ts[0])),
+        "last_ts": EPOCH + timedelta(microseconds=int(ts[-1])),
+        "slots": np.packbits(slots, bitorder="little").tobytes(),
+    }
+    for name in PRICE_FIELDS:
+        block[name] = rows[name][first:end].astype(">i8").tobytes()
+    block["trades_count"] = rows["trades_count"][first:end].astype(">i4").tobytes()
+    block["quality"] = "{" + ",".join(map(str, rows["quality"][first:end].tolist())) + "}"
+    return block

@@ -1,10 +1,11 @@
 """Rollups of one-minute candles into 5m, 15m, 30m, 1h, 4h and 1d.
 
 Plain PostgreSQL: market_data_rollup holds them; a statement-level trigger on
-market_data marks each (venue, symbol, UTC day) whose 1m rows were inserted, updated or deleted
-in rollup_dirty, and `refresh()` recomputes exactly those days, a batch per short
-transaction (so late corrections of old candles and deletions are picked up, and nothing
-else is recomputed). TimescaleDB: continuous aggregates market_data_<tf> with refresh
+market_data marks each (venue, symbol, UTC day) whose 1m rows were inserted, updated or
+deleted in rollup_dirty (an ingest that packs a day into a column block marks it itself),
+and `refresh()` recomputes exactly those days from their rows and blocks, a batch per
+short transaction (so late corrections of old candles and deletions are picked up, and
+nothing else is recomputed). TimescaleDB: continuous aggregates market_data_<tf> with refresh
 policies (migration 0009), read in real-time mode.
 
 Both use the aggregates of tradestore.marketdata.resample, so a rollup and a direct
@@ -53,13 +54,12 @@ SELECT m.venue, m.symbol, tf.name,
        {aggregates}
   FROM unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
        AS b(venue, symbol, day)
- -- LATERAL: one primary-key range scan per series day; a plain join let the planner
- -- hash on the symbol and filter every row of the series by the day
- CROSS JOIN LATERAL (
-       SELECT * FROM market_data
-        WHERE venue = b.venue AND symbol = b.symbol AND timeframe = '1m'
-          AND timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
-          AND timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
+ -- LATERAL: one primary-key range scan per series day (and one probe of its blocks: a
+ -- day an ingest packed straight away is marked too); a plain join let the planner hash
+ -- on the symbol and filter every row of the series by the day
+ CROSS JOIN LATERAL market_data_range(
+       b.venue, b.symbol, '1m', (b.day::timestamp AT TIME ZONE 'UTC'),
+       ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
  CROSS JOIN (VALUES {targets}) AS tf(name, step)
  GROUP BY m.venue, m.symbol, tf.name, 4
 """)
