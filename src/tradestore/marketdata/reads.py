@@ -69,6 +69,7 @@ BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 RANGE_CACHE_TTL_S = 3600
 RANGE_CACHE_MAX_BYTES = 4 * 1024 * 1024
 DECODE_BLOCK_BYTES = 1 << 20
+ROWS_BESIDE_BLOCKS = 16_384  # first capacity of the rows read beside blocks (they grow)
 
 
 class CandleReader:
@@ -111,7 +112,10 @@ class CandleReader:
             compacted_until = catalog["compacted_until"]
             if compacted_until is not None and start < compacted_until:
                 packed = blocks_query(venue, symbol, tf, start, min(end, compacted_until))
-                rows = await stream_columns(conn, query, bound, exact=exact)
+                # the rows beside blocks are few (the open periods, corrections): their
+                # columns start small and grow, not at the size of the whole range
+                rows_bound = min(bound, ROWS_BESIDE_BLOCKS)
+                rows = await stream_columns(conn, query, rows_bound, exact=exact)
                 stored = await _with_blocks(conn, packed, rows, tf, bound, exact=exact)
                 merged = order_and_trim(stored, start=start, end=end, newest=False, n=limit)
                 return frame_of(merged, symbol, tf, exact=exact)
@@ -280,14 +284,17 @@ def order_and_trim(
     newest: bool,
     n: int | None,
 ) -> dict[str, npt.NDArray[Any]]:
-    """Block candles and rows (never the same candle twice) in time order, within
-    [start, end), then the first n (the last n when `newest`). Blocks come whole, so
+    """Block candles and rows (never the same candle twice) in time order (`merged`'s
+    columns are sorted in place), within [start, end), then the first n (the last n when
+    `newest`). Blocks come whole, so
     they may reach past the range; rows of an expanded period may sit between blocks."""
     stamps = merged["timestamp"]
     if len(stamps) > 1 and not (stamps[1:] >= stamps[:-1]).all():  # an expanded period
+        # in place, a column at a time: one column's temporary instead of a copy of all,
+        # and the float columns stay rows of their one 2-D array (to_pandas)
         order = np.argsort(stamps, kind="stable")
-        merged = {name: values[order] for name, values in merged.items()}
-        stamps = merged["timestamp"]
+        for values in merged.values():
+            values[:] = values[order]
     lo = 0 if start is None else int(np.searchsorted(stamps, _datetime64(start)))
     hi = len(stamps) if end is None else int(np.searchsorted(stamps, _datetime64(end)))
     if n is not None:
