@@ -4,10 +4,12 @@ rows, and nothing of a period is ever in two places."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.marketdata.helpers import candles, new_symbol, uneven_candles
@@ -153,3 +155,39 @@ async def test_no_packing_where_compaction_is_off(fresh_store: TradeStore) -> No
     symbol = new_symbol()
     await store.market_data.store_candles(symbol, "1m", candles(1440, start=T0))
     assert await where(store, symbol) == (1440, 0)
+
+
+async def test_reads_racing_packing_ingests_see_each_candle_once(fresh_store: TradeStore) -> None:
+    """While a writer deletes a day, imports it again (packed at ingest) and corrects it
+    (moved back into rows), over and over, every read sees the day whole or not at all,
+    and every other candle once."""
+    store = fresh_store
+    symbol = new_symbol()
+    data = uneven_candles(DAYS * 1440, T0)
+    await store.market_data.store_candles(symbol, "1m", data)
+    day = data[1440 : 2 * 1440]
+    done = asyncio.Event()
+
+    async def churn() -> None:
+        for i in range(15):
+            await store.market_data.delete(
+                symbol, "1m", T0 + timedelta(days=1), T0 + timedelta(days=2)
+            )
+            assert (await store.market_data.store_candles(symbol, "1m", day)).inserted == 1440
+            fixed = dict(day[i], volume=day[i]["volume"] + 1)
+            await store.market_data.store_candles(symbol, "1m", [fixed])
+        done.set()
+
+    async def read() -> int:
+        reads = 0
+        while not done.is_set():
+            frame = await store.market_data.get_historical_data(symbol, "1m", T0, END)
+            stamps = frame.timestamp.astype(np.int64)
+            assert len(stamps) in (len(data), len(data) - 1440)
+            assert (np.diff(stamps) > 0).all()
+            reads += 1
+        return reads
+
+    _, reads = await asyncio.gather(churn(), read())
+    assert reads > 5
+    assert len(await store.market_data.get_historical_data(symbol, "1m", T0, END)) == len(data)
