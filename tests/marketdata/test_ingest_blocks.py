@@ -78,6 +78,7 @@ async def test_closed_history_is_packed_and_reads_as_rows_would(
         await store.market_data.store_candles(as_rows, "1m", data)
     result = await store.market_data.store_candles(packed, "1m", data)
     assert (result.inserted, result.updated, result.unchanged) == (len(data), 0, 0)
+    assert result.packed == len(data)
     assert await where(store, packed) == (0, len(data))
     dirty = "SELECT count(*) FROM rollup_dirty WHERE symbol = %s"
     assert await store.db.query_value(dirty, (packed,)) == DAYS  # marked, as rows are

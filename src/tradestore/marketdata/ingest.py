@@ -144,6 +144,7 @@ class IngestResult:
     timeframe: Timeframe
     venue: str = DEFAULT_VENUE
     inserted: int = 0
+    packed: int = 0  # of the inserted, those that went straight into column blocks
     updated: int = 0
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
@@ -337,6 +338,7 @@ async def _write(
             },
         )
     result.inserted += inserted
+    result.packed += packed.candles
     result.updated += updated
     result.unchanged += rows["n"] - inserted - updated
     result.first = first if result.first is None else min(result.first, first)
