@@ -87,6 +87,10 @@ async def test_closed_history_is_packed_and_reads_as_rows_would(
     assert len(await rollups(store, packed)) > 0
     assert await rollups(store, packed) == await rollups(store, as_rows)
     assert await read_all(store, packed) == await read_all(store, as_rows)
+    # the same candles again: nothing changes, and the blocks stay as they are
+    same = await store.market_data.store_candles(packed, "1m", data)
+    assert (same.inserted, same.updated, same.unchanged) == (0, 0, len(data))
+    assert await where(store, packed) == (0, len(data))
     # a correction moves its day back into rows, and is applied
     fixed = dict(data[100], close=data[100]["close"] + Decimal("0.5"))
     corrected = await store.market_data.store_candles(packed, "1m", [fixed])
@@ -94,9 +98,10 @@ async def test_closed_history_is_packed_and_reads_as_rows_would(
     assert await where(store, packed) == (1440, len(data) - 1440)
     frame = await store.market_data.get_historical_data(packed, "1m", T0, END, exact=True)
     assert frame.close[100] == fixed["close"] and len(frame) == len(data)
-    # stored again, the candles change nothing (their days are rows until the next pack)
+    # stored again: the corrected candle is put back, the other days stay packed
     again = await store.market_data.store_candles(packed, "1m", data)
     assert (again.inserted, again.updated, again.unchanged) == (0, 1, len(data) - 1)
+    assert await where(store, packed) == (1440, len(data) - 1440)
 
 
 @pytest.mark.parametrize("atomic", [True, False])

@@ -11,10 +11,11 @@ timestamps follow (migration 0024).
 An ingest of closed history packs the periods it fills from nothing itself
 (ingest_blocks.py), with the same encoding.
 
-Writes never go into a block that exists: an ingest, deletion or rescore that touches a
-compacted period expands it back into rows first (`expand`, in the writer's transaction,
-under the series' ingest lock), and a later compaction packs it again. So late corrections stay
-possible and the rows of a period are always in one place.
+Writes never go into a block that exists: an ingest that changes or adds candles of a
+compacted period, a deletion or rescore that touches one, expands it back into rows
+first (`expand`, in the writer's transaction, under the series' ingest lock), and a
+later compaction packs it again. So late corrections stay possible and the rows of a
+period are always in one place.
 
 Plain PostgreSQL only, for now: on TimescaleDB, a continuous aggregate refreshed over a
 compacted period would find its rows gone; there, TimescaleDB compresses chunks itself.

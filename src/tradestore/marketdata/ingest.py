@@ -33,8 +33,12 @@ from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import PartitionManager
 from tradestore.errors import ValidationError
 from tradestore.marketdata import binary
-from tradestore.marketdata.blocks import expand
-from tradestore.marketdata.ingest_blocks import Packed, pack_closed_periods
+from tradestore.marketdata.ingest_blocks import (
+    Packed,
+    expand_periods,
+    pack_closed_periods,
+    unchanged_in_blocks,
+)
 from tradestore.marketdata.inputs import CHUNK_ROWS, Chunk, chunks
 from tradestore.marketdata.quality import quality_scores
 from tradestore.marketdata.validation import (
@@ -304,20 +308,23 @@ async def _write(
     """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
     the rest appended or upserted as rows, the catalog updated."""
     first, last = _bounds(rows["ts_unix"])
+    tf = Timeframe.parse_stored(params["timeframe"])
     async with conn.cursor() as cur:
         await cur.execute(LAST_STORED, params)
         stored = await cur.fetchone()
         compacted_until = None if stored is None else stored["compacted_until"]
+        todo = rows
         if compacted_until is not None and first < compacted_until:
-            # into compacted history (a correction, a backfill): its blocks become rows
-            series = (params["venue"], params["symbol"], params["timeframe"])
-            expanded = await expand(conn, *series, first, last + timedelta(microseconds=1))
+            # into compacted history (a correction, a backfill, the same file again): what
+            # blocks hold already is left there; the periods of the rest become rows
+            same = await unchanged_in_blocks(conn, params, tf, rows, compacted_until)
+            todo = _subset(rows, ~same) if same.any() else rows
+            expanded = await expand_periods(conn, params, tf, todo["ts_unix"], compacted_until)
             overlap = overlap or expanded > 0
         packed = Packed()
-        if horizon is not None:
-            tf = Timeframe.parse_stored(params["timeframe"])
-            packed = await pack_closed_periods(conn, params, tf, rows, horizon)
-        staged = rows if packed.rest is None else _subset(rows, packed.rest)
+        if horizon is not None and todo["n"]:
+            packed = await pack_closed_periods(conn, params, tf, todo, horizon)
+        staged = todo if packed.rest is None else _subset(todo, packed.rest)
         inserted, updated = 0, 0
         if staged["n"]:
             await _stage(cur, staged)

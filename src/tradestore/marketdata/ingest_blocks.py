@@ -25,7 +25,14 @@ import numpy as np
 import numpy.typing as npt
 
 from tradestore.db.database import Connection
-from tradestore.marketdata.blocks import CANDLES_PER_BLOCK, EPOCH, period_length
+from tradestore.marketdata.blocks import (
+    CANDLES_PER_BLOCK,
+    EPOCH,
+    blocks_query,
+    expand,
+    period_length,
+)
+from tradestore.marketdata.reads import read_blocks
 from tradestore.timeframes import Timeframe
 
 # Which of the chunk's periods to pack: closed before the horizon and holding no row and
@@ -112,6 +119,8 @@ async def pack_closed_periods(
 def _periods(ts_unix: npt.NDArray[np.int64], period_us: int) -> dict[datetime, tuple[int, int]]:
     """Each period the sorted candle times fall in: its start, and its candles' [first,
     end) positions."""
+    if not len(ts_unix):
+        return {}
     period = ts_unix // period_us
     starts, first = np.unique(period, return_index=True)
     ends = [*first[1:].tolist(), len(ts_unix)]
@@ -141,3 +150,57 @@ def _block(
     block["trades_count"] = rows["trades_count"][first:end].astype(">i4").tobytes()
     block["quality"] = "{" + ",".join(map(str, rows["quality"][first:end].tolist())) + "}"
     return block
+
+
+async def unchanged_in_blocks(
+    conn: Connection,
+    params: dict[str, Any],
+    timeframe: Timeframe,
+    rows: dict[str, Any],
+    compacted_until: datetime,
+) -> npt.NDArray[np.bool_]:
+    """Which of the chunk's candles a block holds already with the same values (those
+    the row upsert would count unchanged): storing them again changes nothing, so their
+    periods need not move back into rows. Read in the caller's transaction."""
+    ts = rows["ts_unix"]
+    same = np.zeros(len(ts), dtype=bool)
+    inside = ts < _unix_us(compacted_until)
+    if not inside.any():
+        return same
+    start, end = _unix_us_to_datetime(int(ts[0])), _unix_us_to_datetime(int(ts[inside][-1]) + 1)
+    query = blocks_query(params["venue"], params["symbol"], timeframe, start, end)
+    step_us = timeframe.seconds * 1_000_000
+    stored = await read_blocks(conn, query, step_us, capacity=int(inside.sum()))
+    stamps = stored["timestamp"].view(np.int64)
+    if not len(stamps):
+        return same
+    at = np.minimum(np.searchsorted(stamps, ts), len(stamps) - 1)
+    held: npt.NDArray[np.bool_] = stamps[at] == ts
+    for name in (*PRICE_FIELDS, "trades_count"):
+        held &= stored[name][at] == rows[name]
+    return held
+
+
+async def expand_periods(
+    conn: Connection,
+    params: dict[str, Any],
+    timeframe: Timeframe,
+    ts_unix: npt.NDArray[np.int64],
+    compacted_until: datetime,
+) -> int:
+    """Move the blocks of the periods these candle times fall in back into rows (in the
+    caller's transaction, under the series' ingest lock); how many candles."""
+    period_us = timeframe.seconds * 1_000_000 * CANDLES_PER_BLOCK
+    series = (params["venue"], params["symbol"], params["timeframe"])
+    moved = 0
+    for start in _periods(ts_unix[ts_unix < _unix_us(compacted_until)], period_us):
+        moved += await expand(conn, *series, start, start + timedelta(microseconds=period_us))
+    return moved
+
+
+def _unix_us(ts: datetime) -> int:
+    return (ts - EPOCH) // timedelta(microseconds=1)
+
+
+def _unix_us_to_datetime(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)

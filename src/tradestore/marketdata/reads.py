@@ -260,10 +260,24 @@ async def _with_blocks(
     """The candles of the blocks `query` selects, decoded as they arrive, with `rows`
     (candles read from market_data) after them, in one set of columns."""
     sink = BlockSink(capacity + len(rows["timestamp"]), step_us=tf.seconds * 1_000_000, exact=exact)
+    await _feed(conn, query, sink)
+    sink.append(rows)
+    return sink.finish()
+
+
+async def _feed(conn: Connection, query: sql.Composable, sink: BlockSink) -> None:
     async with conn.cursor() as cur, cur.copy(_copy(query)) as stream:
         async for message in stream:
             sink.feed(message)
-    sink.append(rows)
+
+
+async def read_blocks(
+    conn: Connection, query: sql.Composable, step_us: int, *, capacity: int
+) -> dict[str, npt.NDArray[Any]]:
+    """The candles of the blocks `query` (blocks_query) selects, exact (scaled int64,
+    the sentinels of unknown trades and vwap kept), in time order."""
+    sink = BlockSink(capacity, step_us=step_us, exact=True)
+    await _feed(conn, query, sink)
     return sink.finish()
 
 
