@@ -9,10 +9,14 @@ them in the ingest's transaction; only the rest of the chunk goes on to the stag
 table and market_data as rows. Packed 1m days are marked for the rollup refresh, as a
 trigger marks days whose rows change; the refresh reads rows and blocks alike.
 
+Candles that reach packed periods are first compared with the blocks: those a block
+holds already with the same values are left there (an import run again writes nothing),
+and only the periods of new or changed candles move back into rows (`expand_periods`).
+
 So the blocks' invariant holds: a period's candles are in one place. A period that a
-chunk boundary splits gets a block from the first chunk; the next chunk finds that block
-in its range, expands it into rows (ingest.py, as for any correction) and adds its own:
-that period stays rows until the next `maintain` packs it again.
+chunk boundary splits gets a block from the first chunk; the next chunk's candles are
+new to that block, so it moves back into rows and they join it there: that period stays
+rows until the next `maintain` packs it again.
 """
 
 from __future__ import annotations
