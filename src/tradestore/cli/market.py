@@ -420,7 +420,7 @@ def _summary(result: IngestResult, header_lines: int) -> None:
     table = Table("", "candles", title=f"imported {result.symbol} {result.timeframe.value}")
     table.add_row("stored (new)", f"{result.inserted:,}")
     if result.packed:
-        table.add_row("  of them packed into column blocks", f"{result.packed:,}")
+        table.add_row("  in blocks", f"{result.packed:,}")  # of the new: packed at once
     table.add_row("updated", f"{result.updated:,}")
     table.add_row("unchanged", f"{result.unchanged:,}")
     table.add_row("rejected", f"{len(result.rejected):,}")
