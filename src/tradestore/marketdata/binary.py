@@ -11,6 +11,7 @@ Unknown trades_count is -1 and unknown vwap is INT64_MIN, so every row has one w
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ HEADER = SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 SCALE = 100_000_000  # 1e8: NUMERIC(18,8) as int64
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_TRADES = -1
 NO_VWAP = np.iinfo(np.int64).min
 
@@ -92,3 +94,13 @@ def scaled_to_decimal(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     out = np.empty(len(values), dtype=object)
     out[:] = [Decimal(int(v)).scaleb(-8) for v in values]
     return out
+
+
+def from_unix_us(us: int) -> datetime:
+    """A Unix time in microseconds as an aware UTC datetime."""
+    return UNIX_EPOCH + timedelta(microseconds=us)
+
+
+def unix_us(ts: datetime) -> int:
+    """An aware datetime as Unix microseconds."""
+    return (ts - UNIX_EPOCH) // timedelta(microseconds=1)

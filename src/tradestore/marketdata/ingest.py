@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -259,12 +259,12 @@ class CandleIngest:
                         # another server connection, without the stage of the last
                         await _ensure_stage(conn)
                         await _lock_series(conn, params)
-                        await _write(conn, rows, params, result, horizon, overlap=False)
+                        await _write(conn, rows, tf, params, result, horizon, overlap=False)
                 else:
                     if written_until is None:
                         await _lock_series(conn, params)
                     overlap = written_until is not None and first <= written_until
-                    await _write(conn, rows, params, result, horizon, overlap=overlap)
+                    await _write(conn, rows, tf, params, result, horizon, overlap=overlap)
                     written_until = last if written_until is None else max(written_until, last)
             if on_progress is not None:
                 on_progress(read, result)
@@ -299,6 +299,7 @@ def _prepare(
 async def _write(
     conn: Connection,
     rows: dict[str, Any],
+    tf: Timeframe,
     params: dict[str, Any],
     result: IngestResult,
     horizon: datetime | None,
@@ -308,7 +309,6 @@ async def _write(
     """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
     the rest appended or upserted as rows, the catalog updated."""
     first, last = _bounds(rows["ts_unix"])
-    tf = Timeframe.parse_stored(params["timeframe"])
     async with conn.cursor() as cur:
         await cur.execute(LAST_STORED, params)
         stored = await cur.fetchone()
@@ -328,7 +328,7 @@ async def _write(
         inserted, updated = 0, 0
         if staged["n"]:
             await _stage(cur, staged)
-            stage_first = from_unix_us(int(staged["ts_unix"][0]))
+            stage_first = binary.from_unix_us(int(staged["ts_unix"][0]))
             inserted, updated = await _insert_rows(
                 conn, cur, params, staged["n"], stage_first, stored, overlap
             )
@@ -435,22 +435,15 @@ async def _ensure_stage(conn: Connection) -> None:
     await conn.execute(CREATE_STAGE)
 
 
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def from_unix_us(us: int) -> datetime:
-    return UNIX_EPOCH + timedelta(microseconds=us)
-
-
 def _days(ts_unix: npt.NDArray[np.int64]) -> list[datetime]:
     """The UTC days that have rows (partitions are a day or longer: ensuring each day's
     partition makes exactly the partitions the rows need; known ones cost nothing)."""
     days = np.unique(ts_unix // 86_400_000_000)
-    return [from_unix_us(int(d) * 86_400_000_000) for d in days]
+    return [binary.from_unix_us(int(d) * 86_400_000_000) for d in days]
 
 
 def _bounds(ts_unix: npt.NDArray[np.int64]) -> tuple[datetime, datetime]:
-    return from_unix_us(int(ts_unix[0])), from_unix_us(int(ts_unix[-1]))
+    return binary.from_unix_us(int(ts_unix[0])), binary.from_unix_us(int(ts_unix[-1]))
 
 
 def _strict_error(result: IngestResult) -> ValidationError:

@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tradestore.db.database import Connection
+from tradestore.marketdata import binary
 from tradestore.marketdata.blocks import (
     CANDLES_PER_BLOCK,
-    EPOCH,
     blocks_query,
     expand,
     period_length,
@@ -129,7 +129,7 @@ def _periods(ts_unix: npt.NDArray[np.int64], period_us: int) -> dict[datetime, t
     starts, first = np.unique(period, return_index=True)
     ends = [*first[1:].tolist(), len(ts_unix)]
     return {
-        EPOCH + timedelta(microseconds=int(start) * period_us): (int(i), int(end))
+        binary.from_unix_us(int(start) * period_us): (int(i), int(end))
         for start, i, end in zip(starts, first, ends, strict=True)
     }
 
@@ -145,8 +145,8 @@ def _block(
     block: dict[str, Any] = {
         "period_start": start,
         "row_count": end - first,
-        "first_ts": EPOCH + timedelta(microseconds=int(ts[0])),
-        "last_ts": EPOCH + timedelta(microseconds=int(ts[-1])),
+        "first_ts": binary.from_unix_us(int(ts[0])),
+        "last_ts": binary.from_unix_us(int(ts[-1])),
         "slots": np.packbits(slots, bitorder="little").tobytes(),
     }
     for name in PRICE_FIELDS:
@@ -168,10 +168,13 @@ async def unchanged_in_blocks(
     periods need not move back into rows. Read in the caller's transaction."""
     ts = rows["ts_unix"]
     same = np.zeros(len(ts), dtype=bool)
-    inside = ts < _unix_us(compacted_until)
+    inside = ts < binary.unix_us(compacted_until)
     if not inside.any():
         return same
-    start, end = _unix_us_to_datetime(int(ts[0])), _unix_us_to_datetime(int(ts[inside][-1]) + 1)
+    start, end = (
+        binary.from_unix_us(int(ts[0])),
+        binary.from_unix_us(int(ts[inside][-1]) + 1),
+    )
     query = blocks_query(params["venue"], params["symbol"], timeframe, start, end)
     step_us = timeframe.seconds * 1_000_000
     stored = await read_blocks(conn, query, step_us, capacity=int(inside.sum()))
@@ -197,14 +200,6 @@ async def expand_periods(
     period_us = timeframe.seconds * 1_000_000 * CANDLES_PER_BLOCK
     series = (params["venue"], params["symbol"], params["timeframe"])
     moved = 0
-    for start in _periods(ts_unix[ts_unix < _unix_us(compacted_until)], period_us):
+    for start in _periods(ts_unix[ts_unix < binary.unix_us(compacted_until)], period_us):
         moved += await expand(conn, *series, start, start + timedelta(microseconds=period_us))
     return moved
-
-
-def _unix_us(ts: datetime) -> int:
-    return (ts - EPOCH) // timedelta(microseconds=1)
-
-
-def _unix_us_to_datetime(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
