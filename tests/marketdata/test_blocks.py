@@ -113,14 +113,19 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
     assert status.candles >= len(data) and status.bytes_per_candle is not None
 
 
-async def test_blocks_packed_before_the_slots_migration_read_back_the_same(
-    empty_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("migration", ["0024_block_slots", "0025_block_frame_of_reference"])
+async def test_blocks_packed_before_a_layout_migration_read_back_the_same(
+    empty_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch, migration: str
 ) -> None:
-    """Blocks written by 0023 (a column of timestamps) are converted by 0024 (a bitmap of
-    slots): every read gives what the rows gave, gaps and SQL included."""
+    """Blocks written before a migration that changes their layout (0024: a bitmap of
+    slots for the column of timestamps; 0025: a frame of reference for each value
+    column) are converted by it: every read gives what the rows gave, gaps and SQL
+    included."""
     shipped = migrator.available_migrations()
     monkeypatch.setattr(
-        migrator, "available_migrations", lambda: {k: v for k, v in shipped.items() if k < "0024"}
+        migrator,
+        "available_migrations",
+        lambda: {k: v for k, v in shipped.items() if k < migration},
     )
     settings = make_settings(empty_database())
     symbol = new_symbol()
@@ -137,7 +142,7 @@ async def test_blocks_packed_before_the_slots_migration_read_back_the_same(
         )
         monkeypatch.setattr(migrator, "available_migrations", lambda: shipped)
         applied = await store.migrate()
-        assert [n for n in applied.applied if n.startswith("0024")] == ["0024_block_slots"]
+        assert migration in applied.applied
         assert await store.db.query_value("SELECT count(*) FROM market_data_block") == 1
         assert await snapshot(store, symbol) == before
     delete_keys(settings.redis_key_prefix)

@@ -3,10 +3,10 @@
 A period of a series (1440 candles of its timeframe: a UTC day of 1m candles, 60 days of
 1h) that closed more than `compact_after` ago is moved by `Compactor` from market_data
 rows into one market_data_block row of columns, TOAST-compressed with lz4. Reads fetch
-blocks with binary COPY; the columns they need are BYTEA of big-endian values, sent as
-stored and read by numpy as arrays, no Python object per candle (`BlockSink`), and a
-bitmap of which of the period's 1440 candle slots the block holds, from which the
-timestamps follow (migration 0024).
+blocks with binary COPY; the columns they need are BYTEA of big-endian offsets from a
+base (block_codec.py, migration 0025), sent as stored and read by numpy as arrays, no
+Python object per candle (`BlockSink`), and a bitmap of which of the period's 1440 candle
+slots the block holds, from which the timestamps follow (migration 0024).
 
 An ingest of closed history packs the periods it fills from nothing itself
 (ingest_blocks.py), with the same encoding.
@@ -35,7 +35,7 @@ from psycopg import sql
 from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import partitions_of
 from tradestore.errors import TransientError
-from tradestore.marketdata import binary
+from tradestore.marketdata import binary, block_codec
 from tradestore.marketdata.copy_stream import allocate_columns, grow_columns
 from tradestore.marketdata.validation import LOCK_SERIES, series_key
 from tradestore.ops.tasks import PlannedAction, Progress
@@ -293,7 +293,6 @@ def _period_start(ts: datetime, length: timedelta) -> datetime:
 
 
 # --- decoding -----------------------------------------------------------------------------
-_WIDTHS = {name: np.dtype(">i4" if name == "trades_count" else ">i8") for name in VALUE_FIELDS}
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where a binary timestamptz counts from
 Buffer = bytes | bytearray | memoryview  # what a COPY stream yields
 
@@ -304,8 +303,8 @@ class BlockSink:
     datetime64[us] (the period's start plus each set slot's offset);
     prices, volume and vwap float64 (NaN for unknown vwap), or exact scaled int64 when
     `exact`; trades int64. Each block's column is read in place (`np.frombuffer` on the
-    message) and converted in the one pass that writes it into the result, so a read
-    copies no payload and overlaps decoding with the transfer."""
+    message) and widened from its frame of reference (block_codec) on the way into the
+    result, so a read copies no payload and overlaps decoding with the transfer."""
 
     def __init__(self, capacity: int, *, step_us: int, exact: bool) -> None:
         self.step_us = step_us
@@ -315,6 +314,7 @@ class BlockSink:
         self._header_done = False
         self._ended = False
         self.columns = allocate_columns(capacity, exact=exact)
+        self._scratch = np.empty(CANDLES_PER_BLOCK, dtype=np.int64)  # a column's values
 
     def feed(self, message: Buffer) -> None:
         """One COPY message: PostgreSQL sends a block a message, so the block's columns
@@ -367,20 +367,20 @@ class BlockSink:
         stamps += start_us
         for name in VALUE_FIELDS:
             size = int.from_bytes(data[pos : pos + 4], "big")
-            width = _WIDTHS[name]
-            raw = np.frombuffer(data, width, size // width.itemsize, pos + 4)
-            self._store(name, raw, window)
+            self._store(name, block_codec.read_column(data, pos + 4, count), window)
             pos += 4 + size
         self.n += count
 
-    def _store(self, name: str, raw: npt.NDArray[Any], window: slice) -> None:
+    def _store(self, name: str, column: block_codec.Column, window: slice) -> None:
         if name == "trades_count" or self.exact:
-            self.columns[name][window] = raw
-        else:
-            out = self.columns[name][window]
-            np.divide(raw, binary.SCALE, out=out)  # int to float64, then / 1e8: exact
-            if name == "vwap":
-                out[raw == binary.NO_VWAP] = np.nan
+            block_codec.unpack_into(column, self.columns[name][window])
+            return
+        scaled = self._scratch[: window.stop - window.start]
+        block_codec.unpack_into(column, scaled)
+        out = self.columns[name][window]
+        np.divide(scaled, binary.SCALE, out=out)  # int to float64, then / 1e8: exact
+        if name == "vwap":
+            out[scaled == binary.NO_VWAP] = np.nan
 
     def _reserve(self, count: int) -> None:
         needed = self.n + count

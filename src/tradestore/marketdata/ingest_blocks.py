@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tradestore.db.database import Connection
-from tradestore.marketdata import binary
+from tradestore.marketdata import binary, block_codec
 from tradestore.marketdata.blocks import (
     CANDLES_PER_BLOCK,
     blocks_query,
@@ -138,7 +138,7 @@ def _block(
     rows: dict[str, Any], first: int, end: int, start: datetime, step_us: int
 ) -> dict[str, Any]:
     """One period's candles (rows[first:end]) as INSERT_BLOCKS' columns of one block: the
-    slots bitmap (bit k is bit k % 8 of byte k / 8), values big-endian."""
+    slots bitmap (bit k is bit k % 8 of byte k / 8), value columns in block_codec's layout."""
     ts = rows["ts_unix"][first:end]
     slots = np.zeros(CANDLES_PER_BLOCK, dtype=bool)
     slots[(ts - (ts[0] - ts[0] % (step_us * CANDLES_PER_BLOCK))) // step_us] = True
@@ -149,9 +149,8 @@ def _block(
         "last_ts": binary.from_unix_us(int(ts[-1])),
         "slots": np.packbits(slots, bitorder="little").tobytes(),
     }
-    for name in PRICE_FIELDS:
-        block[name] = rows[name][first:end].astype(">i8").tobytes()
-    block["trades_count"] = rows["trades_count"][first:end].astype(">i4").tobytes()
+    for name in (*PRICE_FIELDS, "trades_count"):
+        block[name] = block_codec.pack_column(rows[name][first:end].astype(np.int64))
     block["quality"] = "{" + ",".join(map(str, rows["quality"][first:end].tolist())) + "}"
     return block
 
