@@ -23,7 +23,12 @@ import numpy.typing as npt
 HEADER = struct.Struct(">BBq")  # width, exponent, base
 MAX_EXPONENT = 18
 INT64_MAX = 2**63 - 1
-_OFFSET_TYPES = {1: np.dtype(">i1"), 2: np.dtype(">i2"), 4: np.dtype(">i4"), 8: np.dtype(">i8")}
+_OFFSET_TYPES: dict[int, np.dtype[Any]] = {
+    1: np.dtype(">i1"),
+    2: np.dtype(">i2"),
+    4: np.dtype(">i4"),
+    8: np.dtype(">i8"),
+}
 
 
 @dataclass(frozen=True)
