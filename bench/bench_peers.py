@@ -56,6 +56,14 @@ def _timed(op: Any) -> float:
     return time.perf_counter() - started
 
 
+async def settle(store: TradeStore) -> None:
+    """Let the server finish the writing just done before reads are timed: the history a
+    backtest reads was written long before, so its reads do not compete with the flush
+    of that write (checkpoint) or with autovacuum's first pass over the new rows."""
+    await store.db.execute("CHECKPOINT")
+    await store.db.execute("VACUUM (ANALYZE) market_data_block, market_data_catalog")
+
+
 async def _atimed(op: Any) -> float:
     started = time.perf_counter()
     await op()
@@ -76,6 +84,7 @@ async def _ours(store: TradeStore, array: np.ndarray) -> dict[str, float]:
     end = START + timedelta(minutes=N)
     await store.rollups.refresh()  # a period waiting for its rollups is not packed
     pack = await _atimed(store.compactor.compact)  # the periods chunk boundaries split
+    await settle(store)
     read = statistics.median([await _atimed(lambda: _read_all(md, symbol, end)) for _ in range(3)])
     slices = [
         await _atimed(lambda d=d: md.get_historical_data(symbol, "1m", d, d + timedelta(days=1)))

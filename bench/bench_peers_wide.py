@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.bench_marketdata import START, _frame
-from bench.bench_peers import _atimed, _pandas, _timed
+from bench.bench_peers import _atimed, _pandas, _timed, settle
 from bench.harness import BenchContext, Result
 from tradestore import TradeStore
 
@@ -42,6 +42,7 @@ async def _ours(store: TradeStore, arrays: list[np.ndarray]) -> dict[str, float]
         await md.store_candles(symbol, "1m", array)
     await store.rollups.refresh()
     await store.compactor.compact()
+    await settle(store)
     end = START + timedelta(minutes=PER_SERIES)
 
     async def read_one(symbol: str) -> Any:
