@@ -6,7 +6,8 @@ closed periods that hold nothing yet go from there into column blocks
 (ingest_blocks.py); then one statement moves the rest into market_data: a plain
 `INSERT ... SELECT` (APPEND) when the chunk starts after the series' last stored candle,
 else `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed` (UPSERT), which
-counts inserted / updated rows (the rest were unchanged). Ingesters of one series take turns
+counts inserted / updated rows (the rest were unchanged). A chunk of a few candles (a
+live one) skips the stage: one UPSERT from arrays bound to it. Ingesters of one series take turns
 on an advisory lock (LOCK_SERIES), so two of them never hold row locks of the same
 series at once and cannot deadlock; different series share no rows. The catalog row of
 the series is updated in the same transaction.
@@ -67,6 +68,18 @@ COPY_STAGE = (
     "COPY md_stage (ts, open, high, low, close, volume, trades_count, vwap, quality) "
     "FROM STDIN (FORMAT BINARY)"
 )
+# A chunk of at most SMALL_CHUNK_ROWS candles (a live candle, a poll's few) is upserted
+# from arrays bound to the statement, without the stage's three round trips; only as the
+# first chunk of its transaction: a partition made for a later chunk (by another
+# connection) is seen by this one only after it processes invalidations, which it does
+# when it first locks market_data in a transaction, and on the stage's statements.
+SMALL_CHUNK_ROWS = 256
+ARRAY_ROWS = """(SELECT TIMESTAMPTZ 'epoch' + u.ts_unix * INTERVAL '1 microsecond' AS ts,
+               u.open, u.high, u.low, u.close, u.volume, u.trades_count, u.vwap, u.quality
+          FROM unnest(%(ts_unix)s::int8[], %(open)s::int8[], %(high)s::int8[],
+                      %(low)s::int8[], %(close)s::int8[], %(volume)s::int8[],
+                      %(trades_count)s::int4[], %(vwap)s::int8[], %(quality)s::int2[])
+               AS u(ts_unix, open, high, low, close, volume, trades_count, vwap, quality))"""
 UPSERT = """
 WITH up AS (
     INSERT INTO market_data AS m (venue, symbol, timeframe, timestamp, open, high, low,
@@ -94,6 +107,18 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted,
        count(*) FILTER (WHERE NOT inserted) AS updated
   FROM up
 """
+UPSERT_ARRAYS = UPSERT.replace("FROM md_stage s", f"FROM {ARRAY_ROWS} s")
+ARRAY_COLUMNS = (
+    "ts_unix",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "trades_count",
+    "vwap",
+    "quality",
+)
 # Fast path for the common case, data appended after the series' last stored candle:
 # every row is new, so there is nothing to compare and no speculative insertion. If a row
 # written outside tradestore collides anyway, a savepoint falls back to UPSERT.
@@ -210,8 +235,6 @@ class CandleIngest:
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()
         async with scope as conn:
-            if one_transaction:
-                await _ensure_stage(conn)
             await self._stream(
                 conn,
                 data,
@@ -255,16 +278,33 @@ class CandleIngest:
                     await partitions.ensure("market_data", day, day)
                 if commit_each:
                     async with conn.transaction():
-                        # in the transaction: behind PgBouncer each one may run on
-                        # another server connection, without the stage of the last
-                        await _ensure_stage(conn)
+                        # the stage is created in the transaction that uses it (_stage):
+                        # behind PgBouncer each one may run on another server connection
                         await _lock_series(conn, params)
-                        await _write(conn, rows, tf, params, result, horizon, overlap=False)
+                        await _write(
+                            conn,
+                            rows,
+                            tf,
+                            params,
+                            result,
+                            horizon,
+                            overlap=False,
+                            first_in_transaction=True,
+                        )
                 else:
                     if written_until is None:
                         await _lock_series(conn, params)
                     overlap = written_until is not None and first <= written_until
-                    await _write(conn, rows, tf, params, result, horizon, overlap=overlap)
+                    await _write(
+                        conn,
+                        rows,
+                        tf,
+                        params,
+                        result,
+                        horizon,
+                        overlap=overlap,
+                        first_in_transaction=written_until is None,
+                    )
                     written_until = last if written_until is None else max(written_until, last)
             if on_progress is not None:
                 on_progress(read, result)
@@ -305,6 +345,7 @@ async def _write(
     horizon: datetime | None,
     *,
     overlap: bool,
+    first_in_transaction: bool,
 ) -> None:
     """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
     the rest appended or upserted as rows, the catalog updated."""
@@ -326,7 +367,10 @@ async def _write(
             packed = await pack_closed_periods(conn, params, tf, todo, horizon)
         staged = todo if packed.rest is None else _subset(todo, packed.rest)
         inserted, updated = 0, 0
-        if staged["n"]:
+        small = staged["n"] <= SMALL_CHUNK_ROWS and first_in_transaction and not overlap
+        if staged["n"] and small:
+            inserted, updated = await _upsert_arrays(cur, params, staged)
+        elif staged["n"]:
             await _stage(cur, staged)
             stage_first = binary.from_unix_us(int(staged["ts_unix"][0]))
             inserted, updated = await _insert_rows(
@@ -354,8 +398,19 @@ async def _write(
         result.last_candle = _last_candle(rows, last)
 
 
+async def _upsert_arrays(cur: Any, params: dict[str, Any], rows: dict[str, Any]) -> tuple[int, int]:
+    """Upsert a few candles bound as arrays: (inserted, updated)."""
+    columns = {name: rows[name].tolist() for name in ARRAY_COLUMNS}
+    await cur.execute(UPSERT_ARRAYS, {**params, **columns})
+    counts = await cur.fetchone()
+    assert counts is not None
+    return int(counts["inserted"]), int(counts["updated"])
+
+
 async def _stage(cur: Any, rows: dict[str, Any]) -> None:
-    """COPY the rows into md_stage, emptied first (by the last chunk, or at the commit)."""
+    """COPY the rows into md_stage (created on the connection's first use: it is a temp
+    table), emptied first (by the last chunk, or at the commit)."""
+    await cur.execute(CREATE_STAGE)
     await cur.execute("TRUNCATE md_stage")
     async with cur.copy(COPY_STAGE) as copy:
         await copy.write(binary.HEADER)
@@ -429,10 +484,6 @@ async def _lock_series(conn: Connection, params: dict[str, Any]) -> None:
     await conn.execute(
         LOCK_SERIES, (series_key(params["venue"], params["symbol"], params["timeframe"]),)
     )
-
-
-async def _ensure_stage(conn: Connection) -> None:
-    await conn.execute(CREATE_STAGE)
 
 
 def _days(ts_unix: npt.NDArray[np.int64]) -> list[datetime]:

@@ -103,7 +103,10 @@ async def pack_closed_periods(
     length = period_length(timeframe)
     step_us = timeframe.seconds * 1_000_000
     periods = _periods(rows["ts_unix"], step_us * CANDLES_PER_BLOCK)
-    query = {**params, "length": length, "horizon": horizon, "periods": list(periods)}
+    closed = [start for start in periods if start + length <= horizon]
+    if not closed:  # live candles: nothing to ask the server
+        return Packed()
+    query = {**params, "length": length, "horizon": horizon, "periods": closed}
     cur = await conn.execute(PERIODS_TO_PACK, query)
     chosen = sorted(row["period_start"] for row in await cur.fetchall())
     if not chosen:
