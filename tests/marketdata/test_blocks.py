@@ -103,6 +103,7 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
     assert await snapshot(store, symbol) == before
     again = await store.compactor.compact()
     assert again == (0, 0)  # nothing left to pack
+    assert await store.compactor.plan() == []  # and the plan says so
     hourly = await store.market_data.get_historical_data(
         symbol, "1h", T0, T0 + timedelta(days=1), exact=True
     )  # served by the rollups, which the compaction left as they were

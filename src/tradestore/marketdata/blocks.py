@@ -64,6 +64,13 @@ SERIES = """
 SELECT venue, symbol, timeframe FROM market_data_catalog
  WHERE first_ts < %s ORDER BY venue, symbol, timeframe
 """
+# Series with rows before the horizon (what the plan lists): one index probe a series.
+SERIES_WITH_OLD_ROWS = """
+SELECT count(*) FROM market_data_catalog c
+ WHERE c.first_ts < %(horizon)s
+   AND EXISTS (SELECT 1 FROM market_data m WHERE m.venue = c.venue AND m.symbol = c.symbol
+                  AND m.timeframe = c.timeframe AND m.timestamp < %(horizon)s)
+"""
 # One index probe per period that has rows (a loose index scan), oldest first.
 PERIODS_WITH_ROWS = """
 WITH RECURSIVE p(t) AS (
@@ -257,8 +264,8 @@ class Compactor:
         if self.mode is TimeSeriesMode.TIMESCALE:
             return []
         horizon = datetime.now(UTC) - self.compact_after
-        n = len(await self.db.query(SERIES, (horizon,)))
-        if not n:
+        n = int(await self.db.query_value(SERIES_WITH_OLD_ROWS, {"horizon": horizon}))
+        if not n:  # a series whose closed history is packed already has nothing to do
             return []
         return [
             PlannedAction(
