@@ -80,7 +80,7 @@ ARRAY_ROWS = """(SELECT TIMESTAMPTZ 'epoch' + u.ts_unix * INTERVAL '1 microsecon
                       %(low)s::int8[], %(close)s::int8[], %(volume)s::int8[],
                       %(trades_count)s::int4[], %(vwap)s::int8[], %(quality)s::int2[])
                AS u(ts_unix, open, high, low, close, volume, trades_count, vwap, quality))"""
-UPSERT = """
+UPSERT_FROM = """
 WITH up AS (
     INSERT INTO market_data AS m (venue, symbol, timeframe, timestamp, open, high, low,
                                   close, volume, trades_count, vwap, data_source,
@@ -91,7 +91,7 @@ WITH up AS (
            NULLIF(s.trades_count, -1),
            CASE WHEN s.vwap = -9223372036854775808 THEN NULL ELSE s.vwap * 0.00000001 END,
            %(source)s, s.quality
-      FROM md_stage s
+      FROM {source} s
     ON CONFLICT (venue, symbol, timeframe, timestamp) DO UPDATE
        SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
            close = EXCLUDED.close, volume = EXCLUDED.volume,
@@ -107,7 +107,8 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted,
        count(*) FILTER (WHERE NOT inserted) AS updated
   FROM up
 """
-UPSERT_ARRAYS = UPSERT.replace("FROM md_stage s", f"FROM {ARRAY_ROWS} s")
+UPSERT = UPSERT_FROM.format(source="md_stage")
+UPSERT_ARRAYS = UPSERT_FROM.format(source=ARRAY_ROWS)
 ARRAY_COLUMNS = (
     "ts_unix",
     "open",
@@ -273,7 +274,7 @@ class CandleIngest:
             if strict and result.rejected:
                 raise _strict_error(result)
             if rows is not None:
-                first, last = _bounds(rows["ts_unix"])
+                last = _bounds(rows["ts_unix"])[1]
                 for day in _days(rows["ts_unix"]):  # not the empty months between rows
                     await partitions.ensure("market_data", day, day)
                 if commit_each:
@@ -281,30 +282,11 @@ class CandleIngest:
                         # the stage is created in the transaction that uses it (_stage):
                         # behind PgBouncer each one may run on another server connection
                         await _lock_series(conn, params)
-                        await _write(
-                            conn,
-                            rows,
-                            tf,
-                            params,
-                            result,
-                            horizon,
-                            overlap=False,
-                            first_in_transaction=True,
-                        )
+                        await _write(conn, rows, tf, params, result, horizon, None)
                 else:
                     if written_until is None:
                         await _lock_series(conn, params)
-                    overlap = written_until is not None and first <= written_until
-                    await _write(
-                        conn,
-                        rows,
-                        tf,
-                        params,
-                        result,
-                        horizon,
-                        overlap=overlap,
-                        first_in_transaction=written_until is None,
-                    )
+                    await _write(conn, rows, tf, params, result, horizon, written_until)
                     written_until = last if written_until is None else max(written_until, last)
             if on_progress is not None:
                 on_progress(read, result)
@@ -343,13 +325,14 @@ async def _write(
     params: dict[str, Any],
     result: IngestResult,
     horizon: datetime | None,
-    *,
-    overlap: bool,
-    first_in_transaction: bool,
+    written_until: datetime | None,
 ) -> None:
     """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
-    the rest appended or upserted as rows, the catalog updated."""
+    the rest appended or upserted as rows, the catalog updated. `written_until`: the
+    latest timestamp earlier chunks of this transaction wrote (None: this is its first)."""
     first, last = _bounds(rows["ts_unix"])
+    first_in_transaction = written_until is None
+    overlap = written_until is not None and first <= written_until
     async with conn.cursor() as cur:
         await cur.execute(LAST_STORED, params)
         stored = await cur.fetchone()

@@ -39,12 +39,12 @@ from tradestore.marketdata.blocks import (
 from tradestore.marketdata.reads import read_blocks
 from tradestore.timeframes import Timeframe
 
-# Which of the chunk's periods to pack: closed before the horizon and holding no row and
-# no block of the series. Each check is one index probe a period.
+# Which of the chunk's closed periods (pack_closed_periods picks those ending before the
+# horizon) to pack: those holding no row and no block of the series. Each check is one
+# index probe a period.
 PERIODS_TO_PACK = """
 SELECT p.period_start FROM unnest(%(periods)s::timestamptz[]) AS p(period_start)
- WHERE p.period_start + %(length)s <= %(horizon)s
-   AND NOT EXISTS (SELECT 1 FROM market_data m
+ WHERE NOT EXISTS (SELECT 1 FROM market_data m
                     WHERE m.venue = %(venue)s AND m.symbol = %(symbol)s
                       AND m.timeframe = %(timeframe)s AND m.timestamp >= p.period_start
                       AND m.timestamp < p.period_start + %(length)s)
@@ -106,7 +106,7 @@ async def pack_closed_periods(
     closed = [start for start in periods if start + length <= horizon]
     if not closed:  # live candles: nothing to ask the server
         return Packed()
-    query = {**params, "length": length, "horizon": horizon, "periods": closed}
+    query = {**params, "length": length, "periods": closed}
     cur = await conn.execute(PERIODS_TO_PACK, query)
     chosen = sorted(row["period_start"] for row in await cur.fetchall())
     if not chosen:
