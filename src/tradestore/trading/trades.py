@@ -39,7 +39,6 @@ from tradestore.trading.models import (
     parse_input,
     parse_money,
 )
-from tradestore.trading.pnl import close_pnl
 from tradestore.trading.strategies import ACTIVE_KEY
 from tradestore.trading.strategies import cache_key as strategy_key
 
@@ -75,16 +74,18 @@ link AS (UPDATE orders SET trade_id = changed.id FROM changed WHERE orders.id = 
 )
 SELECT_BY_ID = "SELECT * FROM trades WHERE id = %s"
 LOCK_ORDER = "SELECT * FROM orders WHERE id = %s FOR UPDATE"
-# Closes the trade as it was read (status open, and the P&L's inputs unchanged): of
-# concurrent closers one matches, and a fill in between makes the close read again.
+# Closes an open trade with something filled, its P&L computed from the row as it is
+# (trade_close_pnl, migration 0026): of concurrent closers one matches, and a fill that
+# committed first is in the P&L.
 CLOSE_TRADE = """
 UPDATE trades SET exit_price = %(exit_price)s, exit_time = coalesce(%(exit_time)s, now()),
-       pnl = %(pnl)s, pnl_percent = %(pnl_percent)s, fees = %(fees)s, status = 'CLOSED',
+       (pnl, pnl_percent) = (SELECT p.pnl, p.pnl_percent
+                               FROM trade_close_pnl(side, entry_price, %(exit_price)s,
+                                                    filled_quantity, fees + %(exit_fee)s) AS p),
+       fees = fees + %(exit_fee)s, status = 'CLOSED',
        exit_reason = %(exit_reason)s, exit_signal = %(exit_signal)s, exit_tag = %(exit_tag)s,
        updated_at = now()
- WHERE id = %(id)s AND status IN ('OPEN', 'PARTIALLY_FILLED')
-   AND entry_price = %(seen_entry_price)s AND filled_quantity = %(seen_filled)s
-   AND fees = %(seen_fees)s
+ WHERE id = %(id)s AND status IN ('OPEN', 'PARTIALLY_FILLED') AND filled_quantity > 0
 RETURNING *
 """
 # The close, its event and the strategy's statistics in one statement (one transaction,
@@ -224,6 +225,9 @@ class TradeRepository:
         exit_tag: str | None = None,
         exit_time: datetime | None = None,
     ) -> Trade:
+        """Close an open trade at exit_price: its P&L (see trading.pnl), its event and the
+        strategy's statistics in one statement. Of concurrent closers one wins (the others
+        get Conflict); a fill committed before the close is in its P&L."""
         trade_id = as_uuid(trade_id)
         price = parse_money("exit_price", exit_price, PositiveMoney)
         fee = parse_money("exit_fee", exit_fee, NonNegativeMoney)
@@ -232,9 +236,10 @@ class TradeRepository:
             raise ValidationError(
                 "exit_reason: 1 to 50 characters", field="exit_reason", value=exit_reason
             )
-        exit_params = {
+        params = {
             "id": trade_id,
             "exit_price": price,
+            "exit_fee": fee,
             "exit_time": exit_time,
             "exit_reason": exit_reason,
             "exit_tag": exit_tag,
@@ -242,37 +247,14 @@ class TradeRepository:
             if exit_signal is None
             else Jsonb(check_json(exit_signal, field="exit_signal")),
         }
-        while True:  # ends: an open trade changes only by fills, and it cannot overfill
+        row = await self.db.query_one(CLOSE_AND_COUNT, params)
+        if row is None:
             trade = await self.get(trade_id)
             if trade.status not in (TradeStatus.OPEN, TradeStatus.PARTIALLY_FILLED):
                 raise Conflict(f"trade {trade_id} is already {trade.status.value}")
-            if trade.filled_quantity <= 0:
-                raise Conflict(f"trade {trade_id} has nothing filled to close; cancel it")
-            result = close_pnl(
-                side=trade.side,
-                entry_price=trade.entry_price,
-                exit_price=price,
-                quantity=trade.filled_quantity,
-                entry_fees=trade.fees,
-                exit_fees=fee,
-            )
-            row = await self.db.query_one(
-                CLOSE_AND_COUNT,
-                {
-                    **exit_params,
-                    "pnl": result.pnl,
-                    "pnl_percent": result.pnl_percent,
-                    "fees": result.fees,
-                    "seen_entry_price": trade.entry_price,
-                    "seen_filled": trade.filled_quantity,
-                    "seen_fees": trade.fees,
-                },
-            )
-            if row is not None:
-                closed = to_trade(row)
-                break
-            # closed by someone else, or filled further since we read it: read again
-        await self.cache.invalidate(strategy_key(trade.strategy_id), ACTIVE_KEY)
+            raise Conflict(f"trade {trade_id} has nothing filled to close; cancel it")
+        closed = to_trade(row)
+        await self.cache.invalidate(strategy_key(closed.strategy_id), ACTIVE_KEY)
         return closed
 
     async def cancel(self, trade_id: UUID) -> Trade:
