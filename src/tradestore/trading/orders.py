@@ -15,7 +15,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from tradestore.db.database import Connection, Database
+from tradestore.db.database import Connection, Database, pipelined_transaction
 from tradestore.errors import Conflict, NotFound
 from tradestore.frames import Records
 from tradestore.realtime.events import EventType, event_literal, with_event
@@ -32,7 +32,7 @@ from tradestore.trading.models import (
     parse_input,
     parse_money,
 )
-from tradestore.trading.trades import follow_entry_orders, open_trade_for_order
+from tradestore.trading.trades import fetch_trade, follow_entry_orders, send_trade_for_order
 
 if TYPE_CHECKING:
     from tradestore.db.replicas import ReadRouter
@@ -246,13 +246,15 @@ class OrderRepository:
         a bot. `trade` takes the fields open_from_order takes (stop_loss_price, ...)."""
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
-        async with self.db.transaction(pipeline=True) as conn:
-            order = await self._apply_fill(conn, fill)
-            if order.trade_id is not None:
-                followed = await follow_entry_orders(conn, order.trade_id)
-                assert followed is not None
-                return order, followed
-            opened = await open_trade_for_order(conn, order, **trade)
+        async with self.db.connection() as conn:
+            async with pipelined_transaction(conn):
+                order = await self._apply_fill(conn, fill)
+                if order.trade_id is not None:
+                    followed = await follow_entry_orders(conn, order.trade_id)
+                    assert followed is not None
+                    return order, followed
+                sent = await send_trade_for_order(conn, order, **trade)
+            opened = await fetch_trade(sent)  # the INSERT went with the COMMIT
         return order.model_copy(update={"trade_id": opened.id}), opened
 
     async def _apply_fill(self, conn: Connection, fill: dict[str, Any]) -> Order:

@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from psycopg import sql
+from psycopg import AsyncCursor, sql
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from tradestore.cache.two_tier import TwoTierCache
@@ -342,6 +343,21 @@ class TradeRepository:
 
 async def _insert(conn: Connection, new: NewTrade, *, order_id: UUID | None = None) -> Trade:
     """The trade and its event (and the order's link to it), one statement."""
+    return await fetch_trade(await _send_insert(conn, new, order_id=order_id))
+
+
+async def fetch_trade(cur: AsyncCursor[DictRow]) -> Trade:
+    """The trade a statement sent by `send_*` returned (in a pipeline: once synced)."""
+    row = await cur.fetchone()
+    assert row is not None
+    return to_trade(row)
+
+
+async def _send_insert(
+    conn: Connection, new: NewTrade, *, order_id: UUID | None = None
+) -> AsyncCursor[DictRow]:
+    """Send the trade's INSERT (with its event and the order's link); its row is read
+    with `fetch_trade`."""
     filled = new.quantity if new.filled_quantity is None else new.filled_quantity
     params = new.model_dump()
     params.update(
@@ -354,10 +370,7 @@ async def _insert(conn: Connection, new: NewTrade, *, order_id: UUID | None = No
     )
     if order_id is not None:
         params["order_id"] = order_id
-    cur = await conn.execute(OPEN_TRADE if order_id is None else OPEN_TRADE_FOR_ORDER, params)
-    row = await cur.fetchone()
-    assert row is not None
-    return to_trade(row)
+    return await conn.execute(OPEN_TRADE if order_id is None else OPEN_TRADE_FOR_ORDER, params)
 
 
 async def open_trade_from_order(conn: Connection, order_id: UUID, **extra: Any) -> Trade:
@@ -372,6 +385,14 @@ async def open_trade_from_order(conn: Connection, order_id: UUID, **extra: Any) 
 async def open_trade_for_order(conn: Connection, order: Order, **extra: Any) -> Trade:
     """In the caller's transaction, which holds the order's row lock (it locked or
     updated it): a trade for what the order has filled, linked to it."""
+    return await fetch_trade(await send_trade_for_order(conn, order, **extra))
+
+
+async def send_trade_for_order(
+    conn: Connection, order: Order, **extra: Any
+) -> AsyncCursor[DictRow]:
+    """`open_trade_for_order`'s statement, sent without waiting for its row: in a
+    pipelined transaction it travels with the COMMIT (read it with `fetch_trade`)."""
     if order.trade_id is not None:
         raise Conflict(f"order {order.id} already opened trade {order.trade_id}")
     if order.filled_quantity <= 0:
@@ -392,7 +413,7 @@ async def open_trade_for_order(conn: Connection, order: Order, **extra: Any) -> 
             **extra,
         },
     )
-    return await _insert(conn, new, order_id=order.id)
+    return await _send_insert(conn, new, order_id=order.id)
 
 
 async def follow_entry_orders(conn: Connection, trade_id: UUID) -> Trade | None:
