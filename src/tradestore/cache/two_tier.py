@@ -51,12 +51,19 @@ if current == ARGV[1] then
 end
 return 0
 """
-# KEYS[1] version key, KEYS[2] value key: a load that read before cannot store its value,
-# and the copy is gone, in one step (a reader never sees the bump without the deletion).
+# KEYS: pairs of a version key and its value key. For each: a load that read before
+# cannot store its value, and the copy is gone, in one step (a reader never sees the
+# bump without the deletion). ARGV[2], ARGV[3] (one Redis only): a channel and the
+# message to publish on it once every key is done.
 BUMP_AND_DROP = """
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
+for i = 1, #KEYS, 2 do
+  redis.call('INCR', KEYS[i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  redis.call('DEL', KEYS[i + 1])
+end
+if ARGV[2] then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
 return 1
 """
 
@@ -193,26 +200,27 @@ class TwoTierCache:
         self._unpublished.difference_update(keys)
 
     async def _publish_invalidation(self, keys: list[str]) -> None:
-        """Bump each key's version and delete its L2 copy (one script per key: a key's
-        two Redis keys share a hash tag), then tell the other processes. The message goes
-        after the bumps: a process that reloads on it cannot find the old copy. One
-        Redis executes a pipeline in order, so there it rides in the same round trip; a
-        cluster's nodes do not wait for each other, so there it is sent after."""
+        """Bump each key's version and delete its L2 copy, then tell the other processes.
+        The message goes after the bumps: a process that reloads on it cannot find the old
+        copy. On one Redis, all of it is one script: one command. A cluster's keys live on
+        different nodes: one script a key (a key's two Redis keys share a hash tag), and
+        the message after them all."""
         client = self.link.client
         if client is None:
             return
         message = json.dumps({"from": self.node_id, "keys": keys})
-        cluster = self.link.settings.redis_is_cluster
+        pairs = [[self._version_key(key), self._value_key(key)] for key in keys]
+        if not self.link.settings.redis_is_cluster:
+            names = [name for pair in pairs for name in pair]
+            await client.eval(
+                BUMP_AND_DROP, len(names), *names, VERSION_TTL_MS, self.channel, message
+            )
+            return
         async with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.eval(
-                    BUMP_AND_DROP, 2, self._version_key(key), self._value_key(key), VERSION_TTL_MS
-                )
-            if not cluster:
-                pipe.execute_command("PUBLISH", self.channel, message)
+            for pair in pairs:
+                pipe.eval(BUMP_AND_DROP, 2, *pair, VERSION_TTL_MS)
             await pipe.execute()
-        if cluster:
-            await client.execute_command("PUBLISH", self.channel, message)  # any redis-py
+        await client.execute_command("PUBLISH", self.channel, message)  # any redis-py
 
     async def _retry_invalidations(self) -> None:
         while self._unpublished and not self.retrier.stopping:
