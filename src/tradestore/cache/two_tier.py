@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _MISSING = object()
+_UNAVAILABLE = object()
 VERSION_TTL_MS = 86_400_000  # a version outlives any load by far
 LISTEN_POLL_S = 1.0
 
@@ -165,13 +166,16 @@ class TwoTierCache:
         ttl_ms: int | None,
     ) -> T:
         generation = self._generation.get(key, 0)
-        version, raw = await self._l2_get(key)
+        raw = await self._l2_get(key)
         cached = _MISSING if raw is None else _decode(raw, adapter)
         if cached is not _MISSING:
             value = cast(T, cached)
             self.stats["l2_hits"] += 1
         else:
             self.stats["loads"] += 1
+            # read before the database: an invalidation after this read makes the store
+            # below a no-op, one before it committed first (a hit needs no version)
+            version = await self._l2_version(key)
             value = await loader()
             if value is not None and version is not None:
                 encoded = codec.dumps(value) if adapter is None else adapter.dump_json(value)
@@ -275,19 +279,32 @@ class TwoTierCache:
     def _version_key(self, key: str) -> str:
         return self.keys.tagged("cache-version", key)
 
-    async def _l2_get(self, key: str) -> tuple[str | None, bytes | None]:
-        """(version, raw value); version None means L2 is unavailable (do not store).
-        A key whose invalidation is still pending skips L2: its copy there may be old."""
+    async def _l2_get(self, key: str) -> bytes | None:
+        """The L2 copy of key; None when there is none or L2 is unavailable. A key whose
+        invalidation is still pending skips L2: its copy there may be old."""
+        return _bytes(await self._l2_read(key, self._value_key(key)))
+
+    async def _l2_version(self, key: str) -> str | None:
+        """Key's version in Redis ("0" before its first invalidation); None means L2 is
+        unavailable: do not store."""
+        version = await self._l2_read(key, self._version_key(key))
+        if version is _UNAVAILABLE:
+            return None
+        return _text(version) if version else "0"
+
+    async def _l2_read(self, key: str, name: str) -> Any:
+        """GET name, for key; _UNAVAILABLE when Redis is not there or key's invalidation
+        is still pending."""
         client = self.link.client
         if client is None or key in self._unpublished:
-            return None, None
+            return _UNAVAILABLE
         try:
-            raw, version = await client.mget(self._value_key(key), self._version_key(key))
+            value = await client.get(name)
         except REDIS_ERRORS as exc:
             self.link.failed(exc)
-            return None, None
+            return _UNAVAILABLE
         self.link.recovered()
-        return _text(version) if version else "0", _bytes(raw)
+        return value
 
     async def _l2_store(self, key: str, version: str, encoded: bytes, ttl_ms: int) -> None:
         client = self.link.client
@@ -326,5 +343,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _bytes(value: bytes | str | None) -> bytes | None:
-    return value.encode() if isinstance(value, str) else value
+def _bytes(value: object) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode()
+    return value if isinstance(value, bytes) else None
