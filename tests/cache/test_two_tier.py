@@ -18,6 +18,7 @@ from tests.servers import RedisServer
 from tests.trading.helpers import new_strategy
 from tradestore import TradeStore
 from tradestore.cache import codec
+from tradestore.trading.strategies import STRATEGY_JSON
 from tradestore.trading.strategies import cache_key as strategy_key
 
 
@@ -107,6 +108,30 @@ async def test_l2_serves_a_second_process_exactly(migrated_db_url: str) -> None:
         assert await b.strategies.get(strategy.id) == strategy  # Decimal, datetime intact
         assert b.cache.stats["l2_hits"] == hits + 1
     delete_keys(settings.redis_key_prefix)
+
+
+async def test_an_l2_hit_on_unchanged_bytes_reuses_the_value_changed_bytes_are_read(
+    store: TradeStore,
+) -> None:
+    """An L1 entry that expired is read back from L2: the same bytes give the value
+    decoded from them before (not decoded again); other bytes are decoded."""
+    strategy = await new_strategy(store)
+    first = await store.strategies.get(strategy.id)
+    store.cache.local.clear()  # as when the L1 entry expires
+    hits = store.cache.stats["l2_hits"]
+    assert await store.strategies.get(strategy.id) is first
+    assert store.cache.stats["l2_hits"] == hits + 1
+    renamed = first.model_copy(update={"name": first.name + "-renamed"})
+    client = raw_redis()
+    try:
+        client.set(
+            store.cache._value_key(strategy_key(strategy.id)), STRATEGY_JSON.dump_json(renamed)
+        )
+    finally:
+        client.close()
+    store.cache.local.clear()
+    got = await store.strategies.get(strategy.id)
+    assert got == renamed and got is not first
 
 
 async def test_an_unreadable_l2_entry_is_loaded_again_and_replaced(

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from cachetools import LRUCache
 from pydantic import TypeAdapter
 
 from tradestore.cache import codec
@@ -82,6 +83,9 @@ class TwoTierCache:
         self.link = link
         self.keys = keys
         self.local = LocalCache(max_items=l1_max_items, ttl_s=l1_ttl_ms / 1000)
+        # key -> (the L2 bytes last decoded, the value they gave): an L1 entry that
+        # expired is mostly read back from L2 unchanged, and then not decoded again
+        self._decoded: LRUCache[str, tuple[bytes, Any]] = LRUCache(maxsize=l1_max_items)
         self.l2_ttl_ms = l2_ttl_ms
         self.channel = keys.key("cache-invalidate")
         self.node_id = uuid.uuid4().hex
@@ -167,7 +171,7 @@ class TwoTierCache:
     ) -> T:
         generation = self._generation.get(key, 0)
         raw = await self._l2_get(key)
-        cached = _MISSING if raw is None else _decode(raw, adapter)
+        cached = _MISSING if raw is None else self._decode(key, raw, adapter)
         if cached is not _MISSING:
             value = cast(T, cached)
             self.stats["l2_hits"] += 1
@@ -180,8 +184,20 @@ class TwoTierCache:
             if value is not None and version is not None:
                 encoded = codec.dumps(value) if adapter is None else adapter.dump_json(value)
                 await self._l2_store(key, version, encoded, ttl_ms or self.l2_ttl_ms)
+                self._decoded[key] = (encoded, value)  # what those bytes decode to
         if value is not None and self._generation.get(key, 0) == generation:
             self.local.set(key, value)
+        return value
+
+    def _decode(self, key: str, raw: bytes, adapter: TypeAdapter[Any] | None) -> Any:
+        """The value of key's L2 bytes: the one decoded last time when the bytes are the
+        same (values are immutable models or shared like L1's), else decoded now."""
+        last = self._decoded.get(key)
+        if last is not None and last[0] == raw:
+            return last[1]
+        value = _decode(raw, adapter)
+        if value is not _MISSING:
+            self._decoded[key] = (raw, value)
         return value
 
     # --- invalidation --------------------------------------------------------------------
@@ -241,6 +257,7 @@ class TwoTierCache:
     def _forget_locally(self, keys: tuple[str, ...] | list[str]) -> None:
         for key in keys:
             self.local.delete(key)
+            self._decoded.pop(key, None)
             self._generation[key] = self._generation.get(key, 0) + 1
             self._inflight.pop(key, None)
 
