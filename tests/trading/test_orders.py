@@ -202,6 +202,41 @@ async def test_orders_take_the_symbols_market_data_takes(store: TradeStore) -> N
         await store.orders.create(order_data(strategy.id, symbol="btc usdt"))
 
 
+async def test_concurrent_fill_and_open_of_one_order_open_exactly_one_trade(
+    migrated_db_url: str,
+) -> None:
+    """Ten fills of one order race on four stores' connections: every fill counts, one
+    trade is opened (one event), and it holds what the order filled at its price."""
+    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        strategy = await new_strategy(stores[0])
+        order = await stores[0].orders.create(order_data(strategy.id, quantity="10"))
+        results = await asyncio.gather(
+            *(
+                stores[i % 4].orders.fill_and_open(order.id, quantity="1", price=str(100 + i))
+                for i in range(10)
+            )
+        )
+        trade_ids = {trade.id for _, trade in results}
+        assert len(trade_ids) == 1
+        final = await stores[0].orders.get(order.id)
+        trade = await stores[0].trades.get(trade_ids.pop())
+        assert final.status is OrderStatus.FILLED and final.trade_id == trade.id
+        assert trade.filled_quantity == final.filled_quantity == Decimal(10)
+        assert trade.entry_price == final.avg_fill_price == Decimal("104.5")
+        opened = await stores[0].db.query_value(
+            "SELECT count(*) FROM event_outbox WHERE event_type = 'trade.opened'"
+            " AND aggregate_id = %s",
+            (str(trade.id),),
+        )
+        assert opened == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
 async def test_fill_and_open_is_one_transaction_and_extends_on_later_fills(
     store: TradeStore,
 ) -> None:
