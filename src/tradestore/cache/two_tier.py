@@ -299,7 +299,8 @@ class TwoTierCache:
     async def _l2_get(self, key: str) -> bytes | None:
         """The L2 copy of key; None when there is none or L2 is unavailable. A key whose
         invalidation is still pending skips L2: its copy there may be old."""
-        return _bytes(await self._l2_read(key, self._value_key(key)))
+        raw = await self._l2_read(key, self._value_key(key))
+        return None if raw is _UNAVAILABLE else _bytes(raw)
 
     async def _l2_version(self, key: str) -> str | None:
         """Key's version in Redis ("0" before its first invalidation); None means L2 is
@@ -360,7 +361,5 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _bytes(value: object) -> bytes | None:
-    if isinstance(value, str):
-        return value.encode()
-    return value if isinstance(value, bytes) else None
+def _bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
