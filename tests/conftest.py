@@ -22,6 +22,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import hypothesis
@@ -102,6 +103,16 @@ def drop_database(name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@asynccontextmanager
+async def open_stores(db_url: str, count: int) -> AsyncIterator[list[TradeStore]]:
+    """`count` open stores on db_url, each with its own pool and Redis client (as many
+    processes would have), all closed on exit: for tests that race real connections."""
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(TradeStore(make_settings(db_url))) for _ in range(count)
+        ]
 
 
 def make_settings(db_url: str | None, **overrides: object) -> Settings:

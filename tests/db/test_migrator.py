@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import MODE, make_settings
+from tests.conftest import MODE, make_settings, open_stores
 from tradestore import MigrationError, TradeStore
 from tradestore.db.migrator import available_migrations
 
@@ -42,10 +42,7 @@ async def test_two_concurrent_migrators_apply_each_migration_once(
     empty_database: Callable[[], str],
 ) -> None:
     url = empty_database()
-    stores = [TradeStore(make_settings(url)) for _ in range(3)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(url, 3) as stores:
         results = await asyncio.gather(*(s.migrate() for s in stores))
         applied = [name for r in results for name in r.applied]
         assert sorted(applied) == sorted(available_migrations())  # each exactly once overall
@@ -55,9 +52,6 @@ async def test_two_concurrent_migrators_apply_each_migration_once(
         assert {r["migration_name"]: r["n"] for r in rows} == dict.fromkeys(
             available_migrations(), 1
         )
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_edited_applied_migration_is_an_error_naming_it(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import open_stores
 from tradestore import TradeStore
 
 pytestmark = pytest.mark.native_only  # native partitions; TimescaleDB makes chunks
@@ -61,10 +61,7 @@ async def test_partitions_are_premade_ahead_of_now(store: TradeStore) -> None:
 
 async def test_concurrent_writers_to_one_new_partition(migrated_db_url: str) -> None:
     when = datetime(2015, 6, 1, tzinfo=UTC)
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(8)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 8) as stores:
 
         async def write(i: int, store: TradeStore) -> None:
             ts = when + timedelta(minutes=i)
@@ -80,9 +77,6 @@ async def test_concurrent_writers_to_one_new_partition(migrated_db_url: str) -> 
             "SELECT count(*) FROM pg_class WHERE relname = 'market_data_p20150601'"
         )
         assert parts == 1
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_ensure_is_remembered_in_process(store: TradeStore) -> None:
@@ -96,10 +90,7 @@ async def test_ensure_is_remembered_in_process(store: TradeStore) -> None:
 async def test_writers_over_overlapping_new_months_never_deadlock(migrated_db_url: str) -> None:
     """Backfills whose month ranges overlap (Jan-Jun beside Mar-Aug, and so on) make
     their partitions concurrently: no deadlock, each month once."""
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 4) as stores:
         for year in (2031, 2032, 2033):
 
             async def backfill(i: int, store: TradeStore, year: int = year) -> None:
@@ -113,6 +104,3 @@ async def test_writers_over_overlapping_new_months_never_deadlock(migrated_db_ur
                 (f"market_data_p{year}%",),
             )
             assert made == 12
-    finally:
-        for s in stores:
-            await s.close()

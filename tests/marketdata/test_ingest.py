@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import open_stores
 from tests.marketdata.helpers import candles, new_symbol
 from tradestore import NotFound, TradeStore, ValidationError
 
@@ -289,10 +289,7 @@ async def test_data_spread_over_many_partitions(store: TradeStore) -> None:
 
 async def test_concurrent_overlapping_ingests(migrated_db_url: str) -> None:
     symbol = new_symbol()
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 4) as stores:
         batches = [candles(3000, start=T0 + timedelta(minutes=500 * i)) for i in range(4)]
         results = await asyncio.gather(
             *(
@@ -307,9 +304,6 @@ async def test_concurrent_overlapping_ingests(migrated_db_url: str) -> None:
         assert sum(r.inserted for r in results) == total
         series = await stores[0].market_data.list_series(symbol)
         assert series[0].row_count == total
-    finally:
-        for s in stores:
-            await s.close()
 
 
 @pytest.mark.usefixtures("rows_only")  # of the row path

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import open_stores
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, NotFound, TradeStore, ValidationError
 from tradestore.trading.models import OrderStatus
@@ -40,10 +40,7 @@ async def test_create_is_idempotent_per_client_order_id(store: TradeStore) -> No
 
 
 async def test_concurrent_idempotent_creates_make_one_order(migrated_db_url: str) -> None:
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 4) as stores:
         strategy = await new_strategy(stores[0])
         data = order_data(strategy.id, client_order_id=f"race-{uuid.uuid4().hex}")
         results = await asyncio.gather(*(stores[i % 4].orders.create(data) for i in range(20)))
@@ -57,9 +54,6 @@ async def test_concurrent_idempotent_creates_make_one_order(migrated_db_url: str
             (str(results[0].id),),
         )
         assert count == 1 and events == 1
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_external_order_id_is_unique(store: TradeStore) -> None:
@@ -98,10 +92,7 @@ async def test_overfill_is_refused_and_bad_fills_named(store: TradeStore) -> Non
 
 
 async def test_concurrent_fills_lose_nothing_and_never_overfill(migrated_db_url: str) -> None:
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 4) as stores:
         strategy = await new_strategy(stores[0])
         order = await stores[0].orders.create(order_data(strategy.id, quantity="10"))
 
@@ -122,9 +113,6 @@ async def test_concurrent_fills_lose_nothing_and_never_overfill(migrated_db_url:
         accepted = [Decimal(100 + i) for i, ok in enumerate(outcomes) if ok]
         exact = sum(p * Decimal("0.5") for p in accepted) / Decimal(10)
         assert final.avg_fill_price == exact.quantize(Decimal("0.00000001"))
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_lifecycle_transitions_are_enforced(store: TradeStore) -> None:
@@ -207,10 +195,7 @@ async def test_concurrent_fill_and_open_of_one_order_open_exactly_one_trade(
 ) -> None:
     """Ten fills of one order race on four stores' connections: every fill counts, one
     trade is opened (one event), and it holds what the order filled at its price."""
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 4) as stores:
         strategy = await new_strategy(stores[0])
         order = await stores[0].orders.create(order_data(strategy.id, quantity="10"))
         results = await asyncio.gather(
@@ -232,9 +217,6 @@ async def test_concurrent_fill_and_open_of_one_order_open_exactly_one_trade(
             (str(trade.id),),
         )
         assert opened == 1
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_fill_and_open_is_one_transaction_and_extends_on_later_fills(

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import open_stores
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, ValidationError
 from tradestore.trading.models import Side, TradeStatus
@@ -59,10 +59,7 @@ async def test_open_close_long_and_short(store: TradeStore) -> None:
 
 
 async def test_exactly_one_of_many_concurrent_closers_wins(migrated_db_url: str) -> None:
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(4)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 4) as stores:
         strategy = await new_strategy(stores[0])
         trade = await stores[0].trades.open(trade_data(strategy.id))
 
@@ -85,9 +82,6 @@ async def test_exactly_one_of_many_concurrent_closers_wins(migrated_db_url: str)
             (str(trade.id),),
         )
         assert events == 1
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_a_close_racing_fills_counts_exactly_the_fills_before_it(
@@ -95,10 +89,7 @@ async def test_a_close_racing_fills_counts_exactly_the_fills_before_it(
 ) -> None:
     """Fills of a partially filled trade race its close on other connections: the close
     either sees a fill or the fill is refused; the P&L is that of what was filled."""
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(3)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 3) as stores:
         strategy = await new_strategy(stores[0])
         for _ in range(5):
             trade = await stores[0].trades.open(
@@ -130,16 +121,10 @@ async def test_a_close_racing_fills_counts_exactly_the_fills_before_it(
             assert final.filled_quantity == closed.filled_quantity  # none landed after
         fresh = await stores[1].strategies.get(strategy.id)
         assert fresh.total_trades == 5
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_strategy_statistics_equal_the_trades_table(migrated_db_url: str) -> None:
-    stores = [TradeStore(make_settings(migrated_db_url)) for _ in range(3)]
-    for s in stores:
-        await s.open()
-    try:
+    async with open_stores(migrated_db_url, 3) as stores:
         strategy = await new_strategy(stores[0])
         trades = [
             await stores[0].trades.open(trade_data(strategy.id, fees="0.3")) for _ in range(12)
@@ -164,9 +149,6 @@ async def test_strategy_statistics_equal_the_trades_table(migrated_db_url: str) 
                 truth["wins"],
                 truth["total"],
             )
-    finally:
-        for s in stores:
-            await s.close()
 
 
 async def test_trade_from_order_fill_and_partial_fills(store: TradeStore) -> None:
