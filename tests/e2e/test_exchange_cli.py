@@ -52,9 +52,11 @@ def test_backfill_and_follow_through_ccxt(migrated: Cli) -> None:  # noqa: F811
         )
         assert bad.returncode == 1 and "no market 'NOPE/USDT'" in bad.stderr
         assert "Traceback" not in bad.stderr
-        now = this_minute(room_s=15)
+        # the follow gets 15 s (a loaded machine took more than 5 to start it and store the
+        # candle) inside a minute that does not close meanwhile (25 s of room)
+        now = this_minute(room_s=25)
         binance.add("ETHUSDT", "1m", recorded_klines(now - timedelta(minutes=5), 6))
         followed = shell.interrupted(
-            "market", "follow", "ccxt:binance", "ETH/USDT", "1m", after_s=5.0
+            "market", "follow", "ccxt:binance", "ETH/USDT", "1m", after_s=15.0
         )
         assert followed.stdout.count("ETH/USDT 20") == 1  # the last closed candle, once
