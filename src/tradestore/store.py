@@ -228,6 +228,7 @@ class TradeStore:
             window,
             reads=self.reads,
             pack_horizon=lambda: self.compactor.ingest_horizon(),
+            rows_stay=self.compactor.rows_stay,
         )
         repository.after_ingest.append(self._record_latest_candle)
         repository.after_delete.append(self._forget_latest_candle)

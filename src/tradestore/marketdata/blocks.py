@@ -17,8 +17,9 @@ first (`expand`, in the writer's transaction, under the series' ingest lock), an
 later compaction packs it again. So late corrections stay possible and the rows of a
 period are always in one place.
 
-Plain PostgreSQL only, for now: on TimescaleDB, a continuous aggregate refreshed over a
-compacted period would find its rows gone; there, TimescaleDB compresses chunks itself.
+On TimescaleDB the continuous aggregates read the rows, so a packed period keeps them
+(`rows_stay`, migration 0027): its block is a column copy that reads fetch instead,
+`expand` deletes the copy, and SQL reads the rows alone.
 """
 
 from __future__ import annotations
@@ -64,27 +65,30 @@ SERIES = """
 SELECT venue, symbol, timeframe FROM market_data_catalog
  WHERE first_ts < %s ORDER BY venue, symbol, timeframe
 """
-# Series with rows before the horizon (what the plan lists): one index probe a series.
-SERIES_WITH_OLD_ROWS = """
-SELECT count(*) FROM market_data_catalog c
- WHERE c.first_ts < %(horizon)s
-   AND EXISTS (SELECT 1 FROM market_data m WHERE m.venue = c.venue AND m.symbol = c.symbol
-                  AND m.timeframe = c.timeframe AND m.timestamp < %(horizon)s)
-"""
-# One index probe per period that has rows (a loose index scan), oldest first.
-PERIODS_WITH_ROWS = """
-WITH RECURSIVE p(t) AS (
-    SELECT min(timestamp) FROM market_data
-     WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
-       AND timestamp < %(horizon)s
-    UNION ALL
-    SELECT (SELECT min(timestamp) FROM market_data
-             WHERE venue = %(venue)s AND symbol = %(symbol)s AND timeframe = %(timeframe)s
-               AND timestamp >= date_bin(%(length)s, p.t, %(epoch)s) + %(length)s
-               AND timestamp < %(horizon)s)
-      FROM p WHERE p.t IS NOT NULL
-)
-SELECT date_bin(%(length)s, t, %(epoch)s) AS period_start FROM p WHERE t IS NOT NULL
+# The closed periods of a series (from its first candle to its last or `closed_before`)
+# that have rows and no block, oldest first: the blocks' key is probed for each period,
+# then the rows' for those without a block only (OFFSET 0 keeps that order). On plain
+# PostgreSQL a packed period has no rows; on TimescaleDB its rows stay, so the block is
+# what says it is packed. The rows' probe is a subquery a period, not a join: so
+# TimescaleDB excludes the other chunks at run time instead of decompressing them.
+PERIODS_TO_PACK = """
+SELECT p.period_start
+  FROM (SELECT c.venue, c.symbol, c.timeframe, g.period_start
+          FROM market_data_catalog c
+         CROSS JOIN LATERAL generate_series(date_bin(%(length)s, c.first_ts, %(epoch)s),
+                                            least(%(closed_before)s - %(length)s, c.last_ts),
+                                            %(length)s) AS g(period_start)
+         WHERE c.venue = %(venue)s AND c.symbol = %(symbol)s AND c.timeframe = %(timeframe)s
+           AND NOT EXISTS (SELECT 1 FROM market_data_block b
+                            WHERE b.venue = c.venue AND b.symbol = c.symbol
+                              AND b.timeframe = c.timeframe
+                              AND b.period_start = g.period_start)
+        OFFSET 0) p
+ WHERE (SELECT true FROM market_data m
+         WHERE m.venue = p.venue AND m.symbol = p.symbol AND m.timeframe = p.timeframe
+           AND m.timestamp >= p.period_start AND m.timestamp < p.period_start + %(length)s
+         LIMIT 1)
+ ORDER BY 1
 """
 DIRTY_DAYS = """
 SELECT EXISTS (SELECT 1 FROM rollup_dirty WHERE venue = %s AND symbol = %s
@@ -142,11 +146,20 @@ def period_length(tf: Timeframe) -> timedelta:
     return timedelta(seconds=tf.seconds * CANDLES_PER_BLOCK)
 
 
+def rows_stay(mode: TimeSeriesMode) -> bool:
+    """Whether a packed period keeps its rows beside its block: on TimescaleDB, whose
+    continuous aggregates read the rows (the block is their column copy, migration 0027);
+    on plain PostgreSQL the rows move into the block."""
+    return mode is TimeSeriesMode.TIMESCALE
+
+
 async def expand(
     conn: Connection, venue: str, symbol: str, timeframe: str, start: datetime, end: datetime
 ) -> int:
-    """Move the blocks of a series overlapping [start, end) back into rows (in the
-    caller's transaction, which holds the series' ingest lock); how many candles."""
+    """Before a write to [start, end) of a series: move its blocks overlapping that range
+    back into rows (on TimescaleDB, where the rows stay, delete them), in the caller's
+    transaction, which holds the series' ingest lock; how many candles were moved into
+    rows (none on TimescaleDB)."""
     cur = await conn.execute(EXPAND, (venue, symbol, timeframe, start, end))
     row = await cur.fetchone()
     return int(row["n"]) if row else 0
@@ -168,11 +181,12 @@ class Compactor:
         self.db = db
         self.mode = mode
         self.compact_after = compact_after
+        self.rows_stay = rows_stay(mode)
 
     def ingest_horizon(self, now: datetime | None = None) -> datetime | None:
         """Periods ending by then are closed history that an ingest packs into blocks
-        itself (ingest_blocks.py); None on TimescaleDB or when compaction is off."""
-        if self.mode is TimeSeriesMode.TIMESCALE or self.compact_after <= timedelta(0):
+        itself (ingest_blocks.py); None when compaction is off."""
+        if self.compact_after <= timedelta(0):
             return None
         return (now or datetime.now(UTC)) - self.compact_after
 
@@ -185,10 +199,8 @@ class Compactor:
         self, *, now: datetime | None = None, progress: Progress | None = None
     ) -> tuple[int, int]:
         """Compact every period that closed more than `compact_after` before now and whose
-        rollups are fresh; (blocks written, candles moved). A period whose day is waiting
+        rollups are fresh; (blocks written, candles packed). A period whose day is waiting
         for a rollup refresh is left for the next round."""
-        if self.mode is TimeSeriesMode.TIMESCALE:
-            return 0, 0
         horizon = (now or datetime.now(UTC)) - self.compact_after
         series = await self.db.query(SERIES, (horizon,))
         blocks = candles = 0
@@ -197,7 +209,8 @@ class Compactor:
             blocks, candles = blocks + done[0], candles + done[1]
             if progress is not None:
                 progress(i, len(series))
-        await self._truncate_emptied(horizon)
+        if not self.rows_stay:
+            await self._truncate_emptied(horizon)
         return blocks, candles
 
     async def _truncate_emptied(self, horizon: datetime) -> None:
@@ -225,19 +238,26 @@ class Compactor:
             except TransientError as exc:
                 log.info("compact: %s is busy, its space is given back later (%s)", part.name, exc)
 
+    async def _periods_to_pack(
+        self, venue: str, symbol: str, timeframe: str, horizon: datetime
+    ) -> list[datetime]:
+        length = period_length(Timeframe.parse(timeframe))
+        query = {
+            "venue": venue,
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "closed_before": _period_start(horizon, length),
+            "length": length,
+            "epoch": EPOCH,
+        }
+        return [row["period_start"] for row in await self.db.query(PERIODS_TO_PACK, query)]
+
     async def _compact_series(
         self, venue: str, symbol: str, timeframe: str, horizon: datetime
     ) -> tuple[int, int]:
         length = period_length(Timeframe.parse(timeframe))
-        closed_before = _period_start(horizon, length)
-        params = {"venue": venue, "symbol": symbol, "timeframe": timeframe}
-        periods = await self.db.query(
-            PERIODS_WITH_ROWS,
-            {**params, "horizon": closed_before, "length": length, "epoch": EPOCH},
-        )
         blocks = candles = 0
-        for p in periods:
-            start = p["period_start"]
+        for start in await self._periods_to_pack(venue, symbol, timeframe, horizon):
             n = await self._compact_period(venue, symbol, timeframe, start, start + length)
             blocks, candles = blocks + (n > 0), candles + n
         return blocks, candles
@@ -246,25 +266,29 @@ class Compactor:
         self, venue: str, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> int:
         days = (start.date(), (end - timedelta(microseconds=1)).date() + timedelta(days=1))
+        # plain PostgreSQL: moving the rows marks their days for the rollups (TimescaleDB's
+        # aggregates read the rows, which stay)
+        marks_days = timeframe == Timeframe.M1.value and not self.rows_stay
         async with self.db.transaction() as conn:
             await conn.execute(LOCK_SERIES, (series_key(venue, symbol, timeframe),))
-            if timeframe == Timeframe.M1.value:
+            if marks_days:
                 cur = await conn.execute(DIRTY_DAYS, (venue, symbol, *days))
                 dirty = await cur.fetchone()
                 if dirty and dirty["exists"]:
                     return 0  # its rollups are due: packing it would clear that marker
             cur = await conn.execute(COMPACT, (venue, symbol, timeframe, start, end))
             row = await cur.fetchone()
-            if timeframe == Timeframe.M1.value:
+            if marks_days:
                 # the rows' move marked the days; their rollups are already right
                 await conn.execute(CLEAR_OWN_MARKERS, (venue, symbol, *days))
         return int(row["n"]) if row else 0
 
     async def plan(self) -> list[PlannedAction]:
-        if self.mode is TimeSeriesMode.TIMESCALE:
-            return []
         horizon = datetime.now(UTC) - self.compact_after
-        n = int(await self.db.query_value(SERIES_WITH_OLD_ROWS, {"horizon": horizon}))
+        n = 0
+        for s in await self.db.query(SERIES, (horizon,)):
+            series = (s["venue"], s["symbol"], s["timeframe"])
+            n += bool(await self._periods_to_pack(*series, horizon))
         if not n:  # a series whose closed history is packed already has nothing to do
             return []
         return [
@@ -322,6 +346,7 @@ class BlockSink:
         self._ended = False
         self.columns = allocate_columns(capacity, exact=exact)
         self._scratch = np.empty(CANDLES_PER_BLOCK, dtype=np.int64)  # a column's values
+        self.periods: list[int] = []  # the start of each block's period (unix µs), in order
 
     def feed(self, message: Buffer) -> None:
         """One COPY message: PostgreSQL sends a block a message, so the block's columns
@@ -361,6 +386,7 @@ class BlockSink:
     def _add_block(self, data: Buffer, pos: int) -> None:
         """Write the block whose first field starts at pos (its values are complete)."""
         start_us = int.from_bytes(data[pos + 4 : pos + 12], "big", signed=True) + PG_EPOCH_US
+        self.periods.append(start_us)
         pos += 12
         size = int.from_bytes(data[pos : pos + 4], "big")
         bits = np.frombuffer(data, np.uint8, size, pos + 4)

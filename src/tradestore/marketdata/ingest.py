@@ -36,6 +36,7 @@ from tradestore.errors import ValidationError
 from tradestore.marketdata import binary
 from tradestore.marketdata.ingest_blocks import (
     Packed,
+    PackRule,
     expand_periods,
     pack_closed_periods,
     unchanged_in_blocks,
@@ -204,12 +205,16 @@ class CandleIngest:
         partitions: Callable[[], PartitionManager],
         window: TimeWindow | None = None,
         pack_horizon: Callable[[], datetime | None] | None = None,
+        *,
+        rows_stay: bool = False,
     ) -> None:
         self.db = db
         self._partitions = partitions  # async () -> PartitionManager
         self.window = window or TimeWindow()
         # () -> where closed history starts (packed into blocks as it is ingested), or None
         self._pack_horizon = pack_horizon
+        # TimescaleDB: packed candles are stored as rows too (blocks.rows_stay)
+        self.rows_stay = rows_stay
 
     async def store(
         self,
@@ -233,6 +238,7 @@ class CandleIngest:
         partitions: PartitionManager = self._partitions()
         params = {"venue": venue, "symbol": symbol, "timeframe": tf.value, "source": source}
         horizon = self._pack_horizon() if self._pack_horizon is not None else None
+        pack = None if horizon is None else PackRule(horizon, rows_stay=self.rows_stay)
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()
         async with scope as conn:
@@ -242,7 +248,7 @@ class CandleIngest:
                 tf,
                 params,
                 partitions,
-                horizon,
+                pack,
                 result,
                 strict,
                 chunk_rows,
@@ -258,7 +264,7 @@ class CandleIngest:
         tf: Timeframe,
         params: dict[str, Any],
         partitions: PartitionManager,
-        horizon: datetime | None,
+        pack: PackRule | None,
         result: IngestResult,
         strict: bool,
         chunk_rows: int,
@@ -282,11 +288,11 @@ class CandleIngest:
                         # the stage is created in the transaction that uses it (_stage):
                         # behind PgBouncer each one may run on another server connection
                         await _lock_series(conn, params)
-                        await _write(conn, rows, tf, params, result, horizon, None)
+                        await _write(conn, rows, tf, params, result, pack, None)
                 else:
                     if written_until is None:
                         await _lock_series(conn, params)
-                    await _write(conn, rows, tf, params, result, horizon, written_until)
+                    await _write(conn, rows, tf, params, result, pack, written_until)
                     written_until = last if written_until is None else max(written_until, last)
             if on_progress is not None:
                 on_progress(read, result)
@@ -324,12 +330,13 @@ async def _write(
     tf: Timeframe,
     params: dict[str, Any],
     result: IngestResult,
-    horizon: datetime | None,
+    pack: PackRule | None,
     written_until: datetime | None,
 ) -> None:
-    """One chunk: staged, its closed empty periods packed into blocks (when `horizon`),
-    the rest appended or upserted as rows, the catalog updated. `written_until`: the
-    latest timestamp earlier chunks of this transaction wrote (None: this is its first)."""
+    """One chunk: staged, its closed empty periods packed into blocks (when `pack`), the
+    rest (on TimescaleDB all of it) appended or upserted as rows, the catalog updated.
+    `written_until`: the latest timestamp earlier chunks of this transaction wrote (None:
+    this is its first)."""
     first, last = _bounds(rows["ts_unix"])
     first_in_transaction = written_until is None
     overlap = written_until is not None and first <= written_until
@@ -346,8 +353,8 @@ async def _write(
             expanded = await expand_periods(conn, params, tf, todo["ts_unix"], compacted_until)
             overlap = overlap or expanded > 0
         packed = Packed()
-        if horizon is not None and todo["n"]:
-            packed = await pack_closed_periods(conn, params, tf, todo, horizon)
+        if pack is not None and todo["n"]:
+            packed = await pack_closed_periods(conn, params, tf, todo, pack)
         staged = todo if packed.rest is None else _subset(todo, packed.rest)
         inserted, updated = 0, 0
         small = staged["n"] <= SMALL_CHUNK_ROWS and first_in_transaction and not overlap
@@ -359,7 +366,8 @@ async def _write(
             inserted, updated = await _insert_rows(
                 conn, cur, params, staged["n"], stage_first, stored, overlap
             )
-        inserted += packed.candles
+        if packed.rest is not None:  # packed instead of stored as rows
+            inserted += packed.candles
         await cur.execute(
             UPDATE_CATALOG,
             {

@@ -1,4 +1,4 @@
-"""Bulk ingest of closed history straight into column blocks (plain PostgreSQL).
+"""Bulk ingest of closed history straight into column blocks.
 
 An import of old candles (a file, an exchange backfill) would otherwise insert every
 candle as a row, index it, and have `maintain` move it into a block later. When a chunk
@@ -17,6 +17,10 @@ So the blocks' invariant holds: a period's candles are in one place. A period th
 chunk boundary splits gets a block from the first chunk; the next chunk's candles are
 new to that block, so it moves back into rows and they join it there: that period stays
 rows until the next `maintain` packs it again.
+
+On TimescaleDB (`PackRule.rows_stay`) the packed candles are stored as rows as well, for
+the continuous aggregates: the block is their column copy for reads, and a period whose
+candles change loses its block (`expand`) while its rows take the change.
 """
 
 from __future__ import annotations
@@ -41,16 +45,21 @@ from tradestore.timeframes import Timeframe
 
 # Which of the chunk's closed periods (pack_closed_periods picks those ending before the
 # horizon) to pack: those holding no row and no block of the series. Each check is one
-# index probe a period.
+# index probe a period. The rows' probe is a subquery a period, not a join, and is
+# bounded by the periods' span as values known when the statement is planned: TimescaleDB
+# then plans the chunks of that span only (planning all chunks of years of history took
+# 0.3-0.8 s) and excludes the others at run time instead of decompressing them.
 PERIODS_TO_PACK = """
 SELECT p.period_start FROM unnest(%(periods)s::timestamptz[]) AS p(period_start)
- WHERE NOT EXISTS (SELECT 1 FROM market_data m
-                    WHERE m.venue = %(venue)s AND m.symbol = %(symbol)s
-                      AND m.timeframe = %(timeframe)s AND m.timestamp >= p.period_start
-                      AND m.timestamp < p.period_start + %(length)s)
-   AND NOT EXISTS (SELECT 1 FROM market_data_block b
+ WHERE NOT EXISTS (SELECT 1 FROM market_data_block b
                     WHERE b.venue = %(venue)s AND b.symbol = %(symbol)s
                       AND b.timeframe = %(timeframe)s AND b.period_start = p.period_start)
+   AND (SELECT true FROM market_data m
+         WHERE m.venue = %(venue)s AND m.symbol = %(symbol)s
+           AND m.timeframe = %(timeframe)s
+           AND m.timestamp >= %(first)s AND m.timestamp < %(until)s
+           AND m.timestamp >= p.period_start AND m.timestamp < p.period_start + %(length)s
+         LIMIT 1) IS NULL
 """
 # The blocks, a column of values a parameter: bytea[] bound in binary (%b: as text, the
 # hex escaping took three quarters of the statement), the quality scores as text arrays,
@@ -85,10 +94,20 @@ PRICE_FIELDS = ("open", "high", "low", "close", "volume", "vwap")
 
 
 @dataclass(frozen=True)
+class PackRule:
+    """What an ingest packs: periods that ended by `horizon` (closed history); with
+    `rows_stay` (TimescaleDB, blocks.rows_stay) their candles are stored as rows too."""
+
+    horizon: datetime
+    rows_stay: bool = False
+
+
+@dataclass(frozen=True)
 class Packed:
     candles: int = 0
     until: datetime | None = None  # the end of the last period packed
-    rest: npt.NDArray[np.bool_] | None = None  # the chunk's candles left for rows
+    # the chunk's candles left for rows; None when every candle is stored as a row
+    rest: npt.NDArray[np.bool_] | None = None
 
 
 async def pack_closed_periods(
@@ -96,17 +115,23 @@ async def pack_closed_periods(
     params: dict[str, Any],
     timeframe: Timeframe,
     rows: dict[str, Any],
-    horizon: datetime,
+    rule: PackRule,
 ) -> Packed:
     """Insert the chunk's `rows` (ingest.py's columns, sorted by time) of closed, empty
     periods as blocks; in the caller's transaction, which holds the series' ingest lock."""
     length = period_length(timeframe)
     step_us = timeframe.seconds * 1_000_000
     periods = _periods(rows["ts_unix"], step_us * CANDLES_PER_BLOCK)
-    closed = [start for start in periods if start + length <= horizon]
+    closed = [start for start in periods if start + length <= rule.horizon]
     if not closed:  # live candles: nothing to ask the server
         return Packed()
-    query = {**params, "length": length, "periods": closed}
+    query = {
+        **params,
+        "length": length,
+        "periods": closed,
+        "first": closed[0],
+        "until": closed[-1] + length,
+    }
     cur = await conn.execute(PERIODS_TO_PACK, query)
     chosen = sorted(row["period_start"] for row in await cur.fetchall())
     if not chosen:
@@ -114,13 +139,16 @@ async def pack_closed_periods(
     blocks = [_block(rows, *periods[start], start, step_us) for start in chosen]
     columns = {name: [block[name] for block in blocks] for name in blocks[0]}
     await conn.execute(INSERT_BLOCKS, {**query, **columns})
+    packed = sum(block["row_count"] for block in blocks)
+    if rule.rows_stay:  # the rows follow, and TimescaleDB's aggregates see them
+        return Packed(packed, chosen[-1] + length)
     if timeframe is Timeframe.M1:
         await conn.execute(MARK_DIRTY, {**params, **columns})
     rest = np.ones(rows["n"], dtype=bool)
     for start in chosen:
         first, end = periods[start]
         rest[first:end] = False
-    return Packed(int((~rest).sum()), chosen[-1] + length, rest)
+    return Packed(packed, chosen[-1] + length, rest)
 
 
 def _periods(ts_unix: npt.NDArray[np.int64], period_us: int) -> dict[datetime, tuple[int, int]]:

@@ -37,7 +37,7 @@ from psycopg import sql
 from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import Partition, PartitionManager, partitions_of
 from tradestore.errors import Conflict, NotFound, ValidationError
-from tradestore.marketdata.blocks import expand
+from tradestore.marketdata.blocks import expand, rows_stay
 from tradestore.marketdata.validation import LOCK_SERIES, series_key
 from tradestore.ops.retention import Retention
 from tradestore.settings import TimeSeriesMode
@@ -86,7 +86,12 @@ SELECT range_start, range_end FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND chunk_name = %s
 """
 DROP_CHUNK = "SELECT drop_chunks('market_data', older_than => %s, newer_than => %s) AS chunk"
-# the candles of the range: rows, and those of column blocks (marketdata/blocks.py)
+# the candles of the range: rows, and those of column blocks (marketdata/blocks.py); on
+# TimescaleDB a block is a copy of rows that stay (blocks.rows_stay): the rows alone
+ROWS_IN_RANGE = sql.SQL(
+    "FROM (SELECT {columns} FROM market_data"
+    " WHERE timestamp >= {start} AND timestamp < {end}) candles"
+)
 IN_RANGE = sql.SQL("""FROM (
     SELECT {columns} FROM market_data WHERE timestamp >= {start} AND timestamp < {end}
     UNION ALL
@@ -192,8 +197,9 @@ class MarketArchive:
                         sql.Identifier(piece.schema), sql.Identifier(piece.name)
                     )
                 )
-            rows = await _write_parquet(conn, span, path)
-            await _check_counts(conn, span, path, rows)
+            candles = self._in_range(span)
+            rows = await _write_parquet(conn, candles, path)
+            await _check_counts(conn, candles, span, path, rows)
             manifest = Manifest(
                 "market_data",
                 span.label,
@@ -246,7 +252,7 @@ class MarketArchive:
 
     async def _drop(self, conn: Connection, span: ArchiveRange, pieces: list[_Piece]) -> None:
         series = await conn.execute(
-            sql.SQL("SELECT DISTINCT venue, symbol, timeframe {}").format(_in_range(span))
+            sql.SQL("SELECT DISTINCT venue, symbol, timeframe {}").format(self._in_range(span))
         )
         affected = await series.fetchall()
         for piece in pieces:
@@ -256,7 +262,7 @@ class MarketArchive:
                 part = Partition("market_data", piece.name, piece.start, piece.end)
                 await self.retention.drop(part, conn)
         await conn.execute(DROP_BLOCKS, (span.start, span.end))  # no triggers: rollups stay
-        left = await conn.execute(sql.SQL("SELECT count(*) AS n {}").format(_in_range(span)))
+        left = await conn.execute(sql.SQL("SELECT count(*) AS n {}").format(self._in_range(span)))
         remaining = await left.fetchone()
         if remaining and remaining["n"]:
             raise Conflict(
@@ -272,6 +278,15 @@ class MarketArchive:
             ),
         )
         self.partitions.forget("market_data")
+
+    def _in_range(self, span: ArchiveRange) -> sql.Composed:
+        """A FROM clause of the range's candles (`candles`, with market_data's COLUMNS)."""
+        candles = ROWS_IN_RANGE if rows_stay(self.mode) else IN_RANGE
+        return candles.format(
+            columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+            start=sql.Literal(span.start),
+            end=sql.Literal(span.end),
+        )
 
     async def import_(self, manifest_path: Path) -> int:
         manifest = _read_manifest(manifest_path)
@@ -326,17 +341,10 @@ class MarketArchive:
             await self.partitions.ensure("market_data", month, month)
 
 
-def _in_range(span: ArchiveRange) -> sql.Composed:
-    return IN_RANGE.format(
-        columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-        start=sql.Literal(span.start),
-        end=sql.Literal(span.end),
-    )
-
-
-async def _write_parquet(conn: Connection, span: ArchiveRange, path: Path) -> int:
+async def _write_parquet(conn: Connection, candles: sql.Composed, path: Path) -> int:
+    """The candles (a FROM clause: MarketArchive._in_range) into a Parquet file."""
     query = sql.SQL("SELECT {} {} ORDER BY venue, symbol, timeframe, timestamp").format(
-        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), _in_range(span)
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), candles
     )
     rows = 0
     with pq.ParquetWriter(path, SCHEMA) as writer:
@@ -348,9 +356,11 @@ async def _write_parquet(conn: Connection, span: ArchiveRange, path: Path) -> in
     return rows
 
 
-async def _check_counts(conn: Connection, span: ArchiveRange, path: Path, rows: int) -> None:
+async def _check_counts(
+    conn: Connection, candles: sql.Composed, span: ArchiveRange, path: Path, rows: int
+) -> None:
     stored = pq.ParquetFile(path).metadata.num_rows
-    cur = await conn.execute(sql.SQL("SELECT count(*) AS n {}").format(_in_range(span)))
+    cur = await conn.execute(sql.SQL("SELECT count(*) AS n {}").format(candles))
     counted = await cur.fetchone()
     count = int(counted["n"]) if counted else -1
     if stored != rows or count != rows:

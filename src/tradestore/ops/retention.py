@@ -43,6 +43,13 @@ HAS_BLOCKS = """
 SELECT 1 FROM market_data_block WHERE venue = %s AND symbol = %s AND timeframe = %s LIMIT 1
 """
 RECOUNT_SERIES = "SELECT market_data_catalog_refresh(%s, %s, %s)"
+# TimescaleDB: a block is a copy of rows (blocks.rows_stay); one reaching before the oldest
+# chunk left lost rows with the dropped chunks, and reads take the rest from rows
+DROP_BLOCKS_BEFORE_CHUNKS = """
+DELETE FROM market_data_block
+ WHERE period_start < coalesce((SELECT min(range_start) FROM timescaledb_information.chunks
+                                 WHERE hypertable_name = 'market_data'), 'infinity')
+"""
 log = logging.getLogger(__name__)
 SET_DETACH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '1s'"
 DETACH_ATTEMPTS = 5
@@ -120,6 +127,7 @@ class Retention:
                 cur = await conn.execute(DROP_CHUNKS, (table, keep))
                 dropped = len(await cur.fetchall())
                 if dropped and table == "market_data":
+                    await conn.execute(DROP_BLOCKS_BEFORE_CHUNKS)
                     await conn.execute(RECOUNT_OLD_SERIES, (keep,))
             if dropped:
                 done.append(f"retention: dropped {dropped} {table} chunk(s) older than {keep}")
