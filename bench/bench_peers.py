@@ -12,7 +12,9 @@ better; times are medians.
 Ours is measured as a backtest meets it: the history written (the ingest packs closed
 periods into column blocks itself), its rollups refreshed, and what the ingest left as
 rows (the periods its chunk boundaries split) packed by maintenance, timed on its own
-line.
+line. With a TimescaleDB server (TRADESTORE_BENCH_TIMESCALE_URL) ours is measured in that
+mode too, against the same peers: there the rows stay beside the blocks (the continuous
+aggregates read them) and maintenance compresses their chunks before it packs.
 
 ArcticDB is a bench-only dependency (`pip install arcticdb`); without it those rows are
 left out and the Parquet ones still run.
@@ -37,8 +39,17 @@ import pyarrow.parquet as pq
 from bench.bench_marketdata import START, _frame
 from bench.harness import BenchContext, Result
 from tradestore import TradeStore
+from tradestore.ops.compression import Compression
+from tradestore.settings import TimeSeriesMode
 
 N = 1_000_000
+# what market_data's rows take: native partitions, or TimescaleDB's chunks (compressed
+# ones included, which are not partitions of market_data)
+ROWS_BYTES = {
+    TimeSeriesMode.NATIVE: "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+    " JOIN pg_inherits i ON i.inhrelid = c.oid WHERE i.inhparent = 'market_data'::regclass",
+    TimeSeriesMode.TIMESCALE: "SELECT hypertable_size('market_data')",
+}
 SLICES = 20
 APPENDS = 20
 
@@ -83,6 +94,8 @@ async def _ours(store: TradeStore, array: np.ndarray) -> dict[str, float]:
     write = await _atimed(lambda: md.store_candles(symbol, "1m", array))
     end = START + timedelta(minutes=N)
     await store.rollups.refresh()  # a period waiting for its rollups is not packed
+    mode = store.timeseries_mode or TimeSeriesMode.NATIVE
+    await Compression(store.db, mode).compress_now()  # TimescaleDB: as maintenance does
     pack = await _atimed(store.compactor.compact)  # the periods chunk boundaries split
     await settle(store)
     read = statistics.median([await _atimed(lambda: _read_all(md, symbol, end)) for _ in range(3)])
@@ -101,10 +114,7 @@ async def _ours(store: TradeStore, array: np.ndarray) -> dict[str, float]:
             "volume": "3",
         }
         appends.append(await _atimed(lambda row=row: md.store_candles(symbol, "1m", [row])))
-    size = await store.db.query_value(
-        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-        "JOIN pg_inherits i ON i.inhrelid = c.oid WHERE i.inhparent = 'market_data'::regclass"
-    )
+    size = await store.db.query_value(ROWS_BYTES[store.timeseries_mode or TimeSeriesMode.NATIVE])
     size += await store.db.query_value("SELECT pg_total_relation_size('market_data_block')")
     return {
         "pack": pack,
@@ -194,7 +204,9 @@ def _arctic(array: np.ndarray, directory: Path) -> dict[str, float] | None:
 
 async def run(ctx: BenchContext) -> list[Result]:
     array = _frame(N, seed=5)["array"]
-    ours = await _ours(ctx.store, array)
+    modes = {"": await _ours(ctx.store, array)}
+    if ctx.timescale is not None:
+        modes["TimescaleDB mode: "] = await _ours(ctx.timescale, array)
     directory = Path(tempfile.mkdtemp(prefix="tradestore-peers-"))
     try:
         peers = {"Parquet file": await asyncio.to_thread(_parquet, array, directory)}
@@ -203,16 +215,26 @@ async def run(ctx: BenchContext) -> list[Result]:
             peers = {"ArcticDB (LMDB)": arctic, **peers}
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    results = [
-        Result(
-            f"maintenance after writing {N:,} closed candles (packs the split periods)",
-            ours["pack"] * 1000,
-            ours["write"] * 1000,
-            "ms",
-            "our write of them",
-            higher_is_better=False,
+    results = []
+    for mode, ours in modes.items():
+        results.append(
+            Result(
+                f"{mode}maintenance after writing {N:,} closed candles (packs the split periods)",
+                ours["pack"] * 1000,
+                ours["write"] * 1000,
+                "ms",
+                "our write of them",
+                higher_is_better=False,
+            )
         )
-    ]
+        results += _against_peers(mode, ours, peers)
+    return results
+
+
+def _against_peers(
+    mode: str, ours: dict[str, float], peers: dict[str, dict[str, float]]
+) -> list[Result]:
+    results = []
     for peer, figures in peers.items():
         for key, label, unit in (
             ("write", f"write {N:,} candles", "s"),
@@ -223,7 +245,7 @@ async def run(ctx: BenchContext) -> list[Result]:
         ):
             results.append(
                 Result(
-                    f"{label} (vs {peer})",
+                    f"{mode}{label} (vs {peer})",
                     ours[key] * (1000 if unit == "s" else 1),
                     figures[key] * (1000 if unit == "s" else 1),
                     "ms" if unit == "s" else unit,
