@@ -14,9 +14,11 @@ cluster subscribes on one node (PUBLISH reaches every node of a cluster).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,15 +95,27 @@ class RedisLink:
         startup = [ClusterNode(host, port) for host, port in nodes]
         return RedisCluster(startup_nodes=startup, **self._node_options)
 
-    def pubsub(self, service: str) -> PubSub:
-        """A PubSub for a service that subscribes (TransientError without Redis). In a
-        cluster it is connected to a node picked at random, so that a subscriber that
-        lost its node lands on another one when it subscribes again."""
+    @contextlib.asynccontextmanager
+    async def pubsub(self, service: str) -> AsyncIterator[PubSub]:
+        """A PubSub for a service that subscribes (TransientError without Redis), closed on
+        exit. In a cluster it is connected to a node picked at random, so that a subscriber
+        that lost its node lands on another one when it subscribes again; that node's client
+        is closed on exit too, since a subscribe cancelled while connecting can leave its
+        connection in the client's pool rather than on the PubSub."""
         client = self.require(service)
-        if not isinstance(client, RedisCluster):
-            return client.pubsub()
-        node = random.choice(client.get_nodes())
-        return aioredis.Redis(host=node.host, port=int(node.port), **self._node_options).pubsub()
+        node_client: aioredis.Redis | None = None
+        if isinstance(client, RedisCluster):
+            node = random.choice(client.get_nodes())
+            node_client = aioredis.Redis(host=node.host, port=int(node.port), **self._node_options)
+        pubsub = (node_client or client).pubsub()
+        try:
+            yield pubsub
+        finally:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if node_client is not None:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await node_client.aclose()
 
     async def info(self) -> dict[str, Any]:
         """INFO of the server, or of a cluster summed over its masters (memory, clients,

@@ -354,25 +354,22 @@ class EventBus:
         Polls with a timeout (an idle channel is not an error, with any redis-py) and
         subscribes again after a Redis outage."""
         while True:
-            pubsub = self.link.pubsub("events")
             try:
-                if types:
-                    await pubsub.subscribe(*[self.channel(t) for t in types])
-                else:
-                    await pubsub.psubscribe(self.keys.key("events-live") + ":*")
-                self.link.recovered()
-                while True:
-                    message = await pubsub.get_message(timeout=SUBSCRIBE_POLL_S)
-                    end_if_cancelled()
-                    if message is not None and message.get("type") in ("message", "pmessage"):
-                        yield Event.from_fields(None, json.loads(message["data"]))
+                async with self.link.pubsub("events") as pubsub:
+                    if types:
+                        await pubsub.subscribe(*[self.channel(t) for t in types])
+                    else:
+                        await pubsub.psubscribe(self.keys.key("events-live") + ":*")
+                    self.link.recovered()
+                    while True:
+                        message = await pubsub.get_message(timeout=SUBSCRIBE_POLL_S)
+                        end_if_cancelled()
+                        if message is not None and message.get("type") in ("message", "pmessage"):
+                            yield Event.from_fields(None, json.loads(message["data"]))
             except REDIS_ERRORS as exc:
                 end_if_cancelled()
                 self.link.failed(exc)
                 await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _ensure_group(self, group: str, start: str) -> None:
         try:
