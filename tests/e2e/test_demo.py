@@ -44,6 +44,8 @@ def test_demo_leaves_the_configured_database_and_redis_prefix_untouched() -> Non
         result = run_cli("demo", env=env, timeout_s=300)
         assert result.returncode == 0, result.stderr
         assert f"database {DEMO_DATABASE}" in result.stdout
+        widest = max(len(line) for line in result.stdout.splitlines())
+        assert widest < 1000, "piped output is padded to the console's 100,000 columns"
         assert asyncio.run(user_data()) == before == (12345, 0)
     finally:
         drop_database(name)

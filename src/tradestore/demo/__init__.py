@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from pydantic import SecretStr
 from rich.panel import Panel
+from rich.rule import Rule
 
 from tradestore.cli.common import console
 from tradestore.cli.formatting import health_table
@@ -28,6 +29,7 @@ DemoStep = Callable[[TradeStore], Awaitable[None]]
 DEMO_DATABASE = "tradestore_demo"
 DEMO_MARKER = "made by tradestore demo; dropped and made again by every demo run"
 DEMO_REDIS_PREFIX = "tradestore-demo:"
+RULE_WIDTH = 100  # section rules when the output is piped or redirected
 
 
 async def step_schema(store: TradeStore) -> None:
@@ -73,7 +75,8 @@ async def run_demo() -> None:
     async with TradeStore(demo_settings) as store:
         console.print(Panel.fit(f"tradestore demo — database {DEMO_DATABASE} on {where}"))
         for title, step in _steps():
-            console.rule(title)
+            # piped, the console is as wide as any content (common.py): not a rule
+            console.print(Rule(title), width=None if console.is_terminal else RULE_WIDTH)
             await step(store)
     console.print(f"[green]demo finished[/] (its data stays in {DEMO_DATABASE} until the next run)")
 
