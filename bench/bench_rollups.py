@@ -1,7 +1,8 @@
 """Rollups of 100 symbols x 8 days of 1m candles.
 
 - refreshing after one new day, against recomputing every rollup from scratch (plain
-  PostgreSQL);
+  PostgreSQL); and that from-scratch refresh (5m from 1m, coarser from 5m) against
+  aggregating every timeframe from the 1m candles, as the refresh did before;
 - coarse reads (1h over the 8 days, READ_SYMBOLS symbols) from the rollup table, and
   from TimescaleDB's continuous aggregates when a server is configured, each against
   resampling the 1m candles on the same server, and the aggregates against the rollups.
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
+from psycopg import sql
 
 from bench.harness import BenchContext, Result
 from tradestore import TradeStore
+from tradestore.marketdata.resample import BUCKET_AGGREGATES
+from tradestore.marketdata.rollups import TARGETS
 from tradestore.timeframes import Timeframe
 
 SYMBOLS = 100
@@ -46,6 +51,67 @@ def _day(day: int, seed: int) -> np.ndarray:
 
 
 READ_SYMBOLS = 20
+# every (venue, symbol, day) of 1m candles, in rows or packed at ingest (a 1m block is a
+# UTC day)
+EVERY_DAY = """
+SELECT DISTINCT venue, symbol, (timestamp AT TIME ZONE 'UTC')::date AS day
+  FROM market_data WHERE timeframe = '1m'
+UNION
+SELECT venue, symbol, (period_start AT TIME ZONE 'UTC')::date
+  FROM market_data_block WHERE timeframe = '1m'
+"""
+MARK_DIRTY = """
+INSERT INTO rollup_dirty (venue, symbol, day)
+SELECT * FROM unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
+ON CONFLICT DO NOTHING
+"""
+# The baseline: what the refresh did before it composed the coarse timeframes from 5m
+# ones: every timeframe aggregated from the day's 1m candles, into a scratch table.
+PER_TIMEFRAME_FILL = sql.SQL("""
+INSERT INTO bench_rollup_baseline
+SELECT m.venue, m.symbol, tf.name,
+       date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
+       {aggregates}
+  FROM unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
+       AS b(venue, symbol, day)
+ CROSS JOIN LATERAL market_data_range(
+       b.venue, b.symbol, '1m', (b.day::timestamp AT TIME ZONE 'UTC'),
+       ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
+ CROSS JOIN (VALUES {targets}) AS tf(name, step)
+ GROUP BY m.venue, m.symbol, tf.name, 4
+""").format(
+    aggregates=BUCKET_AGGREGATES,
+    targets=sql.SQL(", ").join(
+        sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
+        for t in TARGETS
+    ),
+)
+BASELINE_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS bench_rollup_baseline (
+    venue text, symbol text, timeframe text, timestamp timestamptz, open numeric,
+    high numeric, low numeric, close numeric, volume numeric, trades_count bigint,
+    vwap numeric)
+"""
+
+
+def _day_arrays(days: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        "venues": [d["venue"] for d in days],
+        "symbols": [d["symbol"] for d in days],
+        "days": [d["day"] for d in days],
+    }
+
+
+async def _per_timeframe_fill(store: TradeStore, days: list[dict[str, Any]]) -> float:
+    """Seconds the baseline takes over the same days, in the refresh's batches of 30."""
+    started = time.perf_counter()
+    for i in range(0, len(days), 30):
+        async with store.db.transaction() as conn:
+            await conn.execute(BASELINE_TABLE)
+            await conn.execute(PER_TIMEFRAME_FILL, _day_arrays(days[i : i + 30]))
+    return time.perf_counter() - started
+
+
 COARSE_READ = f"read 1h x {HISTORY_DAYS + 1} days x {READ_SYMBOLS} symbols"
 
 
@@ -85,15 +151,12 @@ async def run(ctx: BenchContext) -> list[Result]:
     incremental = await rollups.refresh()
     incremental_s = time.perf_counter() - started
     await store.db.execute("TRUNCATE market_data_rollup")
-    await store.db.execute(
-        "INSERT INTO rollup_dirty (venue, symbol, day) SELECT DISTINCT venue, symbol, "
-        "(timestamp AT TIME ZONE 'UTC')::date FROM market_data WHERE timeframe = '1m' "
-        "UNION SELECT venue, symbol, (period_start AT TIME ZONE 'UTC')::date"
-        " FROM market_data_block WHERE timeframe = '1m' ON CONFLICT DO NOTHING"
-    )  # every day, in rows or packed at ingest (a 1m block is a UTC day)
+    days = await store.db.query(EVERY_DAY)
+    await store.db.execute(MARK_DIRTY, _day_arrays(days))
     started = time.perf_counter()
     scratch = await rollups.refresh()
     scratch_s = time.perf_counter() - started
+    per_timeframe_s = await _per_timeframe_fill(store, days)
     assert incremental.days == SYMBOLS and scratch.days >= SYMBOLS * (HISTORY_DAYS + 1)
     native_rollup, native_resample = await _coarse_reads(store)
     reads = [
@@ -128,6 +191,14 @@ async def run(ctx: BenchContext) -> list[Result]:
         ]
     return [
         *reads,
+        Result(
+            f"rollup refresh of all {scratch.days} symbol-days (coarser from 5m)",
+            scratch_s,
+            per_timeframe_s,
+            "s",
+            "every timeframe from the 1m candles (the former refresh)",
+            higher_is_better=False,
+        ),
         Result(
             f"rollup refresh after 1 new day x {SYMBOLS} symbols",
             incremental_s,

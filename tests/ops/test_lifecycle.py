@@ -16,11 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import MODE
-from tests.marketdata.helpers import candles
+from tests.marketdata.helpers import candles, uneven_candles
 from tests.trading.helpers import new_strategy
 from tradestore import Conflict, TradeStore, ValidationError
 from tradestore.analytics.report import build_report
 from tradestore.db.partitions import partitions_of
+from tradestore.marketdata.binary import NO_TRADES
 from tradestore.marketdata.rollups import TARGETS
 from tradestore.ops.archive import TradeArchiver
 from tradestore.ops.maintenance import LOCK_KEY
@@ -78,6 +79,29 @@ async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeS
     direct = await fresh.market_data.resample(symbol, "1h", T0, T0 + timedelta(days=2))
     assert len(hourly) == len(direct) > 0
     np.testing.assert_array_equal(hourly.close, direct.close)
+
+
+@pytest.mark.native_only  # rollup tables
+async def test_rollups_composed_from_5m_buckets_equal_resampling_to_the_last_digit(
+    fresh: TradeStore,
+) -> None:
+    """The coarse rollups are aggregated from the 5m ones: with vwap known in places, trade
+    counts unknown in places (a whole hour of them), a 5m bucket without volume (no
+    vwap) and prices of 8 decimals, each still equals a resample of the 1m candles."""
+    symbol = "COMPOSE-USD"
+    rows = uneven_candles(2000, start=T0)  # crosses two UTC midnights
+    for row in rows[60:120]:  # 23:00 to midnight: an hour, a 4h tail of unknown trades
+        row["trades_count"] = None
+    for row in rows[300:305]:  # 03:00 to 03:05: a 5m bucket without volume
+        row["volume"] = Decimal(0)
+    result = await fresh.market_data.store_candles(symbol, "1m", rows)
+    assert result.inserted == len(rows) and not result.rejected
+    assert (await fresh.rollups.refresh()).days == 3
+    await assert_rollups_equal_resampling(fresh, symbol)
+    day = await fresh.rollups.read(
+        symbol, Timeframe.H1, T0 + timedelta(hours=1), T0 + timedelta(hours=2), exact=True
+    )
+    assert list(day.trades_count) == [NO_TRADES]  # unknown all hour: unknown, not 0
 
 
 @pytest.mark.native_only  # rollup tables and triggers

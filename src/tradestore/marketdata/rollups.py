@@ -8,9 +8,12 @@ short transaction (so late corrections of old candles and deletions are picked u
 nothing else is recomputed). TimescaleDB: continuous aggregates market_data_<tf> with refresh
 policies (migration 0009), read in real-time mode.
 
-Both use the aggregates of tradestore.marketdata.resample, so a rollup and a direct
-resample of the same data give identical numbers. `candles()` serves a coarse timeframe
-from the rollup when its range has no dirty day, and resamples otherwise.
+A native refresh composes the coarse timeframes from 5m buckets (see FILL) to the same
+numbers as the aggregates of tradestore.marketdata.resample (TimescaleDB's aggregates,
+migration 0009, compute them with first/last): a rollup and a direct resample of the
+same data are identical.
+`candles()` serves a coarse timeframe from the rollup when its range has no dirty day,
+and resamples otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tradestore.db.database import Database
 from tradestore.errors import TransientError
 from tradestore.marketdata.frame import CandleFrame
 from tradestore.marketdata.reads import SCALED_COLUMNS, CandleReader, to_frame
-from tradestore.marketdata.resample import BUCKET_AGGREGATES, bucket_range, resample
+from tradestore.marketdata.resample import bucket_range, resample
 from tradestore.ops.tasks import PlannedAction, Progress
 from tradestore.settings import TimeSeriesMode
 from tradestore.symbols import DEFAULT_VENUE
@@ -46,22 +49,55 @@ DELETE FROM market_data_rollup r
    AND r.timestamp >= (b.day::timestamp AT TIME ZONE 'UTC')
    AND r.timestamp < ((b.day + 1)::timestamp AT TIME ZONE 'UTC')
 """
+# The 5m buckets are aggregated from the day's 1m candles once, and every coarser
+# timeframe from those (all divide a UTC day and start at the epoch, so each bucket is a
+# union of 5m ones): each 1m candle is aggregated once instead of once per timeframe.
+# Exactly the numbers of BUCKET_AGGREGATES: first/last by time, max, min and sums compose,
+# and vwap is divided and rounded only at the end, from the exact NUMERIC sum of price x
+# volume (`pv`) of the whole bucket.
 FILL = sql.SQL("""
+WITH five AS (
+    SELECT m.venue, m.symbol,
+           date_bin('5 minutes', m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS timestamp,
+           (array_agg(m.open ORDER BY m.timestamp))[1] AS open,
+           max(m.high) AS high,
+           min(m.low) AS low,
+           (array_agg(m.close ORDER BY m.timestamp DESC))[1] AS close,
+           sum(m.volume) AS volume,
+           sum(m.trades_count) AS trades_count,
+           sum(coalesce(m.vwap, m.close) * m.volume) AS pv
+      FROM unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
+           AS b(venue, symbol, day)
+     -- LATERAL: one primary-key range scan per series day (and one probe of its blocks: a
+     -- day an ingest packed straight away is marked too); a plain join let the planner
+     -- hash on the symbol and filter every row of the series by the day
+     CROSS JOIN LATERAL market_data_range(
+           b.venue, b.symbol, '1m', (b.day::timestamp AT TIME ZONE 'UTC'),
+           ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
+     GROUP BY 1, 2, 3
+), buckets AS (
+    SELECT venue, symbol, {five} AS timeframe, timestamp, open, high, low, close, volume,
+           trades_count, pv
+      FROM five
+    UNION ALL
+    SELECT f.venue, f.symbol, tf.name,
+           date_bin(tf.step, f.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
+           (array_agg(f.open ORDER BY f.timestamp))[1],
+           max(f.high),
+           min(f.low),
+           (array_agg(f.close ORDER BY f.timestamp DESC))[1],
+           sum(f.volume),
+           sum(f.trades_count),
+           sum(f.pv)
+      FROM five f
+     CROSS JOIN (VALUES {coarser}) AS tf(name, step)
+     GROUP BY f.venue, f.symbol, tf.name, 4
+)
 INSERT INTO market_data_rollup (venue, symbol, timeframe, timestamp, open, high, low, close,
                                 volume, trades_count, vwap)
-SELECT m.venue, m.symbol, tf.name,
-       date_bin(tf.step, m.timestamp, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
-       {aggregates}
-  FROM unnest(%(venues)s::text[], %(symbols)s::text[], %(days)s::date[])
-       AS b(venue, symbol, day)
- -- LATERAL: one primary-key range scan per series day (and one probe of its blocks: a
- -- day an ingest packed straight away is marked too); a plain join let the planner hash
- -- on the symbol and filter every row of the series by the day
- CROSS JOIN LATERAL market_data_range(
-       b.venue, b.symbol, '1m', (b.day::timestamp AT TIME ZONE 'UTC'),
-       ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
- CROSS JOIN (VALUES {targets}) AS tf(name, step)
- GROUP BY m.venue, m.symbol, tf.name, 4
+SELECT venue, symbol, timeframe, timestamp, open, high, low, close, volume, trades_count,
+       round(pv / nullif(volume, 0), 8)
+  FROM buckets
 """)
 DIRTY_COUNT = (
     "SELECT count(*) AS days, count(DISTINCT (venue, symbol)) AS symbols FROM rollup_dirty"
@@ -91,12 +127,13 @@ SELECT {columns} FROM (
 """)
 
 
-def targets_sql() -> sql.Composed:
-    """The rollup timeframes as VALUES rows (name, step), for a FILL's cross join."""
-    return sql.SQL(", ").join(
+def fill_sql() -> sql.Composed:
+    """FILL with its timeframes: 5m from the 1m candles, the coarser ones from 5m."""
+    coarser = sql.SQL(", ").join(
         sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
-        for t in TARGETS
+        for t in TARGETS[1:]
     )
+    return FILL.format(five=sql.Literal(TARGETS[0].value), coarser=coarser)
 
 
 REFRESH_ATTEMPTS = 8  # about 6 s of waiting for a concurrent refresh of the same aggregate
@@ -159,7 +196,7 @@ class Rollups:
             result.days = max(0, (result.window[1] - result.window[0]).days)
             return result
         total = int((await self.db.query_one(DIRTY_COUNT) or {"days": 0})["days"])
-        fill = FILL.format(aggregates=BUCKET_AGGREGATES, targets=targets_sql())
+        fill = fill_sql()
         while True:
             async with self.db.transaction() as conn:
                 cur = await conn.execute(TAKE_DIRTY, (batch_days,))
