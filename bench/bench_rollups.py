@@ -20,7 +20,7 @@ from psycopg import sql
 from bench.harness import BenchContext, Result
 from tradestore import TradeStore
 from tradestore.marketdata.resample import BUCKET_AGGREGATES
-from tradestore.marketdata.rollups import TARGETS
+from tradestore.marketdata.rollups import TARGETS, timeframes_sql
 from tradestore.timeframes import Timeframe
 
 SYMBOLS = 100
@@ -79,13 +79,7 @@ SELECT m.venue, m.symbol, tf.name,
        ((b.day + 1)::timestamp AT TIME ZONE 'UTC')) m
  CROSS JOIN (VALUES {targets}) AS tf(name, step)
  GROUP BY m.venue, m.symbol, tf.name, 4
-""").format(
-    aggregates=BUCKET_AGGREGATES,
-    targets=sql.SQL(", ").join(
-        sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
-        for t in TARGETS
-    ),
-)
+""").format(aggregates=BUCKET_AGGREGATES, targets=timeframes_sql(TARGETS))
 BASELINE_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS bench_rollup_baseline (
     venue text, symbol text, timeframe text, timestamp timestamptz, open numeric,

@@ -107,7 +107,7 @@ class RedisLink:
         if isinstance(client, RedisCluster):
             node = random.choice(client.get_nodes())
             node_client = aioredis.Redis(host=node.host, port=int(node.port), **self._node_options)
-        pubsub = (node_client or client).pubsub()
+        pubsub = client.pubsub() if node_client is None else node_client.pubsub()
         try:
             yield pubsub
         finally:

@@ -127,13 +127,17 @@ SELECT {columns} FROM (
 """)
 
 
+def timeframes_sql(timeframes: tuple[Timeframe, ...]) -> sql.Composed:
+    """Timeframes as VALUES rows (name, step), for a cross join that buckets by each."""
+    return sql.SQL(", ").join(
+        sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
+        for t in timeframes
+    )
+
+
 def fill_sql() -> sql.Composed:
     """FILL with its timeframes: 5m from the 1m candles, the coarser ones from 5m."""
-    coarser = sql.SQL(", ").join(
-        sql.SQL("({}, {}::interval)").format(sql.Literal(t.value), sql.Literal(t.delta))
-        for t in TARGETS[1:]
-    )
-    return FILL.format(five=sql.Literal(TARGETS[0].value), coarser=coarser)
+    return FILL.format(five=sql.Literal(TARGETS[0].value), coarser=timeframes_sql(TARGETS[1:]))
 
 
 REFRESH_ATTEMPTS = 8  # about 6 s of waiting for a concurrent refresh of the same aggregate
