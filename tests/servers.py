@@ -239,15 +239,22 @@ def replica_of(primary: PostgresServer) -> PostgresServer:
 
 def wait_for_count(url: str, query: str, params: tuple[object, ...], count: int) -> None:
     """Poll the count query at url until it reaches count (a replica replaying what the
-    primary wrote); fails after 60 s."""
+    primary wrote); fails after 60 s. A relation the query names may not exist there yet:
+    the replica has not replayed the migration that made it, which is lag too."""
     deadline = time.monotonic() + 60
+    last = "no row"
     while time.monotonic() < deadline:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        try:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        except psycopg.errors.UndefinedTable as exc:
+            row, last = None, str(exc).splitlines()[0]
+        else:
+            last = f"count {row[0] if row else None}"
         if row and row[0] >= count:
             return
         time.sleep(0.1)
-    pytest.fail(f"{url}: {query} did not reach {count} within 60 s", pytrace=False)
+    pytest.fail(f"{url}: {query} did not reach {count} within 60 s ({last})", pytrace=False)
 
 
 @dataclass
