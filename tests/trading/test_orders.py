@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -253,3 +254,85 @@ async def test_fill_and_open_is_one_transaction_and_extends_on_later_fills(
         "SELECT count(*) FROM trades WHERE strategy_id = %s", (strategy.id,)
     )
     assert linked == 1
+
+
+async def _events_of(
+    store: TradeStore, *aggregate_ids: uuid.UUID
+) -> list[tuple[str, dict[str, object]]]:
+    rows = await store.db.query(
+        "SELECT event_type, payload FROM event_outbox WHERE aggregate_id = ANY(%s) ORDER BY id",
+        ([str(i) for i in aggregate_ids],),
+    )
+    return [(r["event_type"], r["payload"]) for r in rows]
+
+
+def _without_identity(payload: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in payload.items() if k not in ("id", "client_order_id")}
+
+
+@pytest.mark.parametrize(
+    ("order_type", "fill_quantity"), [("STOP_LIMIT", "2"), ("MARKET", "0.5"), ("LIMIT", "2")]
+)
+async def test_fill_and_open_in_one_statement_equals_a_fill_then_an_open(
+    store: TradeStore, order_type: str, fill_quantity: str
+) -> None:
+    """fill_and_open's one statement records the same order, trade and events (in the
+    same order) as record_fill then open_from_order; a STOP_LIMIT order opens a LIMIT
+    trade, a partial fill a PARTIALLY_FILLED one."""
+    strategy = await new_strategy(store)
+    at = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    spec = order_data(strategy.id, type=order_type, quantity="2", stop_price="99")
+    notes = {"stop_loss_price": "90", "entry_tag": "t", "metadata": {"k": [1]}, "notes": "n"}
+    one, two = await store.orders.create(spec), await store.orders.create(spec)
+    filled, opened = await store.orders.fill_and_open(
+        one.id, quantity=fill_quantity, price="100.5", fee="0.25", at=at, **notes
+    )
+    await store.orders.record_fill(two.id, quantity=fill_quantity, price="100.5", fee="0.25", at=at)
+    reference = await store.trades.open_from_order(two.id, **notes)
+    assert filled == await store.orders.get(one.id) and opened == await store.trades.get(opened.id)
+    assert filled.trade_id == opened.id
+    expected_type = "LIMIT" if order_type == "STOP_LIMIT" else order_type
+    assert opened.type.value == expected_type and opened.entry_time == at
+    differ = {"id", "created_at", "updated_at"}
+    assert opened.model_dump(exclude=differ) == reference.model_dump(exclude=differ)
+    linked = await store.orders.get(two.id)
+    assert filled.model_dump(exclude=differ | {"trade_id"}) == linked.model_dump(
+        exclude=differ | {"trade_id"}
+    )
+    ours = await _events_of(store, one.id, opened.id)
+    theirs = await _events_of(store, two.id, reference.id)
+    assert [t for t, _ in ours] == [t for t, _ in theirs]
+    assert [t for t, _ in ours][1:] == [
+        "order.filled" if fill_quantity == "2" else "order.partially_filled",
+        "trade.opened",
+    ]
+    assert [_without_identity(p) for _, p in ours] == [_without_identity(p) for _, p in theirs]
+
+
+async def test_fill_and_open_refuses_bad_trade_fields_before_any_change(store: TradeStore) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(order_data(strategy.id))
+    with pytest.raises(ValidationError, match="stop_loss_price"):
+        await store.orders.fill_and_open(order.id, quantity="1", price="10", stop_loss_price="-1")
+    with pytest.raises(ValidationError, match="colour"):
+        await store.orders.fill_and_open(order.id, quantity="1", price="10", colour="red")
+    unchanged = await store.orders.get(order.id)
+    assert unchanged.filled_quantity == 0 and unchanged.trade_id is None
+    with pytest.raises(NotFound):
+        await store.orders.fill_and_open(uuid.uuid4(), quantity="1", price="10")
+    # a trade field beyond the annotations (its entry time) takes the two-statement way
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    _, trade = await store.orders.fill_and_open(order.id, quantity="1", price="10", entry_time=at)
+    assert trade.entry_time == at
+
+
+async def test_fill_and_open_of_an_order_whose_trade_closed_is_a_conflict(
+    store: TradeStore,
+) -> None:
+    strategy = await new_strategy(store)
+    order = await store.orders.create(order_data(strategy.id, quantity="2"))
+    _, trade = await store.orders.fill_and_open(order.id, quantity="1", price="100")
+    await store.trades.close(trade.id, exit_price="101", exit_reason="SIGNAL")
+    with pytest.raises(Conflict, match="no longer open"):
+        await store.orders.fill_and_open(order.id, quantity="1", price="100")
+    assert (await store.orders.get(order.id)).filled_quantity == Decimal(1)  # rolled back

@@ -201,9 +201,20 @@ class NewOrder(BaseModel):
         return self
 
 
-class NewTrade(BaseModel):
+class TradeAnnotations(BaseModel):
+    """What a caller adds to a trade beyond its order's facts (fill_and_open's `trade`)."""
+
     model_config = _STRICT
 
+    entry_signal: JsonInput | None = None
+    entry_tag: str | None = Field(None, max_length=100)
+    stop_loss_price: PositiveMoney | None = None
+    take_profit_price: PositiveMoney | None = None
+    metadata: JsonInput = Field(default_factory=dict)
+    notes: str | None = None
+
+
+class NewTrade(TradeAnnotations):
     strategy_id: UUID
     symbol: Symbol
     side: Side
@@ -214,12 +225,6 @@ class NewTrade(BaseModel):
     entry_time: AwareDatetime | None = None  # default: now()
     fees: NonNegativeMoney = Decimal(0)
     external_order_id: str | None = Field(None, max_length=100)
-    entry_signal: JsonInput | None = None
-    entry_tag: str | None = Field(None, max_length=100)
-    stop_loss_price: PositiveMoney | None = None
-    take_profit_price: PositiveMoney | None = None
-    metadata: JsonInput = Field(default_factory=dict)
-    notes: str | None = None
 
     @pydantic.model_validator(mode="after")
     def _filled_within_quantity(self) -> NewTrade:

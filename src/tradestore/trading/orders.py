@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
@@ -27,12 +27,21 @@ from tradestore.trading.models import (
     OrderStatus,
     PositiveMoney,
     Trade,
+    TradeAnnotations,
     as_uuid,
     parse_enum,
     parse_input,
     parse_money,
 )
-from tradestore.trading.trades import fetch_trade, follow_entry_orders, send_trade_for_order
+from tradestore.trading.trades import (
+    OPEN_FROM_FILLED_ORDER,
+    TRADE_PAYLOAD,
+    annotation_params,
+    fetch_trade,
+    follow_entry_orders,
+    send_trade_for_order,
+    to_trade,
+)
 
 if TYPE_CHECKING:
     from tradestore.db.replicas import ReadRouter
@@ -78,8 +87,7 @@ SELECT * FROM orders WHERE status = 'PENDING' AND strategy_id = %s
 """
 
 # One statement: every SET expression sees the row as it was before the fill.
-RECORD_FILL = """
-UPDATE orders SET
+FILL_SET = """
     filled_quantity = filled_quantity + %(qty)s,
     remaining_quantity = quantity - filled_quantity - %(qty)s,
     filled_notional = filled_notional + %(price)s * %(qty)s,
@@ -89,13 +97,38 @@ UPDATE orders SET
     status = CASE WHEN filled_quantity + %(qty)s = quantity THEN 'FILLED'
                   ELSE 'PARTIAL_FILLED' END,
     submitted_at = coalesce(submitted_at, %(at)s),
-    filled_at = CASE WHEN filled_quantity + %(qty)s = quantity THEN %(at)s ELSE filled_at END
- WHERE id = %(id)s
+    filled_at = CASE WHEN filled_quantity + %(qty)s = quantity THEN %(at)s ELSE filled_at END"""
+FILLABLE = """id = %(id)s
    AND status IN ('PENDING', 'PARTIAL_FILLED')
-   AND filled_quantity + %(qty)s <= quantity
-RETURNING *
-"""
+   AND filled_quantity + %(qty)s <= quantity"""
+RECORD_FILL = f"UPDATE orders SET {FILL_SET}\n WHERE {FILLABLE}\nRETURNING *"  # noqa: S608
 FILL_ORDER = with_event(RECORD_FILL, FILL_EVENT, FILL_PAYLOAD)
+# An order's first fill opens its trade in one statement: the fill (linking the order to
+# the new trade's id), the trade, and their events in that order; the row is the order's
+# columns and the trade's, the latter prefixed with TRADE_PREFIX. A row of neither when
+# the fill is refused or the order has a trade already.
+TRADE_PREFIX = "trade__"
+_TRADE_COLUMNS = ", ".join(f"opened.{name} AS {TRADE_PREFIX}{name}" for name in Trade.model_fields)
+FILL_AND_OPEN = f"""
+WITH changed AS (
+    UPDATE orders SET {FILL_SET}, trade_id = %(trade_id)s
+     WHERE {FILLABLE} AND trade_id IS NULL
+    RETURNING *),
+opened AS ({OPEN_FROM_FILLED_ORDER}),
+outbox AS (
+    INSERT INTO event_outbox (event_type, aggregate_id, payload)
+    SELECT event_type, aggregate_id, payload
+      FROM (SELECT 1 AS n, {FILL_EVENT} AS event_type, changed.id::text AS aggregate_id,
+                   {FILL_PAYLOAD} AS payload
+              FROM changed
+            UNION ALL
+            SELECT 2, {event_literal(EventType.TRADE_OPENED)}, changed.id::text,
+                   {TRADE_PAYLOAD}
+              FROM opened AS changed) AS events
+     ORDER BY n)
+SELECT changed.*, {_TRADE_COLUMNS}
+  FROM changed, opened
+"""  # noqa: S608 (every part a module constant; values are bound)
 MARK_SUBMITTED = """
 UPDATE orders SET submitted_at = coalesce(%(at)s, now()),
        external_order_id = coalesce(%(external_order_id)s, external_order_id)
@@ -243,19 +276,44 @@ class OrderRepository:
     ) -> tuple[Order, Trade]:
         """Record a fill and open the order's trade (or extend it, when the order has
         one already) in one transaction: one commit instead of two for the usual step of
-        a bot. `trade` takes the fields open_from_order takes (stop_loss_price, ...)."""
+        a bot. `trade` takes the fields open_from_order takes (stop_loss_price, ...).
+        A first fill with only TradeAnnotations in `trade` is one statement. A fill of an
+        order whose trade is closed or cancelled is a Conflict and records nothing
+        (record_fill records it without the trade)."""
         fill = _parse_fill(quantity, price, fee, at)
         fill["id"] = as_uuid(order_id)
+        if trade.keys() <= TradeAnnotations.model_fields.keys():
+            filled_and_opened = await self._fill_and_open_at_once(fill, trade)
+            if filled_and_opened is not None:
+                return filled_and_opened
+        # the order has a trade to extend, the fill is refused, or `trade` sets facts
         async with self.db.connection() as conn:
             async with pipelined_transaction(conn):
                 order = await self._apply_fill(conn, fill)
                 if order.trade_id is not None:
                     followed = await follow_entry_orders(conn, order.trade_id)
-                    assert followed is not None
+                    if followed is None:
+                        raise Conflict(
+                            f"order {order.id}: its trade {order.trade_id} is no longer "
+                            "open, so the fill cannot extend it (record_fill records it)"
+                        )
                     return order, followed
                 sent = await send_trade_for_order(conn, order, **trade)
             opened = await fetch_trade(sent)  # the INSERT went with the COMMIT
         return order.model_copy(update={"trade_id": opened.id}), opened
+
+    async def _fill_and_open_at_once(
+        self, fill: dict[str, Any], trade: dict[str, Any]
+    ) -> tuple[Order, Trade] | None:
+        """The usual first fill: one statement, one round trip (FILL_AND_OPEN). None
+        when it does not apply (the order has a trade, or the fill is refused)."""
+        annotations = parse_input(TradeAnnotations, trade)
+        params = {**fill, **annotation_params(annotations), "trade_id": uuid4()}
+        row = await self.db.query_one(FILL_AND_OPEN, params)
+        if row is None:
+            return None
+        opened = {name: row[TRADE_PREFIX + name] for name in Trade.model_fields}
+        return to_order(row), to_trade(opened)
 
     async def _apply_fill(self, conn: Connection, fill: dict[str, Any]) -> Order:
         """The fill and its event, one statement; the order's row stays locked."""

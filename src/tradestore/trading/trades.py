@@ -33,6 +33,7 @@ from tradestore.trading.models import (
     OrderStatus,
     PositiveMoney,
     Trade,
+    TradeAnnotations,
     TradeStatus,
     as_uuid,
     check_json,
@@ -73,6 +74,24 @@ OPEN_TRADE_FOR_ORDER = with_event(
     also=""",
 link AS (UPDATE orders SET trade_id = changed.id FROM changed WHERE orders.id = %(order_id)s)""",
 )
+# A trade opened by its order's first fill, in the fill's statement (see
+# orders.FILL_AND_OPEN): its facts from the filled order's row `changed` (as
+# send_trade_for_order takes them; the type as _trade_type maps it), its annotations bound.
+OPEN_FROM_FILLED_ORDER = """
+INSERT INTO trades (id, strategy_id, external_order_id, symbol, side, type, entry_price,
+                    quantity, filled_quantity, entry_time, fees, status, entry_signal,
+                    entry_tag, stop_loss_price, take_profit_price, metadata, notes)
+SELECT changed.trade_id, changed.strategy_id, changed.external_order_id, changed.symbol,
+       changed.side, CASE changed.type WHEN 'STOP_LIMIT' THEN 'LIMIT' ELSE changed.type END,
+       changed.avg_fill_price, changed.quantity, changed.filled_quantity,
+       coalesce(changed.filled_at, changed.submitted_at, now()), changed.fees,
+       CASE WHEN changed.filled_quantity = changed.quantity THEN 'OPEN'
+            ELSE 'PARTIALLY_FILLED' END,
+       %(entry_signal)s, %(entry_tag)s, %(stop_loss_price)s, %(take_profit_price)s,
+       %(metadata)s, %(notes)s
+  FROM changed
+RETURNING *
+"""
 SELECT_BY_ID = "SELECT * FROM trades WHERE id = %s"
 LOCK_ORDER = "SELECT * FROM orders WHERE id = %s FOR UPDATE"
 # Closes an open trade with something filled, its P&L computed from the row as it is
@@ -359,18 +378,26 @@ async def _send_insert(
     """Send the trade's INSERT (with its event and the order's link); its row is read
     with `fetch_trade`."""
     filled = new.quantity if new.filled_quantity is None else new.filled_quantity
-    params = new.model_dump()
+    params = annotation_params(new)
     params.update(
         side=new.side.value,
         type=new.type.value,
         filled_quantity=filled,
         status=(TradeStatus.OPEN if filled == new.quantity else TradeStatus.PARTIALLY_FILLED).value,
-        entry_signal=None if new.entry_signal is None else Jsonb(new.entry_signal),
-        metadata=Jsonb(new.metadata),
     )
     if order_id is not None:
         params["order_id"] = order_id
     return await conn.execute(OPEN_TRADE if order_id is None else OPEN_TRADE_FOR_ORDER, params)
+
+
+def annotation_params(annotations: TradeAnnotations) -> dict[str, Any]:
+    """A trade's fields as statement parameters, JSON values wrapped for jsonb."""
+    params = annotations.model_dump()
+    params.update(
+        entry_signal=None if annotations.entry_signal is None else Jsonb(annotations.entry_signal),
+        metadata=Jsonb(annotations.metadata),
+    )
+    return params
 
 
 async def open_trade_from_order(conn: Connection, order_id: UUID, **extra: Any) -> Trade:
