@@ -438,3 +438,55 @@ async def test_reads_of_packed_periods_come_from_blocks_beside_the_rows(
         symbol, "1h", hour, hour + timedelta(hours=1), exact=True
     )
     assert rolled.high[0] == spike  # the aggregate follows the rows
+
+
+CANDLE_COLUMNS = (
+    "venue, symbol, timeframe, timestamp, open, high, low, close, volume, trades_count, vwap,"
+    " data_source, data_quality_score, created_at"
+)
+
+
+async def test_sql_reads_of_blocks_give_their_rows_column_for_column(
+    fresh_store: TradeStore,
+) -> None:
+    """market_data_block_rows, under market_data_range, market_data_all, resampling, the
+    rollup refresh, gaps and export, gives exactly the rows its blocks were packed from:
+    every column, full and partial days with gaps, offsets of every width (0, 1, 2, 4 and
+    8 bytes), one source or several in a block, in any session time zone."""
+    store = fresh_store
+    data = odd_candles(DAYS * 1440 - 100)  # the last day is not full
+    del data[2000:2030]  # a gap inside the second day
+    for i, row in enumerate(data):
+        row["close"] += Decimal(i * 7919 % 100_000) / 10**8  # 4-byte offsets
+        if i < 1440:
+            row["volume"] = Decimal(3)  # one value: the header alone
+        elif row["trades_count"] is not None:
+            row["trades_count"] %= 100  # 1-byte offsets from the second day
+    symbol = new_symbol()
+    await store.market_data.store_candles(symbol, "1m", data)
+    corrected = [dict(row, high=row["high"] + 1) for row in data[1500:1600]]
+    await store.market_data.store_candles(symbol, "1m", corrected, source="binance")
+    expected = await store.db.query(
+        f"SELECT {CANDLE_COLUMNS} FROM market_data WHERE symbol = %s ORDER BY timestamp",
+        (symbol,),
+    )
+    await store.rollups.refresh()
+    assert (await store.compactor.compact())[0] == DAYS
+    widths = await store.db.query_value(
+        "SELECT array_agg(DISTINCT get_byte(c, 0) ORDER BY get_byte(c, 0))"
+        " FROM market_data_block, unnest(ARRAY[open, high, low, close, volume, trades_count,"
+        " vwap]) AS c WHERE symbol = %s",
+        (symbol,),
+    )
+    assert widths == [0, 1, 2, 4, 8]
+    end = T0 + timedelta(days=DAYS)
+    for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
+        async with store.db.transaction() as conn:
+            await conn.execute(sql.SQL("SET LOCAL TimeZone = {}").format(sql.Literal(zone)))
+            cur = await conn.execute(
+                f"SELECT {CANDLE_COLUMNS} FROM market_data_block_rows(%s, %s, '1m', %s, %s)"
+                " ORDER BY timestamp",
+                (DEFAULT_VENUE, symbol, T0, end),
+            )
+            got = await cur.fetchall()
+        assert len(got) == len(data) and got == expected, zone
