@@ -6,11 +6,13 @@
   (see _raw_copy);
 - the row ingest vs the seed's multi-row INSERT ... ON CONFLICT with 8 parameters a row;
 - reading the million candles (from blocks) into numpy / pandas vs a raw binary COPY TO
-  of the same candles stored as rows.
+  of the same candles stored as rows;
+- resampling them to 1h in SQL (from blocks, market_data_range) vs the same as rows.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 import tracemalloc
 import uuid
@@ -136,6 +138,28 @@ async def _seed_insert(ctx: BenchContext, data: np.ndarray, symbol: str) -> floa
         return len(rows) / (time.perf_counter() - started)
 
 
+async def _sql_resample(ctx: BenchContext, symbol: str, rows_symbol: str) -> Result:
+    """Resampling (SQL over market_data_range, as gaps, quality and export read) the
+    packed million against the same candles stored as rows; alternating, medians of 3."""
+    end = START + timedelta(minutes=N)
+    md = ctx.store.market_data
+    timings: dict[str, list[float]] = {symbol: [], rows_symbol: []}
+    for _ in range(3):
+        for name, runs in timings.items():
+            started = time.perf_counter()
+            hourly = await md.resample(name, "1h", START, end)
+            runs.append(time.perf_counter() - started)
+            assert len(hourly) == (N + 59) // 60
+    return Result(
+        "resample 1M packed candles to 1h (SQL)",
+        statistics.median(timings[symbol]),
+        statistics.median(timings[rows_symbol]),
+        "s",
+        "the same candles as rows",
+        higher_is_better=False,
+    )
+
+
 async def _reads(ctx: BenchContext, symbol: str, rows_symbol: str) -> list[Result]:
     end = START + timedelta(minutes=N)
     md = ctx.store.market_data
@@ -231,6 +255,7 @@ async def run(ctx: BenchContext) -> list[Result]:
             "seed multi-row INSERT ON CONFLICT (8 params/row)",
         ),
         *await _reads(ctx, ours_symbol, rows_symbol),
+        await _sql_resample(ctx, ours_symbol, rows_symbol),
         *await _timescale_vs_native(ctx, data, as_rows, ours_symbol),
     ]
 
