@@ -74,15 +74,25 @@ OPEN_TRADE_FOR_ORDER = with_event(
     also=""",
 link AS (UPDATE orders SET trade_id = changed.id FROM changed WHERE orders.id = %(order_id)s)""",
 )
+# An order's type as its trade's where they differ: a trade has no STOP_LIMIT (it entered
+# at a limit). Read by _trade_type and, as SQL, by OPEN_FROM_FILLED_ORDER.
+TRADE_TYPE_OF_ORDER_TYPE = {"STOP_LIMIT": "LIMIT"}
+_TRADE_TYPE_SQL = (
+    "CASE changed.type "
+    + " ".join(
+        f"WHEN '{order}' THEN '{trade}'" for order, trade in TRADE_TYPE_OF_ORDER_TYPE.items()
+    )
+    + " ELSE changed.type END"
+)
 # A trade opened by its order's first fill, in the fill's statement (see
 # orders.FILL_AND_OPEN): its facts from the filled order's row `changed` (as
-# send_trade_for_order takes them; the type as _trade_type maps it), its annotations bound.
-OPEN_FROM_FILLED_ORDER = """
+# send_trade_for_order takes them), its annotations bound.
+OPEN_FROM_FILLED_ORDER = f"""
 INSERT INTO trades (id, strategy_id, external_order_id, symbol, side, type, entry_price,
                     quantity, filled_quantity, entry_time, fees, status, entry_signal,
                     entry_tag, stop_loss_price, take_profit_price, metadata, notes)
 SELECT changed.trade_id, changed.strategy_id, changed.external_order_id, changed.symbol,
-       changed.side, CASE changed.type WHEN 'STOP_LIMIT' THEN 'LIMIT' ELSE changed.type END,
+       changed.side, {_TRADE_TYPE_SQL},
        changed.avg_fill_price, changed.quantity, changed.filled_quantity,
        coalesce(changed.filled_at, changed.submitted_at, now()), changed.fees,
        CASE WHEN changed.filled_quantity = changed.quantity THEN 'OPEN'
@@ -91,7 +101,7 @@ SELECT changed.trade_id, changed.strategy_id, changed.external_order_id, changed
        %(metadata)s, %(notes)s
   FROM changed
 RETURNING *
-"""
+"""  # noqa: S608 (module constants; values are bound)
 SELECT_BY_ID = "SELECT * FROM trades WHERE id = %s"
 LOCK_ORDER = "SELECT * FROM orders WHERE id = %s FOR UPDATE"
 # Closes an open trade with something filled, its P&L computed from the row as it is
@@ -493,7 +503,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 def _trade_type(order_type: str) -> str:
-    return "LIMIT" if order_type == "STOP_LIMIT" else order_type
+    return TRADE_TYPE_OF_ORDER_TYPE.get(order_type, order_type)
 
 
 __all__ = ["OrderStatus", "TradeFilters", "TradePage", "TradeRepository"]
