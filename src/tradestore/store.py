@@ -228,7 +228,6 @@ class TradeStore:
             window,
             reads=self.reads,
             pack_horizon=lambda: self.compactor.ingest_horizon(),
-            rows_stay=self.compactor.rows_stay,
         )
         repository.after_ingest.append(self._record_latest_candle)
         repository.after_delete.append(self._forget_latest_candle)
@@ -379,7 +378,7 @@ class TradeStore:
     @cached_property
     def rollups(self) -> Rollups:
         """Rollups of 1m candles (tables + triggers, or continuous aggregates)."""
-        return Rollups(self.db, self.market_data.reader, self._mode or TimeSeriesMode.NATIVE)
+        return Rollups(self.db, self.market_data.reader)
 
     @cached_property
     def retention(self) -> Retention:

@@ -1,7 +1,6 @@
 """Column blocks of closed candle periods (marketdata/blocks.py): whatever is compacted
 reads back exactly as it was stored, through every path that reads candles, and stays
-correctable. In both time-series modes: on TimescaleDB the rows stay beside the blocks
-(blocks.rows_stay)."""
+correctable. In both time-series modes."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from tradestore.db import migrator
 from tradestore.marketdata.blocks import BlockSink, blocks_query
 from tradestore.marketdata.copy_stream import VALUE_COLUMNS, allocate_columns
 from tradestore.marketdata.frame import CandleFrame
-from tradestore.marketdata.reads import frame_of, uncovered
+from tradestore.marketdata.reads import frame_of
 from tradestore.marketdata.resample import resample
 from tradestore.symbols import DEFAULT_VENUE
 from tradestore.timeframes import Timeframe
@@ -30,7 +29,6 @@ from tradestore.timeframes import Timeframe
 # these tests pack rows (the compaction): test_ingest_blocks.py tests ingests that pack
 # closed history themselves
 pytestmark = pytest.mark.usefixtures("rows_only")
-ROWS_STAY = MODE == "timescale"  # packed periods keep their rows (blocks.rows_stay)
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 MINUTE_US = 60_000_000
@@ -88,15 +86,10 @@ async def rows_in_table(store: TradeStore, symbol: str) -> int:
     )
 
 
-def rows_left(rows: int, packed: int) -> int:
-    """The rows a series keeps when `packed` of its candles are in blocks beside `rows`."""
-    return rows + packed if ROWS_STAY else rows
-
-
 async def compress_old_chunks(store: TradeStore) -> None:
     """TimescaleDB: compress the chunks of old candles, as its policy does after 7 days
-    (a block is then packed from compressed rows)."""
-    if ROWS_STAY:
+    (a block is then packed from compressed rows, which are deleted from their chunks)."""
+    if MODE == "timescale":
         await store.db.query(
             "SELECT compress_chunk(c, if_not_compressed => TRUE)"
             " FROM show_chunks('market_data', older_than => now() - INTERVAL '7 days') c"
@@ -117,7 +110,7 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
 
     blocks, moved = await store.compactor.compact()
     assert (blocks, moved) == (DAYS, len(data))  # the recent candles stay rows
-    assert await rows_in_table(store, symbol) == rows_left(30, len(data))
+    assert await rows_in_table(store, symbol) == 30
     assert await snapshot(store, symbol) == before
     again = await store.compactor.compact()
     assert again == (0, 0)  # nothing left to pack
@@ -126,7 +119,7 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
         symbol, "1h", T0, T0 + timedelta(days=1), exact=True
     )  # served by the rollups, which the compaction left as they were
     assert hourly.close[0] == data[59]["close"] and len(hourly) == 24
-    if not ROWS_STAY:
+    if MODE != "timescale":  # there the chunks were compressed first
         march = "SELECT pg_total_relation_size('market_data_p20240301')"
         assert await store.db.query_value(march) <= 65536  # emptied, truncated: space back
     status = await store.compactor.status()
@@ -223,22 +216,6 @@ def test_to_pandas_keeps_the_read_block_and_equals_the_copied_frame() -> None:
     assert ours["trades_count"].isna().sum() == (columns["trades_count"][: n - 3] < 0).sum()
 
 
-@pytest.mark.parametrize(
-    ("start", "end", "periods", "left"),
-    [
-        (0, 100, [], [(0, 100)]),  # no block: the whole range
-        (5, 95, [0, 10, 30], [(20, 30), (40, 95)]),  # a hole, then what follows the blocks
-        (0, 20, [0, 10], []),  # blocks cover it all
-        (15, 25, [10, 20], []),  # blocks reaching past both ends
-        (0, 30, [10], [(0, 10), (20, 30)]),  # before and after one block
-    ],
-)
-def test_rows_are_read_where_no_block_is(
-    start: int, end: int, periods: list[int], left: list[tuple[int, int]]
-) -> None:
-    assert uncovered(start, end, periods, 10) == left
-
-
 async def test_reads_racing_compaction_and_expansion_see_every_candle_once(
     fresh_store: TradeStore,
 ) -> None:
@@ -284,7 +261,7 @@ async def test_a_correction_of_compacted_history_is_applied_and_rolled_up(
     fixed["high"] = max(fixed["high"], fixed["close"])
     result = await store.market_data.store_candles(symbol, "1m", [fixed])
     assert (result.inserted, result.updated) == (0, 1)
-    assert await rows_in_table(store, symbol) == rows_left(1440, len(data) - 1440)  # day 2
+    assert await rows_in_table(store, symbol) == 1440  # day 2
     end = T0 + timedelta(days=DAYS)
     frame = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
     assert len(frame) == len(data) and frame.close[1500] == fixed["close"]
@@ -295,10 +272,9 @@ async def test_a_correction_of_compacted_history_is_applied_and_rolled_up(
     )
     assert rolled.high[0] >= fixed["close"]
     assert await store.compactor.compact() == (1, 1440)  # packed again next round
-    assert await rows_in_table(store, symbol) == rows_left(0, len(data))
+    assert await rows_in_table(store, symbol) == 0
 
 
-@pytest.mark.native_only  # rollup_dirty: TimescaleDB's aggregates read the rows, which stay
 async def test_a_day_waiting_for_its_rollups_is_not_packed(fresh_store: TradeStore) -> None:
     store = fresh_store
     symbol = new_symbol()
@@ -393,51 +369,15 @@ async def test_archive_export_and_retention_include_blocks(
 
 async def test_range_reads_of_rows_and_blocks_use_their_indexes(store: TradeStore) -> None:
     """market_data_range (resampling, gaps, export) is inlined: each half by its key (on
-    TimescaleDB the rows alone, which stay beside the blocks)."""
+    TimescaleDB, each chunk of the rows' half by its own)."""
     rows = await store.db.query(
         "EXPLAIN SELECT count(*) FROM market_data_range('dydx', 'BTC-USD', '1m',"
         " TIMESTAMPTZ '2024-03-01', TIMESTAMPTZ '2024-03-02')"
     )
     plan = "\n".join(r["QUERY PLAN"] for r in rows)
     assert "Function Scan on market_data_range" not in plan
-    if ROWS_STAY:
-        assert "market_data_block" not in plan
-        return
     assert "market_data_block_pkey" in plan
     assert "Index" in plan.split("market_data_block")[0]  # the rows' half too
-
-
-@pytest.mark.timescale
-async def test_reads_of_packed_periods_come_from_blocks_beside_the_rows(
-    fresh_store: TradeStore,
-) -> None:
-    """On TimescaleDB a packed period keeps its rows (the continuous aggregates read them)
-    and a read takes its candles from the block: rows are read only where no block is, as
-    after a correction, which deletes the block of its period."""
-    store = fresh_store
-    data = odd_candles(DAYS * 1440)
-    symbol = await packed(store, data)
-    end = T0 + timedelta(days=DAYS)
-    # past the API (nothing of tradestore writes so): day 3's rows go, its block stays
-    await store.db.execute(
-        "DELETE FROM market_data WHERE symbol = %s AND timestamp >= %s",
-        (symbol, T0 + timedelta(days=2)),
-    )
-    frame = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
-    assert len(frame) == len(data) and frame.close[-1] == data[-1]["close"]  # from the block
-    spike = data[1500]["high"] + 1000  # above every price of its hour
-    fixed = dict(data[1500], close=spike, high=spike)
-    await store.market_data.store_candles(symbol, "1m", [fixed])
-    days_packed = "SELECT count(*) FROM market_data_block WHERE symbol = %s"
-    assert await store.db.query_value(days_packed, (symbol,)) == DAYS - 1  # day 2's went
-    frame = await store.market_data.get_historical_data(symbol, "1m", T0, end, exact=True)
-    assert len(frame) == len(data) and frame.close[1500] == fixed["close"]  # from its rows
-    await store.rollups.refresh()
-    hour = T0 + timedelta(minutes=1500 - 1500 % 60)
-    rolled = await store.market_data.get_historical_data(
-        symbol, "1h", hour, hour + timedelta(hours=1), exact=True
-    )
-    assert rolled.high[0] == spike  # the aggregate follows the rows
 
 
 CANDLE_COLUMNS = (

@@ -13,13 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import MODE
 from tests.marketdata.helpers import candles, new_symbol, uneven_candles
 from tradestore import TradeStore
 from tradestore.marketdata.blocks import Compactor
 from tradestore.marketdata.resample import resample
 
-ROWS_STAY = MODE == "timescale"  # packed candles are stored as rows too (blocks.rows_stay)
 T0 = datetime(2024, 5, 6, tzinfo=UTC)
 DAYS = 3
 END = T0 + timedelta(days=DAYS)
@@ -48,17 +46,12 @@ async def read_all(store: TradeStore, symbol: str) -> dict[str, Any]:
 
 
 async def rollups(store: TradeStore, symbol: str) -> list[list[Any]]:
-    """The series' rollups (native tables or TimescaleDB's continuous aggregates)."""
+    """The series' rollups."""
     out = []
     for tf in ("5m", "15m", "1h", "4h", "1d"):
         frame = await store.market_data.get_historical_data(symbol, tf, T0, END, exact=True)
         out += [list(frame.timestamp), *(list(v) for v in frame.columns().values())]
     return out
-
-
-def placed(rows: int, packed: int) -> tuple[int, int]:
-    """What `where` gives for `packed` candles in blocks and `rows` in rows alone."""
-    return (rows + packed if ROWS_STAY else rows), packed
 
 
 async def where(store: TradeStore, symbol: str) -> tuple[int, int]:
@@ -85,31 +78,29 @@ async def test_closed_history_is_packed_and_reads_as_rows_would(
     result = await store.market_data.store_candles(packed, "1m", data)
     assert (result.inserted, result.updated, result.unchanged) == (len(data), 0, 0)
     assert result.packed == len(data)
-    assert await where(store, packed) == placed(0, len(data))
-    if not ROWS_STAY:  # TimescaleDB's aggregates read the rows, which stay
-        dirty = "SELECT count(*) FROM rollup_dirty WHERE symbol = %s"
-        assert await store.db.query_value(dirty, (packed,)) == DAYS  # marked, as rows are
+    assert await where(store, packed) == (0, len(data))
+    dirty = "SELECT count(*) FROM rollup_dirty WHERE symbol = %s"
+    assert await store.db.query_value(dirty, (packed,)) == DAYS  # marked, as rows are
     await store.rollups.refresh()  # from the blocks of one, the rows of the other
-    if not ROWS_STAY:
-        assert await store.db.query_value(dirty, (packed,)) == 0
+    assert await store.db.query_value(dirty, (packed,)) == 0
     assert len((await rollups(store, packed))[0]) > 0
     assert await rollups(store, packed) == await rollups(store, as_rows)
     assert await read_all(store, packed) == await read_all(store, as_rows)
     # the same candles again: nothing changes, and the blocks stay as they are
     same = await store.market_data.store_candles(packed, "1m", data)
     assert (same.inserted, same.updated, same.unchanged) == (0, 0, len(data))
-    assert await where(store, packed) == placed(0, len(data))
+    assert await where(store, packed) == (0, len(data))
     # a correction moves its day back into rows, and is applied
     fixed = dict(data[100], close=data[100]["close"] + Decimal("0.5"))
     corrected = await store.market_data.store_candles(packed, "1m", [fixed])
     assert (corrected.inserted, corrected.updated) == (0, 1)
-    assert await where(store, packed) == placed(1440, len(data) - 1440)
+    assert await where(store, packed) == (1440, len(data) - 1440)
     frame = await store.market_data.get_historical_data(packed, "1m", T0, END, exact=True)
     assert frame.close[100] == fixed["close"] and len(frame) == len(data)
     # stored again: the corrected candle is put back, the other days stay packed
     again = await store.market_data.store_candles(packed, "1m", data)
     assert (again.inserted, again.updated, again.unchanged) == (0, 1, len(data) - 1)
-    assert await where(store, packed) == placed(1440, len(data) - 1440)
+    assert await where(store, packed) == (1440, len(data) - 1440)
 
 
 @pytest.mark.parametrize("atomic", [True, False])
@@ -125,7 +116,7 @@ async def test_chunks_splitting_a_period_leave_it_in_rows_once(
     assert result.inserted == len(data)
     # the first chunk packs day 0 and the start of day 1; the second finds that block,
     # moves it back into rows and adds the rest of day 1, and so on
-    assert await where(store, symbol) == placed(2 * 1440, 1440)
+    assert await where(store, symbol) == (2 * 1440, 1440)
     frame = await store.market_data.get_historical_data(symbol, "1m", T0, END, exact=True)
     assert list(frame.open) == [c["open"] for c in data]
     await store.rollups.refresh()
@@ -133,7 +124,7 @@ async def test_chunks_splitting_a_period_leave_it_in_rows_once(
     assert list(daily.volume) == [sum(c["volume"] for c in data[d * 1440 : (d + 1) * 1440])
                                   for d in range(DAYS)]  # fmt: skip
     await store.compactor.compact()  # the split days, packed now
-    assert await where(store, symbol) == placed(0, len(data))
+    assert await where(store, symbol) == (0, len(data))
     again = await store.market_data.get_historical_data(symbol, "1m", T0, END, exact=True)
     assert list(again.close) == list(frame.close)
 
@@ -151,7 +142,7 @@ async def test_recent_candles_and_periods_holding_rows_stay_rows(fresh_store: Tr
         await store.market_data.store_candles(symbol, "1m", [with_row])
     result = await store.market_data.store_candles(symbol, "1m", old + candles(60, start=recent))
     assert (result.inserted, result.unchanged) == (len(old) + 60 - 1, 1)
-    assert await where(store, symbol) == placed(1440 + 60, 2 * 1440)
+    assert await where(store, symbol) == (1440 + 60, 2 * 1440)
     catalog = await store.db.query_one(
         "SELECT row_count, compacted_until FROM market_data_catalog WHERE symbol = %s",
         (symbol,),

@@ -49,7 +49,6 @@ async def assert_rollups_equal_resampling(store: TradeStore, symbol: str) -> Non
             assert list(rolled.columns()[name]) == list(values), (tf, name)
 
 
-@pytest.mark.native_only  # rollup tables and triggers
 @pytest.mark.usefixtures("rows_only")  # the triggers' way: rows marking their days
 async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeStore) -> None:
     symbol = "ROLL-USD"
@@ -81,7 +80,6 @@ async def test_rollups_follow_inserts_late_corrections_and_deletes(fresh: TradeS
     np.testing.assert_array_equal(hourly.close, direct.close)
 
 
-@pytest.mark.native_only  # rollup tables
 async def test_rollups_composed_from_5m_buckets_equal_resampling_to_the_last_digit(
     fresh: TradeStore,
 ) -> None:
@@ -104,7 +102,6 @@ async def test_rollups_composed_from_5m_buckets_equal_resampling_to_the_last_dig
     assert list(day.trades_count) == [NO_TRADES]  # unknown all hour: unknown, not 0
 
 
-@pytest.mark.native_only  # rollup tables and triggers
 async def test_a_refresh_never_consumes_the_marker_of_an_uncommitted_ingest(
     fresh: TradeStore,
 ) -> None:
@@ -427,6 +424,7 @@ async def test_rollups_outlive_a_dropped_range(fresh: TradeStore, tmp_path: Path
         assert list(after.columns()[name]) == list(values), name
 
 
+@pytest.mark.usefixtures("rows_only")  # in a chunk, not a block (a chunk is what it locks)
 async def test_a_backfill_during_export_and_drop_is_never_lost(
     fresh: TradeStore, tmp_path: Path
 ) -> None:

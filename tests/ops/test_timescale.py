@@ -4,12 +4,10 @@ and are skipped otherwise."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -19,6 +17,7 @@ from psycopg import sql
 from tests.conftest import delete_keys, make_settings
 from tests.marketdata.helpers import candles
 from tradestore import TradeStore
+from tradestore.db import migrator
 from tradestore.marketdata.rollups import TARGETS
 from tradestore.ops.compression import Compression
 from tradestore.settings import TimeSeriesMode
@@ -33,13 +32,24 @@ T0 = datetime(2024, 5, 6, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def ts_store() -> AsyncIterator[TradeStore]:
+def ts_database() -> Iterator[str]:
+    """The URL of a new, empty database on the TimescaleDB server, dropped after."""
     assert URL is not None
     name = f"tradestore_ts_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(URL)._replace(path=f"/{name}"))
-    settings = make_settings(url, timeseries_mode="timescale")
+    try:
+        yield urlunsplit(urlsplit(URL)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(URL, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+async def ts_store(ts_database: str) -> AsyncIterator[TradeStore]:
+    settings = make_settings(ts_database, timeseries_mode="timescale")
     try:
         async with TradeStore(settings) as store:
             result = await store.migrate()
@@ -47,10 +57,6 @@ async def ts_store() -> AsyncIterator[TradeStore]:
             yield store
     finally:
         delete_keys(settings.redis_key_prefix)
-        with psycopg.connect(URL, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 async def test_hypertables_with_the_seed_chunk_intervals(ts_store: TradeStore) -> None:
@@ -63,7 +69,7 @@ async def test_hypertables_with_the_seed_chunk_intervals(ts_store: TradeStore) -
     assert intervals["system_logs"] == timedelta(days=1)
 
 
-async def test_continuous_aggregates_equal_resampling(ts_store: TradeStore) -> None:
+async def test_rollups_equal_resampling(ts_store: TradeStore) -> None:
     await ts_store.market_data.store_candles("TSR-USD", "1m", candles(2000, start=T0))
     rollups = ts_store.rollups
     await rollups.refresh()
@@ -76,6 +82,7 @@ async def test_continuous_aggregates_equal_resampling(ts_store: TradeStore) -> N
             assert list(rolled.columns()[name]) == list(values), (tf, name)
 
 
+@pytest.mark.usefixtures("rows_only")  # rows, which TimescaleDB compresses
 async def test_compression_and_retention_policies(ts_store: TradeStore) -> None:
     jobs = await ts_store.db.query(
         "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs "
@@ -101,6 +108,7 @@ async def test_compression_and_retention_policies(ts_store: TradeStore) -> None:
     assert status.available and status.compressed_chunks > 0 and status.ratio is not None
 
 
+@pytest.mark.usefixtures("rows_only")  # rows in chunks
 async def test_status_counts_hypertables_among_the_largest_tables(ts_store: TradeStore) -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     await ts_store.market_data.store_candles("TSZ-USD", "1m", candles(5000, start=start))
@@ -134,28 +142,24 @@ async def test_retention_policy_is_one_source_of_truth_for_timescale_jobs(
     assert await retention.run() == []  # nothing that old: nothing said to be dropped
 
 
-async def test_a_late_correction_below_the_watermark_shows_in_coarse_reads(
-    ts_store: TradeStore,
-) -> None:
+async def test_a_late_correction_shows_in_coarse_reads(ts_store: TradeStore) -> None:
     symbol = "TSL-USD"
     start = datetime(2024, 3, 4, tzinfo=UTC)
     rows = candles(3 * 1440, start=start)
     await ts_store.market_data.store_candles(symbol, "1m", rows)
     rollups = ts_store.rollups
-    refreshed = await rollups.refresh()
-    assert refreshed.window is not None and refreshed.days > 0  # says what it refreshed
+    assert (await rollups.refresh()).days == 3
     fixed = dict(rows[100], high=rows[100]["high"] + 50)
-    await ts_store.market_data.store_candles(symbol, "1m", [fixed])
+    await ts_store.market_data.store_candles(symbol, "1m", [fixed])  # into a packed day
     end = start + timedelta(days=3)
     for tf in (Timeframe.H1, Timeframe.D1):
         frame, source = await rollups.candles(symbol, tf, start, end, exact=True)
         expected = await ts_store.market_data.resample(symbol, tf, start, end, exact=True)
-        assert source == "rollup"
+        assert source == "resample"  # its day is dirty until the next refresh
         assert list(frame.high) == list(expected.high), tf
-    assert (
-        max((await rollups.read(symbol, Timeframe.D1, start, end, exact=True)).high)
-        == (fixed["high"])
-    )
+    assert (await rollups.refresh()).days == 1
+    frame, source = await rollups.candles(symbol, Timeframe.D1, start, end, exact=True)
+    assert source == "rollup" and max(frame.high) == fixed["high"]
 
 
 async def test_the_open_bucket_is_never_materialised_early(ts_store: TradeStore) -> None:
@@ -188,79 +192,139 @@ async def test_rollups_outlive_raw_retention(ts_store: TradeStore) -> None:
     assert len(before) == 3
     await ts_store.retention.set_policy("market_data", timedelta(days=365))
     dropped = await ts_store.retention.run()
-    assert dropped and "market_data" in dropped[0]
-    assert (
-        await ts_store.db.query_value(
-            "SELECT count(*) FROM market_data WHERE symbol = %s", (symbol,)
-        )
-        == 0
-    )
+    assert any(line.startswith("retention: dropped 3 column block(s)") for line in dropped)
+    candles_left = "SELECT count(*) FROM market_data_all WHERE symbol = %s"
+    assert await ts_store.db.query_value(candles_left, (symbol,)) == 0
+    assert await ts_store.market_data.list_series(symbol) == []  # the catalog follows
     await rollups.refresh()  # after retention: must not erase what was rolled up
     after = await rollups.read(symbol, Timeframe.D1, start, end, exact=True)
     assert list(after.close) == list(before.close) and len(after) == 3
 
 
-async def test_aggregate_policies_never_refresh_below_30_days(ts_store: TradeStore) -> None:
-    offsets = await ts_store.db.query(
-        "SELECT hypertable_name, config->>'start_offset' AS start_offset "
-        "FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+async def test_no_continuous_aggregate_is_left(ts_store: TradeStore) -> None:
+    """Rollups live in market_data_rollup (migration 0029): no aggregate, and no refresh
+    job of one, is left to recompute from rows that blocks replaced."""
+    caggs = "SELECT count(*) FROM timescaledb_information.continuous_aggregates"
+    assert await ts_store.db.query_value(caggs) == 0
+    jobs = (
+        "SELECT count(*) FROM timescaledb_information.jobs"
+        " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
     )
-    assert len(offsets) == 6 and {o["start_offset"] for o in offsets} == {"30 days"}
+    assert await ts_store.db.query_value(jobs) == 0
 
 
-async def _counts_while(
-    ts_store: TradeStore, symbol: str, refresh: Coroutine[Any, Any, object]
-) -> set[int]:
-    """Every row count of symbol's 5m aggregate seen while `refresh` runs."""
-    url = ts_store.settings.postgres_conninfo()
-    assert url is not None
-    seen: set[int] = set()
-    task = asyncio.ensure_future(refresh)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as reader:
-        while not task.done():
-            cur = await reader.execute(
-                "SELECT count(*) FROM market_data_5m WHERE symbol = %s", (symbol,)
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            seen.add(int(row[0]))
-    await task
-    return seen
-
-
-async def test_a_policy_refresh_never_shows_part_of_the_history(ts_store: TradeStore) -> None:
-    symbol = "TSA-USD"
-    start = Timeframe.D1.bucket_start(datetime.now(UTC) - timedelta(days=28))
-    await ts_store.market_data.store_candles(symbol, "1m", candles(40_000, start=start))
-    job = await ts_store.db.query_value(
-        "SELECT job_id FROM timescaledb_information.jobs "
-        "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
-        "AND config->>'mat_hypertable_id' = (SELECT mat_hypertable_id::text "
-        "FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = 'market_data_5m')"
-    )
-    assert job is not None
-
-    async def run_policy() -> None:
-        url = ts_store.settings.postgres_conninfo()
-        assert url is not None
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            try:
-                await conn.execute("CALL run_job(%s)", (job,))
-            # on some PostgreSQL minor versions a job ends so after doing its work
-            except psycopg.errors.InternalError as exc:
-                assert "cannot drop portal" in str(exc)
-
-    assert await _counts_while(ts_store, symbol, run_policy()) == {8000}
-    materialised = await ts_store.db.query_value(
-        "SELECT count(*) FROM market_data_5m WHERE symbol = %s AND bucket < %s",
-        (symbol, start + timedelta(days=20)),
-    )
-    assert materialised == 20 * 288
-
-
-async def test_tradestores_own_refresh_is_atomic_too(ts_store: TradeStore) -> None:
-    symbol = "TSB-USD"
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    await ts_store.market_data.store_candles(symbol, "1m", candles(40_000, start=start))
+@pytest.mark.usefixtures("rows_only")  # rows, in chunks to compress
+async def test_deletes_and_updates_in_compressed_chunks_mark_their_days(
+    ts_store: TradeStore,
+) -> None:
+    """TimescaleDB gives a DELETE trigger's transition table none of the rows it deletes
+    from compressed chunks: a row trigger marks deleted days instead (migration 0029)."""
+    symbol, start = "TSD-USD", datetime(2024, 2, 5, tzinfo=UTC)
+    await ts_store.market_data.store_candles(symbol, "1m", candles(3 * 1440, start=start))
     rollups = ts_store.rollups
-    assert await _counts_while(ts_store, symbol, rollups.refresh()) == {8000}
+    await rollups.refresh()
+    await ts_store.db.query("SELECT compress_chunk(c) FROM show_chunks('market_data') c")
+    dirty = "SELECT day FROM rollup_dirty WHERE symbol = %s ORDER BY day"
+    # past the API: part of a compressed batch, then whole batches of a day
+    await ts_store.db.execute(
+        "DELETE FROM market_data WHERE symbol = %s AND timestamp >= %s AND timestamp < %s",
+        (symbol, start + timedelta(hours=25), start + timedelta(hours=26)),
+    )
+    await ts_store.db.execute(
+        "DELETE FROM market_data WHERE symbol = %s AND timestamp >= %s",
+        (symbol, start + timedelta(days=2)),
+    )
+    await ts_store.db.execute(
+        "UPDATE market_data SET volume = volume + 1 WHERE symbol = %s AND timestamp = %s",
+        (symbol, start + timedelta(minutes=7)),
+    )
+    days = [r["day"] for r in await ts_store.db.query(dirty, (symbol,))]
+    assert days == [(start + timedelta(days=d)).date() for d in range(3)]
+    assert (await rollups.refresh()).days == 3
+    end = start + timedelta(days=3)
+    for tf in (Timeframe.H1, Timeframe.D1):
+        rolled = await rollups.read(symbol, tf, start, end, exact=True)
+        direct = await ts_store.market_data.resample(symbol, tf, start, end, exact=True)
+        assert len(rolled) == len(direct) > 0
+        for name, values in direct.columns().items():
+            assert list(rolled.columns()[name]) == list(values), (tf, name)
+
+
+MIGRATION_ROWS = """
+INSERT INTO market_data (venue, symbol, timeframe, timestamp, open, high, low, close, volume,
+                         trades_count)
+SELECT 'dydx', 'MIG-USD', '1m', t, 100 + n %% 97 * 0.5, 101.25 + n %% 97 * 0.5,
+       99 + n %% 97 * 0.5, 100.25 + n %% 97 * 0.5, 1 + n %% 7, n %% 5
+  FROM generate_series(%s::timestamptz, %s::timestamptz, interval '1 minute')
+       WITH ORDINALITY AS g(t, n)
+"""
+CANDLES_OF = (
+    "SELECT timestamp, open, high, low, close, volume, trades_count, vwap FROM {}"
+    " WHERE symbol = 'MIG-USD' ORDER BY timestamp"
+)
+
+
+async def test_the_move_from_continuous_aggregates_keeps_every_candle_and_rollup(
+    ts_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0029 on a database of the former design: continuous aggregates, whose
+    first day's raw chunk retention dropped, and a packed day whose rows stayed beside its
+    block. Nothing of it is lost, and what a refresh recomputes is what they held."""
+    shipped = migrator.available_migrations()
+    monkeypatch.setattr(
+        migrator, "available_migrations", lambda: {k: v for k, v in shipped.items() if k < "0029"}
+    )
+    start = datetime(2024, 4, 1, tzinfo=UTC)
+    end = start + timedelta(days=4)
+    settings = make_settings(ts_database, timeseries_mode="timescale")
+    try:
+        async with TradeStore(settings) as store:
+            await store.migrate()
+            db = store.db
+            await db.execute(MIGRATION_ROWS, (start, end - timedelta(minutes=1)))
+            for tf in TARGETS:
+                refresh = sql.SQL("CALL refresh_continuous_aggregate({}, %s, %s)")
+                view = sql.Literal(f"market_data_{tf.value}")
+                await db.execute(refresh.format(view), (start, end))
+            await db.execute(
+                "SELECT drop_chunks('market_data', older_than => %s)", (start + timedelta(days=1),)
+            )
+            await db.execute("SELECT market_data_catalog_refresh('dydx', 'MIG-USD', '1m')")
+            day3 = (start + timedelta(days=2), start + timedelta(days=3))
+            await db.execute("SELECT market_data_compact('dydx', 'MIG-USD', '1m', %s, %s)", day3)
+            rows = await db.query(CANDLES_OF.format("market_data"))
+            assert len(rows) == 3 * 1440  # the packed day's rows stayed beside its block
+            daily = await db.query(
+                "SELECT bucket AS timestamp, open, high, low, close, volume, trades_count, vwap"
+                " FROM market_data_1d WHERE symbol = 'MIG-USD' ORDER BY bucket"
+            )
+            assert len(daily) == 4
+
+            monkeypatch.setattr(migrator, "available_migrations", lambda: shipped)
+            applied = await store.migrate()
+            assert "0029_rollups_and_blocks_as_native" in applied.applied
+            in_rows = "SELECT count(*) FROM market_data WHERE symbol = 'MIG-USD'"
+            assert await db.query_value(in_rows) == 2 * 1440  # the packed day is its block
+            assert await db.query(CANDLES_OF.format("market_data_all")) == rows
+            frame = await store.market_data.get_historical_data(
+                "MIG-USD", "1m", start, end, exact=True
+            )
+            assert len(frame) == 3 * 1440 and frame.close[-1] == rows[-1]["close"]
+            (series,) = await store.market_data.list_series("MIG-USD")
+            assert series.row_count == 3 * 1440
+
+            assert (await store.rollups.refresh()).days == 3  # the days with raw candles
+            rolled = await store.rollups.read("MIG-USD", Timeframe.D1, start, end, exact=True)
+            assert len(rolled) == len(daily)  # the dropped day's from its aggregate
+            for name, values in rolled.columns().items():
+                if name != "timestamp":
+                    assert list(values) == [r[name] for r in daily], name
+            later = start + timedelta(days=1)
+            for tf in TARGETS:
+                kept = await store.rollups.read("MIG-USD", tf, later, end, exact=True)
+                direct = await store.market_data.resample("MIG-USD", tf, later, end, exact=True)
+                assert len(kept) == len(direct) > 0
+                for name, values in direct.columns().items():
+                    assert list(kept.columns()[name]) == list(values), (tf, name)
+    finally:
+        delete_keys(settings.redis_key_prefix)

@@ -82,7 +82,7 @@ def schedule(
     interval_s: float = typer.Option(3600, "--interval", help="Seconds between runs."),
 ) -> None:
     """Run maintenance every interval until interrupted (on TimescaleDB its policies,
-    installed by the migrations, compress, drop old log chunks and refresh aggregates)."""
+    installed by the migrations, compress and drop old log chunks meanwhile)."""
 
     async def main() -> None:
         async with open_store(relay=True) as store:

@@ -17,9 +17,8 @@ first (`expand`, in the writer's transaction, under the series' ingest lock), an
 later compaction packs it again. So late corrections stay possible and the rows of a
 period are always in one place.
 
-On TimescaleDB the continuous aggregates read the rows, so a packed period keeps them
-(`rows_stay`, migration 0027): its block is a column copy that reads fetch instead,
-`expand` deletes the copy, and SQL reads the rows alone.
+The same in both time-series modes (on TimescaleDB since migration 0029): the rows a
+block replaces are deleted from the hypertable's chunks.
 """
 
 from __future__ import annotations
@@ -100,6 +99,10 @@ DELETE FROM rollup_dirty WHERE venue = %s AND symbol = %s AND day >= %s AND day 
 COMPACT = "SELECT market_data_compact(%s, %s, %s, %s, %s) AS n"
 EXPAND = "SELECT market_data_expand(%s, %s, %s, %s, %s) AS n"
 SIZE = "SELECT pg_total_relation_size(%s::regclass) > 65536"  # well above an empty one
+CLOSED_CHUNKS = """
+SELECT chunk_schema AS schema, chunk_name AS name FROM timescaledb_information.chunks
+ WHERE hypertable_name = 'market_data' AND NOT is_compressed AND range_end <= %s
+"""
 STATS = """
 SELECT count(*) AS blocks, coalesce(sum(row_count), 0) AS candles,
        coalesce(sum(pg_column_size(b.*)), 0) AS bytes
@@ -146,20 +149,12 @@ def period_length(tf: Timeframe) -> timedelta:
     return timedelta(seconds=tf.seconds * CANDLES_PER_BLOCK)
 
 
-def rows_stay(mode: TimeSeriesMode) -> bool:
-    """Whether a packed period keeps its rows beside its block: on TimescaleDB, whose
-    continuous aggregates read the rows (the block is their column copy, migration 0027);
-    on plain PostgreSQL the rows move into the block."""
-    return mode is TimeSeriesMode.TIMESCALE
-
-
 async def expand(
     conn: Connection, venue: str, symbol: str, timeframe: str, start: datetime, end: datetime
 ) -> int:
     """Before a write to [start, end) of a series: move its blocks overlapping that range
-    back into rows (on TimescaleDB, where the rows stay, delete them), in the caller's
-    transaction, which holds the series' ingest lock; how many candles were moved into
-    rows (none on TimescaleDB)."""
+    back into rows, in the caller's transaction, which holds the series' ingest lock; how
+    many candles were moved into rows."""
     cur = await conn.execute(EXPAND, (venue, symbol, timeframe, start, end))
     row = await cur.fetchone()
     return int(row["n"]) if row else 0
@@ -181,7 +176,6 @@ class Compactor:
         self.db = db
         self.mode = mode
         self.compact_after = compact_after
-        self.rows_stay = rows_stay(mode)
 
     def ingest_horizon(self, now: datetime | None = None) -> datetime | None:
         """Periods ending by then are closed history that an ingest packs into blocks
@@ -209,19 +203,16 @@ class Compactor:
             blocks, candles = blocks + done[0], candles + done[1]
             if progress is not None:
                 progress(i, len(series))
-        if not self.rows_stay:
-            await self._truncate_emptied(horizon)
+        await self._truncate_emptied(horizon)
         return blocks, candles
 
     async def _truncate_emptied(self, horizon: datetime) -> None:
-        """Give back the space of closed partitions that compaction emptied: deleted rows
-        and their index entries keep their pages until a TRUNCATE. Each is locked (for at
-        most a second: a busy one waits for the next round) and checked empty first."""
-        for part in await partitions_of(self.db, "market_data"):
-            if part.end > horizon:
-                continue
-            name = sql.Identifier(part.name)
-            if not await self.db.query_value(SIZE, (part.name,)):
+        """Give back the space of closed partitions (uncompressed chunks on TimescaleDB)
+        that compaction emptied: deleted rows and their index entries keep their pages
+        until a TRUNCATE. Each is locked (for at most a second: a busy one waits for the
+        next round) and checked empty first."""
+        for regclass, name in await self._closed_pieces(horizon):
+            if not await self.db.query_value(SIZE, (regclass,)):
                 continue  # nothing to give back
             try:
                 async with self.db.transaction() as conn:
@@ -236,7 +227,18 @@ class Compactor:
                     if row is not None and not row["exists"]:
                         await conn.execute(sql.SQL("TRUNCATE {}").format(name))
             except TransientError as exc:
-                log.info("compact: %s is busy, its space is given back later (%s)", part.name, exc)
+                log.info("compact: %s is busy, its space is given back later (%s)", regclass, exc)
+
+    async def _closed_pieces(self, horizon: datetime) -> list[tuple[str, sql.Identifier]]:
+        """market_data's partitions or uncompressed chunks that ended by horizon: (name as
+        regclass text, identifier)."""
+        if self.mode is TimeSeriesMode.TIMESCALE:
+            rows = await self.db.query(CLOSED_CHUNKS, (horizon,))
+            return [
+                (f"{r['schema']}.{r['name']}", sql.Identifier(r["schema"], r["name"])) for r in rows
+            ]
+        parts = await partitions_of(self.db, "market_data")
+        return [(p.name, sql.Identifier(p.name)) for p in parts if p.end <= horizon]
 
     async def _periods_to_pack(
         self, venue: str, symbol: str, timeframe: str, horizon: datetime
@@ -266,9 +268,8 @@ class Compactor:
         self, venue: str, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> int:
         days = (start.date(), (end - timedelta(microseconds=1)).date() + timedelta(days=1))
-        # plain PostgreSQL: moving the rows marks their days for the rollups (TimescaleDB's
-        # aggregates read the rows, which stay)
-        marks_days = timeframe == Timeframe.M1.value and not self.rows_stay
+        # moving the rows marks their days for the rollups
+        marks_days = timeframe == Timeframe.M1.value
         async with self.db.transaction() as conn:
             await conn.execute(LOCK_SERIES, (series_key(venue, symbol, timeframe),))
             if marks_days:
@@ -346,7 +347,6 @@ class BlockSink:
         self._ended = False
         self.columns = allocate_columns(capacity, exact=exact)
         self._scratch = np.empty(CANDLES_PER_BLOCK, dtype=np.int64)  # a column's values
-        self.periods: list[int] = []  # the start of each block's period (unix µs), in order
 
     def feed(self, message: Buffer) -> None:
         """One COPY message: PostgreSQL sends a block a message, so the block's columns
@@ -386,7 +386,6 @@ class BlockSink:
     def _add_block(self, data: Buffer, pos: int) -> None:
         """Write the block whose first field starts at pos (its values are complete)."""
         start_us = int.from_bytes(data[pos + 4 : pos + 12], "big", signed=True) + PG_EPOCH_US
-        self.periods.append(start_us)
         pos += 12
         size = int.from_bytes(data[pos : pos + 4], "big")
         bits = np.frombuffer(data, np.uint8, size, pos + 4)

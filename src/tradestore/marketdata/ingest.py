@@ -205,16 +205,12 @@ class CandleIngest:
         partitions: Callable[[], PartitionManager],
         window: TimeWindow | None = None,
         pack_horizon: Callable[[], datetime | None] | None = None,
-        *,
-        rows_stay: bool = False,
     ) -> None:
         self.db = db
         self._partitions = partitions  # async () -> PartitionManager
         self.window = window or TimeWindow()
         # () -> where closed history starts (packed into blocks as it is ingested), or None
         self._pack_horizon = pack_horizon
-        # TimescaleDB: packed candles are stored as rows too (blocks.rows_stay)
-        self.rows_stay = rows_stay
 
     async def store(
         self,
@@ -238,7 +234,7 @@ class CandleIngest:
         partitions: PartitionManager = self._partitions()
         params = {"venue": venue, "symbol": symbol, "timeframe": tf.value, "source": source}
         horizon = self._pack_horizon() if self._pack_horizon is not None else None
-        pack = None if horizon is None else PackRule(horizon, rows_stay=self.rows_stay)
+        pack = None if horizon is None else PackRule(horizon)
         one_transaction = atomic or strict
         scope = self.db.transaction() if one_transaction else self.db.connection()
         async with scope as conn:

@@ -16,11 +16,7 @@ and only the periods of new or changed candles move back into rows (`expand_peri
 So the blocks' invariant holds: a period's candles are in one place. A period that a
 chunk boundary splits gets a block from the first chunk; the next chunk's candles are
 new to that block, so it moves back into rows and they join it there: that period stays
-rows until the next `maintain` packs it again.
-
-On TimescaleDB (`PackRule.rows_stay`) the packed candles are stored as rows as well, for
-the continuous aggregates: the block is their column copy for reads, and a period whose
-candles change loses its block (`expand`) while its rows take the change.
+rows until the next `maintain` packs it again. The same in both time-series modes.
 """
 
 from __future__ import annotations
@@ -95,11 +91,9 @@ PRICE_FIELDS = ("open", "high", "low", "close", "volume", "vwap")
 
 @dataclass(frozen=True)
 class PackRule:
-    """What an ingest packs: periods that ended by `horizon` (closed history); with
-    `rows_stay` (TimescaleDB, blocks.rows_stay) their candles are stored as rows too."""
+    """What an ingest packs: periods that ended by `horizon` (closed history)."""
 
     horizon: datetime
-    rows_stay: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,8 +134,6 @@ async def pack_closed_periods(
     columns = {name: [block[name] for block in blocks] for name in blocks[0]}
     await conn.execute(INSERT_BLOCKS, {**query, **columns})
     packed = sum(block["row_count"] for block in blocks)
-    if rule.rows_stay:  # the rows follow, and TimescaleDB's aggregates see them
-        return Packed(packed, chosen[-1] + length)
     if timeframe is Timeframe.M1:
         await conn.execute(MARK_DIRTY, {**params, **columns})
     rest = np.ones(rows["n"], dtype=bool)

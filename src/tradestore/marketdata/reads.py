@@ -33,7 +33,6 @@ from tradestore.errors import ValidationError
 from tradestore.keys import Keys
 from tradestore.marketdata import binary
 from tradestore.marketdata.blocks import (
-    CANDLES_PER_BLOCK,
     BlockSink,
     blocks_query,
     latest_blocks_query,
@@ -78,15 +77,10 @@ ROWS_BESIDE_BLOCKS = 16_384  # first capacity of the rows read beside blocks (th
 
 
 class CandleReader:
-    def __init__(
-        self, db: Database | ReadRouter, link: RedisLink, keys: Keys, *, rows_stay: bool = False
-    ) -> None:
+    def __init__(self, db: Database | ReadRouter, link: RedisLink, keys: Keys) -> None:
         self.db = db
         self.link = link
         self.keys = keys
-        # TimescaleDB: packed periods keep their rows (blocks.rows_stay), so rows are read
-        # only where no block is
-        self.rows_stay = rows_stay
 
     async def historical(
         self,
@@ -114,16 +108,11 @@ class CandleReader:
             compacted_until = catalog["compacted_until"]
             if compacted_until is not None and start < compacted_until:
                 packed = blocks_query(venue, symbol, tf, start, min(end, compacted_until))
-                if self.rows_stay:
-                    stored = await _blocks_then_rows(
-                        conn, packed, (venue, symbol, tf), (start, end, limit), bound, exact
-                    )
-                else:
-                    # the rows beside blocks are few (the open periods, corrections): their
-                    # columns start small and grow, not at the size of the whole range
-                    rows_bound = min(bound, ROWS_BESIDE_BLOCKS)
-                    rows = await stream_columns(conn, query, rows_bound, exact=exact)
-                    stored = await _with_blocks(conn, packed, rows, tf, bound, exact=exact)
+                # the rows beside blocks are few (the open periods, corrections): their
+                # columns start small and grow, not at the size of the whole range
+                rows_bound = min(bound, ROWS_BESIDE_BLOCKS)
+                rows = await stream_columns(conn, query, rows_bound, exact=exact)
+                stored = await _with_blocks(conn, packed, rows, tf, bound, exact=exact)
                 merged = order_and_trim(stored, start=start, end=end, newest=False, n=limit)
                 return frame_of(merged, symbol, tf, exact=exact)
             small = bound * binary.READ_DTYPE.itemsize <= RANGE_CACHE_MAX_BYTES
@@ -158,7 +147,7 @@ class CandleReader:
         async with self._snapshot() as conn:
             catalog = await _catalog(conn, venue, symbol, tf)
             rows = await stream_columns(conn, query, n, exact=exact)
-            if catalog is None or catalog["compacted_until"] is None or self.rows_stay:
+            if catalog is None or catalog["compacted_until"] is None:
                 return frame_of(rows, symbol, tf, exact=exact)
             packed = latest_blocks_query(venue, symbol, tf, n)
             stored = await _with_blocks(conn, packed, rows, tf, n, exact=exact)
@@ -286,53 +275,6 @@ async def _with_blocks(
     await _feed(conn, query, sink)
     sink.append(rows)
     return sink.finish()
-
-
-async def _blocks_then_rows(
-    conn: Connection,
-    packed: sql.Composable,
-    series: tuple[str, str, Timeframe],
-    window: tuple[datetime, datetime, int | None],
-    bound: int,
-    exact: bool,
-) -> dict[str, npt.NDArray[Any]]:
-    """Where rows stay beside blocks (TimescaleDB): the candles of the blocks `packed`
-    selects, then the rows of the range's times that no block read covers (after the
-    blocks, in holes a correction left), in one set of columns."""
-    venue, symbol, tf = series
-    start, end, limit = window
-    step_us = tf.seconds * 1_000_000
-    sink = BlockSink(bound, step_us=step_us, exact=exact)
-    await _feed(conn, packed, sink)
-    period_us = step_us * CANDLES_PER_BLOCK
-    ranges = uncovered(binary.unix_us(start), binary.unix_us(end), sink.periods, period_us)
-    if ranges:
-        arms = [
-            sql.SQL("({})").format(
-                range_query(
-                    venue, symbol, tf, binary.from_unix_us(a), binary.from_unix_us(b), limit
-                )
-            )
-            for a, b in ranges
-        ]
-        rows_bound = min(bound, ROWS_BESIDE_BLOCKS)
-        query = sql.SQL(" UNION ALL ").join(arms)
-        sink.append(await stream_columns(conn, query, rows_bound, exact=exact))
-    return sink.finish()
-
-
-def uncovered(start: int, end: int, periods: list[int], period: int) -> list[tuple[int, int]]:
-    """[start, end) less the periods starting at `periods` (sorted), each `period` long:
-    the ranges left, in order."""
-    ranges = []
-    cursor = start
-    for first in periods:
-        if first > cursor:
-            ranges.append((cursor, min(first, end)))
-        cursor = max(cursor, first + period)
-    if cursor < end:
-        ranges.append((cursor, end))
-    return [(a, b) for a, b in ranges if a < b]
 
 
 async def _feed(conn: Connection, query: sql.Composable, sink: BlockSink) -> None:

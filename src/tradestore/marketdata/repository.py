@@ -64,17 +64,12 @@ class MarketDataRepository:
         *,
         reads: Database | ReadRouter | None = None,
         pack_horizon: Callable[[], datetime | None] | None = None,
-        rows_stay: bool = False,
     ) -> None:
         self.db = db
-        self._ingest = CandleIngest(
-            db, partitions, window or TimeWindow(), pack_horizon, rows_stay=rows_stay
-        )
+        self._ingest = CandleIngest(db, partitions, window or TimeWindow(), pack_horizon)
         # history reads tolerate staleness: a replica when one is configured
-        self.reader = CandleReader(reads or db, link, keys, rows_stay=rows_stay)
-        self._primary_reader = (
-            self.reader if reads is None else CandleReader(db, link, keys, rows_stay=rows_stay)
-        )
+        self.reader = CandleReader(reads or db, link, keys)
+        self._primary_reader = self.reader if reads is None else CandleReader(db, link, keys)
         self.quality = QualityChecks(db, self.reader)
         self.after_ingest: list[AfterIngest] = []  # called after each store_candles commit
         self.after_delete: list[AfterDelete] = []  # called after each delete

@@ -107,7 +107,7 @@ class Maintenance:
         self, *, interval_s: float, on_round: Callable[[list[str]], None] | None = None
     ) -> None:
         """Run maintenance every interval_s until cancelled (TimescaleDB's own policies
-        handle compression, retention of logs and aggregate refreshes meanwhile). A round
+        handle compression and retention of logs meanwhile). A round
         that fails (database down) is logged and retried with backoff: the schedule goes
         on."""
 
@@ -166,11 +166,6 @@ class RollupTask:
 
     async def run(self, progress: Progress | None = None) -> list[str]:
         result = await self.rollups.refresh(progress=progress)
-        if result.window is not None:
-            start, end = result.window
-            return [
-                f"rollups: continuous aggregates refreshed from {start:%Y-%m-%d} to {end:%Y-%m-%d}"
-            ]
         return (
             [f"rollups: {result.days} day(s) recomputed, {result.rows} rows"] if result.days else []
         )

@@ -37,7 +37,7 @@ from psycopg import sql
 from tradestore.db.database import Connection, Database
 from tradestore.db.partitions import Partition, PartitionManager, partitions_of
 from tradestore.errors import Conflict, NotFound, ValidationError
-from tradestore.marketdata.blocks import expand, rows_stay
+from tradestore.marketdata.blocks import expand
 from tradestore.marketdata.validation import LOCK_SERIES, series_key
 from tradestore.ops.retention import Retention
 from tradestore.settings import TimeSeriesMode
@@ -86,12 +86,7 @@ SELECT range_start, range_end FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND chunk_name = %s
 """
 DROP_CHUNK = "SELECT drop_chunks('market_data', older_than => %s, newer_than => %s) AS chunk"
-# the candles of the range: rows, and those of column blocks (marketdata/blocks.py); on
-# TimescaleDB a block is a copy of rows that stay (blocks.rows_stay): the rows alone
-ROWS_IN_RANGE = sql.SQL(
-    "FROM (SELECT {columns} FROM market_data"
-    " WHERE timestamp >= {start} AND timestamp < {end}) candles"
-)
+# the candles of the range: rows, and those of column blocks (marketdata/blocks.py)
 IN_RANGE = sql.SQL("""FROM (
     SELECT {columns} FROM market_data WHERE timestamp >= {start} AND timestamp < {end}
     UNION ALL
@@ -184,9 +179,9 @@ class MarketArchive:
     async def export(
         self, span: ArchiveRange, directory: Path, *, drop_after: bool = False
     ) -> Manifest:
-        pieces = await self._pieces(span) if drop_after else []
-        if drop_after:
+        if drop_after:  # first: on TimescaleDB a block's rows may need a chunk made
             await self._expand_straddling(span)
+        pieces = await self._pieces(span) if drop_after else []
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         path = directory / f"{span.label}.parquet"
         async with self.db.connection() as conn, conn.transaction():
@@ -281,8 +276,7 @@ class MarketArchive:
 
     def _in_range(self, span: ArchiveRange) -> sql.Composed:
         """A FROM clause of the range's candles (`candles`, with market_data's COLUMNS)."""
-        candles = ROWS_IN_RANGE if rows_stay(self.mode) else IN_RANGE
-        return candles.format(
+        return IN_RANGE.format(
             columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
             start=sql.Literal(span.start),
             end=sql.Literal(span.end),

@@ -43,18 +43,13 @@ HAS_BLOCKS = """
 SELECT 1 FROM market_data_block WHERE venue = %s AND symbol = %s AND timeframe = %s LIMIT 1
 """
 RECOUNT_SERIES = "SELECT market_data_catalog_refresh(%s, %s, %s)"
-# TimescaleDB: a block is a copy of rows (blocks.rows_stay); one reaching before the oldest
-# chunk left lost rows with the dropped chunks, and reads take the rest from rows
-DROP_BLOCKS_BEFORE_CHUNKS = """
-DELETE FROM market_data_block
- WHERE period_start < coalesce((SELECT min(range_start) FROM timescaledb_information.chunks
-                                 WHERE hypertable_name = 'market_data'), 'infinity')
-"""
 log = logging.getLogger(__name__)
 SET_DETACH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '1s'"
 DETACH_ATTEMPTS = 5
 LOCK_NOT_AVAILABLE = "55P03"
 DROP_CHUNKS = "SELECT drop_chunks(%s::regclass, older_than => %s) AS chunk"
+# TimescaleDB: the column blocks that ended as long ago as the chunks dropped
+DROP_OLD_BLOCKS = "DELETE FROM market_data_block WHERE period_end <= now() - %s RETURNING 1"
 RECOUNT_OLD_SERIES = """
 SELECT market_data_catalog_refresh(venue, symbol, timeframe) FROM market_data_catalog
  WHERE first_ts < now() - %s
@@ -118,19 +113,25 @@ class Retention:
         return [f"retention: dropped {p.name}" for p in expired]
 
     async def _drop_chunks(self) -> list[str]:
-        """TimescaleDB: drop whole chunks past each policy; for market_data, recount the
-        series that had rows that old (the catalog, and its version, stay true)."""
+        """TimescaleDB: drop whole chunks past each policy; for market_data, the column
+        blocks as old too, and recount the series that had candles that old (the catalog,
+        and its version, stay true)."""
         done = []
         for r in await self.db.query(POLICIES):
             table, keep = r["table_name"], r["keep"]
+            blocks = 0
             async with self.db.transaction() as conn:
                 cur = await conn.execute(DROP_CHUNKS, (table, keep))
                 dropped = len(await cur.fetchall())
-                if dropped and table == "market_data":
-                    await conn.execute(DROP_BLOCKS_BEFORE_CHUNKS)
-                    await conn.execute(RECOUNT_OLD_SERIES, (keep,))
+                if table == "market_data":
+                    cur = await conn.execute(DROP_OLD_BLOCKS, (keep,))
+                    blocks = len(await cur.fetchall())
+                    if dropped or blocks:
+                        await conn.execute(RECOUNT_OLD_SERIES, (keep,))
             if dropped:
                 done.append(f"retention: dropped {dropped} {table} chunk(s) older than {keep}")
+            if blocks:
+                done.append(f"retention: dropped {blocks} column block(s) older than {keep}")
         return done
 
     async def drop(self, part: Partition, conn: Connection | None = None) -> None:
