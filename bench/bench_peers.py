@@ -13,8 +13,8 @@ Ours is measured as a backtest meets it: the history written (the ingest packs c
 periods into column blocks itself), its rollups refreshed, and what the ingest left as
 rows (the periods its chunk boundaries split) packed by maintenance, timed on its own
 line. With a TimescaleDB server (TRADESTORE_BENCH_TIMESCALE_URL) ours is measured in that
-mode too, against the same peers: there the rows stay beside the blocks (the continuous
-aggregates read them) and maintenance compresses their chunks before it packs.
+mode too, against the same peers (the same blocks there since migration 0029; maintenance
+then compresses the chunks of what it left as rows).
 
 ArcticDB is a bench-only dependency (`pip install arcticdb`); without it those rows are
 left out and the Parquet ones still run.
@@ -94,9 +94,9 @@ async def _ours(store: TradeStore, array: np.ndarray) -> dict[str, float]:
     write = await _atimed(lambda: md.store_candles(symbol, "1m", array))
     end = START + timedelta(minutes=N)
     await store.rollups.refresh()  # a period waiting for its rollups is not packed
-    mode = store.timeseries_mode or TimeSeriesMode.NATIVE
-    await Compression(store.db, mode).compress_now()  # TimescaleDB: as maintenance does
     pack = await _atimed(store.compactor.compact)  # the periods chunk boundaries split
+    mode = store.timeseries_mode or TimeSeriesMode.NATIVE
+    await Compression(store.db, mode).compress_now()  # TimescaleDB: as maintenance does next
     await settle(store)
     read = statistics.median([await _atimed(lambda: _read_all(md, symbol, end)) for _ in range(3)])
     slices = [

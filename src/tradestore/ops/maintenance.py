@@ -64,9 +64,10 @@ class Maintenance:
             RetentionTask(self.retention, self.partitions),
             ArchiveTask(self.db, self.config, archive_after),
             OutboxPruneTask(self.db, self.config),
-            CompressionTask(Compression(self.db, self.mode)),
             RollupTask(self.rollups),
             *([CompactTask(self.compactor)] if self.compactor is not None else []),
+            # after the compaction: TimescaleDB compresses only the rows it left
+            CompressionTask(Compression(self.db, self.mode)),
         ]
 
     async def plan(self, *, archive_after: timedelta | None = None) -> list[PlannedAction]:
