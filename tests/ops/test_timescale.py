@@ -331,3 +331,35 @@ async def test_the_move_from_continuous_aggregates_keeps_every_candle_and_rollup
                     assert list(kept.columns()[name]) == list(values), (tf, name)
     finally:
         delete_keys(settings.redis_key_prefix)
+
+
+@pytest.mark.usefixtures("rows_only")
+async def test_a_refresh_never_takes_the_day_of_a_delete_not_yet_committed(
+    ts_store: TradeStore,
+) -> None:
+    """The row trigger locks its day's marker until the delete commits (as the statement
+    triggers do for inserts, migration 0016): a refresh meanwhile skips the day rather
+    than recomputing it without the delete and clearing its marker."""
+    symbol, start = "TSK-USD", datetime(2024, 2, 5, tzinfo=UTC)
+    rows = candles(2 * 1440, start=start)
+    await ts_store.market_data.store_candles(symbol, "1m", rows)
+    rollups = ts_store.rollups
+    await rollups.refresh()
+    fixed = dict(rows[60], high=rows[60]["high"] + 5)
+    await ts_store.market_data.store_candles(symbol, "1m", [fixed])  # the day is marked
+    url = ts_store.settings.postgres_conninfo()
+    assert url is not None
+    async with await psycopg.AsyncConnection.connect(url) as deleter:
+        await deleter.execute(
+            "DELETE FROM market_data WHERE symbol = %s AND timestamp >= %s AND timestamp < %s",
+            (symbol, start + timedelta(hours=2), start + timedelta(hours=3)),
+        )
+        assert (await rollups.refresh()).days == 0  # its marker is locked: skipped
+        await deleter.commit()
+    assert (await rollups.refresh()).days == 1
+    end = start + timedelta(days=2)
+    rolled = await rollups.read(symbol, Timeframe.H1, start, end, exact=True)
+    direct = await ts_store.market_data.resample(symbol, Timeframe.H1, start, end, exact=True)
+    assert len(rolled) == len(direct) == 47  # the deleted hour is gone from both
+    for name, values in direct.columns().items():
+        assert list(rolled.columns()[name]) == list(values), name
