@@ -363,3 +363,28 @@ async def test_a_refresh_never_takes_the_day_of_a_delete_not_yet_committed(
     assert len(rolled) == len(direct) == 47  # the deleted hour is gone from both
     for name, values in direct.columns().items():
         assert list(rolled.columns()[name]) == list(values), name
+
+
+@pytest.mark.usefixtures("rows_only")
+async def test_chunks_the_compaction_empties_are_truncated_not_compressed(
+    ts_store: TradeStore,
+) -> None:
+    """The compaction gives the chunks' space back (TRUNCATE), the chunk of a partial day
+    too, and compression then finds nothing in them to compress (it compressed the empty
+    chunks before)."""
+    symbol, start = "TSE-USD", datetime(2024, 2, 5, tzinfo=UTC)
+    n = 2 * 1440 + 100
+    await ts_store.market_data.store_candles(symbol, "1m", candles(n, start=start))
+    await ts_store.rollups.refresh()
+    heaps = (
+        "SELECT count(*) FILTER (WHERE pg_relation_size(c) > 0) FROM show_chunks('market_data') c"
+    )
+    assert await ts_store.db.query_value(heaps) == 3
+    assert await ts_store.compactor.compact() == (3, n)
+    assert await ts_store.db.query_value(heaps) == 0  # their space given back
+    compression = Compression(ts_store.db, TimeSeriesMode.TIMESCALE)
+    assert await compression.compress_now() == 0  # nothing left to compress
+    frame = await ts_store.market_data.get_historical_data(
+        symbol, "1m", start, start + timedelta(days=3)
+    )
+    assert len(frame) == n

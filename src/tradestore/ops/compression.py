@@ -22,10 +22,12 @@ SELECT coalesce(sum(before_compression_total_bytes), 0) AS before,
        count(*) AS chunks
   FROM chunk_compression_stats('market_data')
 """
+# chunks the compaction emptied and truncated (docs/market-data.md) have nothing to compress
 UNCOMPRESSED_OLD = """
 SELECT count(*) FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND NOT is_compressed
    AND range_end < now() - INTERVAL '7 days'
+   AND pg_relation_size(format('%I.%I', chunk_schema, chunk_name)) > 0
 """
 
 
@@ -34,6 +36,7 @@ SELECT compress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass) AS ch
   FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND NOT is_compressed
    AND range_end < now() - INTERVAL '7 days'
+   AND pg_relation_size(format('%I.%I', chunk_schema, chunk_name)) > 0
 """
 
 
