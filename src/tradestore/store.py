@@ -377,7 +377,7 @@ class TradeStore:
 
     @cached_property
     def rollups(self) -> Rollups:
-        """Rollups of 1m candles (tables + triggers, or continuous aggregates)."""
+        """Rollups of 1m candles (market_data_rollup and its dirty days, both modes)."""
         return Rollups(self.db, self.market_data.reader)
 
     @cached_property

@@ -5,6 +5,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradestore import TradeStore
+from tradestore.marketdata.rollups import TARGETS
+from tradestore.timeframes import Timeframe
+
 
 def new_symbol() -> str:
     return f"T{uuid.uuid4().hex[:8].upper()}-USD"
@@ -41,3 +45,23 @@ def uneven_candles(n: int, start: datetime) -> list[dict[str, Any]]:
         if i % 5 == 0:
             row["vwap"] = row["close"] - Decimal("0.00000001")
     return rows
+
+
+async def assert_rollups_equal_resampling(
+    store: TradeStore,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    timeframes: tuple[Timeframe, ...] = TARGETS,
+) -> dict[Timeframe, int]:
+    """Each timeframe's rollup of [start, end) equals resampling the stored candles, column
+    for column, exactly; how many candles each has (at least one)."""
+    counts = {}
+    for tf in timeframes:
+        rolled = await store.rollups.read(symbol, tf, start, end, exact=True)
+        direct = await store.market_data.resample(symbol, tf, start, end, exact=True)
+        assert len(rolled) == len(direct) > 0, tf
+        for name, values in direct.columns().items():
+            assert list(rolled.columns()[name]) == list(values), (tf, name)
+        counts[tf] = len(rolled)
+    return counts

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import delete_keys, make_settings
-from tests.marketdata.helpers import candles
+from tests.marketdata.helpers import assert_rollups_equal_resampling, candles
 from tradestore import TradeStore
 from tradestore.db import migrator
 from tradestore.marketdata.rollups import TARGETS
@@ -71,15 +71,9 @@ async def test_hypertables_with_the_seed_chunk_intervals(ts_store: TradeStore) -
 
 async def test_rollups_equal_resampling(ts_store: TradeStore) -> None:
     await ts_store.market_data.store_candles("TSR-USD", "1m", candles(2000, start=T0))
-    rollups = ts_store.rollups
-    await rollups.refresh()
+    await ts_store.rollups.refresh()
     start, end = T0 - timedelta(days=1), T0 + timedelta(days=3)
-    for tf in TARGETS:
-        rolled = await rollups.read("TSR-USD", tf, start, end, exact=True)
-        direct = await ts_store.market_data.resample("TSR-USD", tf, start, end, exact=True)
-        assert len(rolled) == len(direct) > 0
-        for name, values in direct.columns().items():
-            assert list(rolled.columns()[name]) == list(values), (tf, name)
+    await assert_rollups_equal_resampling(ts_store, "TSR-USD", start, end)
 
 
 @pytest.mark.usefixtures("rows_only")  # rows, which TimescaleDB compresses
@@ -242,12 +236,9 @@ async def test_deletes_and_updates_in_compressed_chunks_mark_their_days(
     assert days == [(start + timedelta(days=d)).date() for d in range(3)]
     assert (await rollups.refresh()).days == 3
     end = start + timedelta(days=3)
-    for tf in (Timeframe.H1, Timeframe.D1):
-        rolled = await rollups.read(symbol, tf, start, end, exact=True)
-        direct = await ts_store.market_data.resample(symbol, tf, start, end, exact=True)
-        assert len(rolled) == len(direct) > 0
-        for name, values in direct.columns().items():
-            assert list(rolled.columns()[name]) == list(values), (tf, name)
+    await assert_rollups_equal_resampling(
+        ts_store, symbol, start, end, (Timeframe.H1, Timeframe.D1)
+    )
 
 
 MIGRATION_ROWS = """
@@ -323,12 +314,7 @@ async def test_the_move_from_continuous_aggregates_keeps_every_candle_and_rollup
                 if name != "timestamp":
                     assert list(values) == [r[name] for r in daily], name
             later = start + timedelta(days=1)
-            for tf in TARGETS:
-                kept = await store.rollups.read("MIG-USD", tf, later, end, exact=True)
-                direct = await store.market_data.resample("MIG-USD", tf, later, end, exact=True)
-                assert len(kept) == len(direct) > 0
-                for name, values in direct.columns().items():
-                    assert list(kept.columns()[name]) == list(values), (tf, name)
+            await assert_rollups_equal_resampling(store, "MIG-USD", later, end)
     finally:
         delete_keys(settings.redis_key_prefix)
 
@@ -358,11 +344,9 @@ async def test_a_refresh_never_takes_the_day_of_a_delete_not_yet_committed(
         await deleter.commit()
     assert (await rollups.refresh()).days == 1
     end = start + timedelta(days=2)
-    rolled = await rollups.read(symbol, Timeframe.H1, start, end, exact=True)
-    direct = await ts_store.market_data.resample(symbol, Timeframe.H1, start, end, exact=True)
-    assert len(rolled) == len(direct) == 47  # the deleted hour is gone from both
-    for name, values in direct.columns().items():
-        assert list(rolled.columns()[name]) == list(values), name
+    hourly = (Timeframe.H1,)
+    counts = await assert_rollups_equal_resampling(ts_store, symbol, start, end, hourly)
+    assert counts[Timeframe.H1] == 47  # the deleted hour is gone from both
 
 
 @pytest.mark.usefixtures("rows_only")

@@ -22,22 +22,19 @@ SELECT coalesce(sum(before_compression_total_bytes), 0) AS before,
        count(*) AS chunks
   FROM chunk_compression_stats('market_data')
 """
-# chunks the compaction emptied and truncated (docs/market-data.md) have nothing to compress
-UNCOMPRESSED_OLD = """
-SELECT count(*) FROM timescaledb_information.chunks
- WHERE hypertable_name = 'market_data' AND NOT is_compressed
-   AND range_end < now() - INTERVAL '7 days'
-   AND pg_relation_size(format('%I.%I', chunk_schema, chunk_name)) > 0
-"""
-
-
-COMPRESS_OLD_UNCOMPRESSED = """
-SELECT compress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass) AS chunk
+# The chunks due: uncompressed, older than the policy's 7 days, and holding pages (those the
+# compaction emptied and truncated, docs/market-data.md, have nothing to compress).
+DUE_CHUNKS = """
   FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND NOT is_compressed
    AND range_end < now() - INTERVAL '7 days'
    AND pg_relation_size(format('%I.%I', chunk_schema, chunk_name)) > 0
 """
+UNCOMPRESSED_OLD = "SELECT count(*)" + DUE_CHUNKS
+COMPRESS_OLD_UNCOMPRESSED = (
+    "SELECT compress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass) AS chunk"
+    + DUE_CHUNKS
+)
 
 
 @dataclass(frozen=True)

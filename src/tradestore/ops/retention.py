@@ -49,7 +49,7 @@ DETACH_ATTEMPTS = 5
 LOCK_NOT_AVAILABLE = "55P03"
 DROP_CHUNKS = "SELECT drop_chunks(%s::regclass, older_than => %s) AS chunk"
 # TimescaleDB: the column blocks that ended as long ago as the chunks dropped
-DROP_OLD_BLOCKS = "DELETE FROM market_data_block WHERE period_end <= now() - %s RETURNING 1"
+DROP_OLD_BLOCKS = "DELETE FROM market_data_block WHERE period_end <= now() - %s"
 RECOUNT_OLD_SERIES = """
 SELECT market_data_catalog_refresh(venue, symbol, timeframe) FROM market_data_catalog
  WHERE first_ts < now() - %s
@@ -124,8 +124,7 @@ class Retention:
                 cur = await conn.execute(DROP_CHUNKS, (table, keep))
                 dropped = len(await cur.fetchall())
                 if table == "market_data":
-                    cur = await conn.execute(DROP_OLD_BLOCKS, (keep,))
-                    blocks = len(await cur.fetchall())
+                    blocks = (await conn.execute(DROP_OLD_BLOCKS, (keep,))).rowcount
                     if dropped or blocks:
                         await conn.execute(RECOUNT_OLD_SERIES, (keep,))
             if dropped:
