@@ -35,9 +35,7 @@ async def test_python_and_sql_write_the_same_column_and_read_it_back(
     assert await store.db.query_value("SELECT market_data_pack(%s::int8[])", (values,)) == packed
 
     column = block_codec.read_column(packed, 0, len(values))
-    out = np.empty(len(values), dtype=np.int64)
-    block_codec.unpack_into(column, out)
-    assert out.tolist() == values
+    assert block_codec.unpack_many([column], np.array([len(values)])).tolist() == values
 
     in_sql = await store.db.query_value(
         "SELECT array_agg(market_data_value_at(%s, i) ORDER BY i)"
@@ -53,3 +51,21 @@ def test_a_column_takes_the_narrowest_offsets_that_hold_it() -> None:
     assert len(block_codec.pack_column(np.full(1440, -1, dtype=np.int64))) == header.size
     wide = np.array([INT64_MIN, 0], dtype=np.int64)
     assert len(block_codec.pack_column(wide)) == header.size + 8 * 2
+
+
+GROUPS = {
+    "every layout": list(COLUMNS.values()) * 2,
+    "header-only columns (no vwap in any block)": [[INT64_MIN] * 5, [-1] * 3, [INT64_MIN] * 2],
+    "one exponent and base": [[7, 100, 134], [7, 134]],
+    "one exponent (6), bases apart": [PRICES[:3].tolist(), PRICES[5:9].tolist()],
+}
+
+
+@pytest.mark.parametrize("values", list(GROUPS.values()), ids=list(GROUPS))
+def test_columns_unpack_together_as_each_does_alone(values: list[list[int]]) -> None:
+    """BlockSink widens a batch of blocks at once: columns of different widths,
+    exponents and bases (and header-only ones) side by side read back value for value."""
+    packed = [block_codec.pack_column(np.array(v, dtype=np.int64)) for v in values]
+    columns = [block_codec.read_column(p, 0, len(v)) for p, v in zip(packed, values, strict=True)]
+    together = block_codec.unpack_many(columns, np.array([len(v) for v in values]))
+    assert together.tolist() == [x for v in values for x in v]

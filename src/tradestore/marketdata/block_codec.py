@@ -14,8 +14,8 @@ beside real values) are stored as they are: base 0, k 0, w 8.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +31,7 @@ _OFFSET_TYPES: dict[int, np.dtype[Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     """A column as stored: its offsets (a view of the message; None when all are 0),
     their multiplier 10^k and the base."""
 
@@ -65,16 +64,33 @@ def read_column(data: Any, pos: int, count: int) -> Column:
     return Column(offsets, 10**exponent, base)
 
 
-def unpack_into(column: Column, out: npt.NDArray[np.int64]) -> None:
-    """Write a column's scaled int64 values into `out` (as long as the column)."""
-    if column.offsets is None:
-        out[:] = column.base
+def unpack_many(columns: Sequence[Column], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The scaled int64 values of consecutive columns (counts[i] values in column i) in
+    one array: their offsets joined, then multiplied and based, all columns at once (a
+    factor shared by every column is applied as a scalar: no array of it is made)."""
+    bases = np.array([c.base for c in columns], dtype=np.int64)
+    if all(c.offsets is None for c in columns):  # one value a column (no vwap, trades)
+        return np.repeat(bases, counts)
+    zeros = np.zeros(int(counts.max()), dtype=np.int8)
+    parts = [
+        zeros[:n] if c.offsets is None else c.offsets for c, n in zip(columns, counts, strict=True)
+    ]
+    out = np.concatenate(parts, dtype=np.int64)
+    _apply(np.multiply, out, np.array([c.multiplier for c in columns], dtype=np.int64), counts)
+    _apply(np.add, out, bases, counts)
+    return out
+
+
+def _apply(
+    op: np.ufunc, out: npt.NDArray[np.int64], factors: npt.NDArray[np.int64], counts: Any
+) -> None:
+    """out = op(out, factors[i]) over column i's values, in place; nothing for identity."""
+    first = factors[0]
+    if (factors == first).all():
+        if first != op.identity:
+            op(out, first, out=out)
         return
-    out[:] = column.offsets
-    if column.multiplier != 1:
-        out *= column.multiplier
-    if column.base:
-        out += column.base
+    op(out, np.repeat(factors, counts), out=out)
 
 
 def _exponent(divisor: int) -> int:

@@ -24,6 +24,7 @@ block replaces are deleted from the hypertable's chunks.
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,8 @@ from tradestore.timeframes import Timeframe
 log = logging.getLogger(__name__)
 
 CANDLES_PER_BLOCK = 1440
+SLOT_BYTES = CANDLES_PER_BLOCK // 8
+BLOCKS_PER_DECODE = 128  # blocks a BlockSink widens at once (~184k candles of 1440)
 # What a read selects of a block: where its period starts, which of its 1440 candle slots
 # it holds (a bitmap, migration 0024), and the value columns
 BLOCK_COLUMNS = (
@@ -326,27 +329,34 @@ def _period_start(ts: datetime, length: timedelta) -> datetime:
 
 # --- decoding -----------------------------------------------------------------------------
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where a binary timestamptz counts from
+INT2, INT4, INT8 = struct.Struct(">h"), struct.Struct(">i"), struct.Struct(">q")
 Buffer = bytes | bytearray | memoryview  # what a COPY stream yields
 
 
 class BlockSink:
     """Candles of a binary COPY of BLOCK_COLUMNS of one timeframe (`step_us` a candle),
-    decoded as each block arrives, into the columns ColumnSink gives: timestamps
-    datetime64[us] (the period's start plus each set slot's offset);
-    prices, volume and vwap float64 (NaN for unknown vwap), or exact scaled int64 when
-    `exact`; trades int64. Each block's column is read in place (`np.frombuffer` on the
-    message) and widened from its frame of reference (block_codec) on the way into the
-    result, so a read copies no payload and overlaps decoding with the transfer."""
+    decoded into the columns ColumnSink gives: timestamps datetime64[us] (the period's
+    start plus each set slot's offset); prices, volume and vwap float64 (NaN for unknown
+    vwap), or exact scaled int64 when `exact`; trades int64.
+
+    Each block's columns are located in the message that holds it and kept as views (no
+    payload is copied); every BLOCKS_PER_DECODE blocks they are widened from their frame
+    of reference (block_codec) together, a few numpy operations a column for the whole
+    batch instead of a few a block, so decoding still overlaps the transfer and holds at
+    most a batch of messages. The messages fed must not change afterwards."""
 
     def __init__(self, capacity: int, *, step_us: int, exact: bool) -> None:
-        self.step_us = step_us
         self.exact = exact
         self.n = 0
         self._pending: Buffer = b""
         self._header_done = False
         self._ended = False
         self.columns = allocate_columns(capacity, exact=exact)
-        self._scratch = np.empty(CANDLES_PER_BLOCK, dtype=np.int64)  # a column's values
+        self._slot_offsets = np.arange(CANDLES_PER_BLOCK, dtype=np.int64) * step_us
+        self._starts: list[int] = []
+        self._slots: list[npt.NDArray[np.uint8]] = []
+        self._counts: list[int] = []
+        self._values: dict[str, list[block_codec.Column]] = {name: [] for name in VALUE_FIELDS}
 
     def feed(self, message: Buffer) -> None:
         """One COPY message: PostgreSQL sends a block a message, so the block's columns
@@ -358,20 +368,22 @@ class BlockSink:
             return
         self._header_done = True
         while pos + 2 <= len(data):
-            fields = int.from_bytes(data[pos : pos + 2], "big", signed=True)
-            if fields == -1:
+            if INT2.unpack_from(data, pos)[0] == -1:  # the trailer
                 self._ended = True
                 pos += 2
                 break
-            end = _tuple_end(data, pos)
-            if end < 0:
+            fields = _field_positions(data, pos + 2)
+            if fields is None:
                 break
-            self._add_block(data, pos + 2)
-            pos = end
+            self._locate_block(data, fields)
+            pos = fields[-1]
         self._pending = data[pos:]
+        if len(self._starts) >= BLOCKS_PER_DECODE:
+            self._decode()
 
     def append(self, columns: dict[str, npt.NDArray[Any]]) -> None:
         """Candles already decoded into the same columns (the rows beside the blocks)."""
+        self._decode()
         count = len(columns["timestamp"])
         self._reserve(count)
         for name, values in columns.items():
@@ -381,35 +393,46 @@ class BlockSink:
     def finish(self) -> dict[str, npt.NDArray[Any]]:
         if not self._ended or self._pending:
             raise ValueError("truncated binary COPY stream of column blocks")
+        self._decode()
         return {name: column[: self.n] for name, column in self.columns.items()}
 
-    def _add_block(self, data: Buffer, pos: int) -> None:
-        """Write the block whose first field starts at pos (its values are complete)."""
-        start_us = int.from_bytes(data[pos + 4 : pos + 12], "big", signed=True) + PG_EPOCH_US
-        pos += 12
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        bits = np.frombuffer(data, np.uint8, size, pos + 4)
-        slots = np.flatnonzero(np.unpackbits(bits, bitorder="little"))  # get_bit's order
-        pos += 4 + size
-        count = len(slots)
-        self._reserve(count)
-        window = slice(self.n, self.n + count)
-        stamps = self.columns["timestamp"].view(np.int64)[window]
-        np.multiply(slots, self.step_us, out=stamps)
-        stamps += start_us
-        for name in VALUE_FIELDS:
-            size = int.from_bytes(data[pos : pos + 4], "big")
-            self._store(name, block_codec.read_column(data, pos + 4, count), window)
-            pos += 4 + size
-        self.n += count
+    def _locate_block(self, data: Buffer, fields: list[int]) -> None:
+        """Note where the columns of a block are (`fields`: where each value starts)."""
+        self._starts.append(INT8.unpack_from(data, fields[0])[0])
+        if fields[2] - fields[1] != 4 + SLOT_BYTES:
+            raise ValueError(f"a block's slot bitmap is not {SLOT_BYTES} bytes")
+        bits = np.frombuffer(data, np.uint8, SLOT_BYTES, fields[1])
+        count = int.from_bytes(bits, "little").bit_count()
+        self._slots.append(bits)
+        self._counts.append(count)
+        for name, at in zip(VALUE_FIELDS, fields[2:-1], strict=True):
+            self._values[name].append(block_codec.read_column(data, at, count))
 
-    def _store(self, name: str, column: block_codec.Column, window: slice) -> None:
-        if name == "trades_count" or self.exact:
-            block_codec.unpack_into(column, self.columns[name][window])
+    def _decode(self) -> None:
+        """Write the candles of the blocks located so far, in their order."""
+        if not self._starts:
             return
-        scaled = self._scratch[: window.stop - window.start]
-        block_codec.unpack_into(column, scaled)
+        counts = np.array(self._counts, dtype=np.int64)
+        total = int(counts.sum())
+        self._reserve(total)
+        window = slice(self.n, self.n + total)
+        held = np.unpackbits(np.stack(self._slots), axis=1, bitorder="little").view(bool)
+        starts = np.array(self._starts, dtype=np.int64) + PG_EPOCH_US
+        stamps = (starts[:, None] + self._slot_offsets)[held]  # row by row: time order
+        self.columns["timestamp"].view(np.int64)[window] = stamps
+        for name, columns in self._values.items():
+            self._store(name, block_codec.unpack_many(columns, counts), window)
+            columns.clear()
+        self.n += total
+        self._starts.clear()
+        self._slots.clear()
+        self._counts.clear()
+
+    def _store(self, name: str, scaled: npt.NDArray[np.int64], window: slice) -> None:
         out = self.columns[name][window]
+        if name == "trades_count" or self.exact:
+            out[:] = scaled
+            return
         np.divide(scaled, binary.SCALE, out=out)  # int to float64, then / 1e8: exact
         if name == "vwap":
             out[scaled == binary.NO_VWAP] = np.nan
@@ -422,11 +445,14 @@ class BlockSink:
         self.columns = grow_columns(self.columns, self.n, capacity, exact=self.exact)
 
 
-def _tuple_end(data: Buffer, pos: int) -> int:
-    """Where the tuple starting at pos ends, or -1 when data holds only part of it."""
-    pos += 2
+def _field_positions(data: Buffer, pos: int) -> list[int] | None:
+    """Where each field of the tuple whose first field's length is at pos starts, then
+    where the tuple ends; None when data holds only part of it."""
+    positions = []
     for _ in BLOCK_COLUMNS:
         if pos + 4 > len(data):
-            return -1
-        pos += 4 + int.from_bytes(data[pos : pos + 4], "big")
-    return pos if pos <= len(data) else -1
+            return None
+        positions.append(pos + 4)
+        pos += 4 + INT4.unpack_from(data, pos)[0]
+    positions.append(pos)
+    return positions if pos <= len(data) else None
