@@ -11,7 +11,9 @@ HEAVY = ("psycopg", "numpy", "pyarrow", "pandas", "redis", "pydantic_settings", 
 
 
 def test_importing_the_cli_loads_no_heavy_module() -> None:
-    probe = f"import sys, tradestore.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    probe = (
+        f"import sys, tradestore.cli.app; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -38,3 +40,29 @@ def test_the_package_loads_a_name_when_it_is_first_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.split() == ["False", "True"], out.stderr
+
+
+# Ctrl-C arriving while the command line loads, made deterministic: an import hook raises
+# KeyboardInterrupt where the signal would, in the middle of loading the commands.
+INTERRUPTED_WHILE_LOADING = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tradestore.cli.trading":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["tradestore", "--help"]
+from tradestore.cli import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_a_quiet_exit_130() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "error: interrupted\n"
