@@ -125,7 +125,7 @@ class Settings(BaseSettings):
 
     event_relay: bool = Field(True, validation_alias=_env("TRADESTORE_EVENT_RELAY"))
     # candle periods that closed this long ago are packed into column blocks by
-    # maintenance (plain PostgreSQL; 0 = never)
+    # maintenance (both time-series modes; 0 = never)
     compact_after_days: float = Field(
         7.0, ge=0, validation_alias=_env("TRADESTORE_COMPACT_AFTER_DAYS")
     )

@@ -349,26 +349,67 @@ async def test_a_refresh_never_takes_the_day_of_a_delete_not_yet_committed(
     assert counts[Timeframe.H1] == 47  # the deleted hour is gone from both
 
 
+CHUNKS = "SELECT count(*) FROM show_chunks('market_data')"
+
+
 @pytest.mark.usefixtures("rows_only")
-async def test_chunks_the_compaction_empties_are_truncated_not_compressed(
-    ts_store: TradeStore,
-) -> None:
-    """The compaction gives the chunks' space back (TRUNCATE), the chunk of a partial day
-    too, and compression then finds nothing in them to compress (it compressed the empty
-    chunks before)."""
+async def test_chunks_the_compaction_empties_are_dropped(ts_store: TradeStore) -> None:
+    """The compaction drops the chunks it empties (the chunk of a partial day too): an
+    empty chunk costs every query of the hypertable spanning it, one a day for ever.
+    A chunk that still holds rows stays, and an insert into a dropped range works."""
     symbol, start = "TSE-USD", datetime(2024, 2, 5, tzinfo=UTC)
     n = 2 * 1440 + 100
-    await ts_store.market_data.store_candles(symbol, "1m", candles(n, start=start))
+    rows = candles(n, start=start)
+    await ts_store.market_data.store_candles(symbol, "1m", rows)
+    live = candles(3, start=datetime.now(UTC).replace(second=0, microsecond=0))
+    await ts_store.market_data.store_candles(symbol, "1m", live)  # an open period's rows
     await ts_store.rollups.refresh()
-    heaps = (
-        "SELECT count(*) FILTER (WHERE pg_relation_size(c) > 0) FROM show_chunks('market_data') c"
-    )
-    assert await ts_store.db.query_value(heaps) == 3
+    assert await ts_store.db.query_value(CHUNKS) == 4
     assert await ts_store.compactor.compact() == (3, n)
-    assert await ts_store.db.query_value(heaps) == 0  # their space given back
+    assert await ts_store.db.query_value(CHUNKS) == 1  # the live one: its rows stay
     compression = Compression(ts_store.db, TimeSeriesMode.TIMESCALE)
-    assert await compression.compress_now() == 0  # nothing left to compress
-    frame = await ts_store.market_data.get_historical_data(
-        symbol, "1m", start, start + timedelta(days=3)
-    )
+    assert await compression.compress_now() == 0  # nothing closed left to compress
+    end = start + timedelta(days=3)
+    frame = await ts_store.market_data.get_historical_data(symbol, "1m", start, end)
     assert len(frame) == n
+
+    fixed = dict(rows[300], volume=rows[300]["volume"] + 1)
+    result = await ts_store.market_data.store_candles(symbol, "1m", [fixed])  # expands a block
+    assert result.rejected == []
+    assert await ts_store.db.query_value(CHUNKS) == 2  # a new chunk for the correction's day
+    frame = await ts_store.market_data.get_historical_data(symbol, "1m", start, end, exact=True)
+    assert len(frame) == n and frame.volume[300] == fixed["volume"]
+
+
+INSERT_ONE = (
+    "INSERT INTO market_data (venue, symbol, timeframe, timestamp, open, high, low, close,"
+    " volume) VALUES ('dydx', 'TSW-USD', '1m', %s, 1, 2, 0.5, 1.5, 3)"
+)
+
+
+@pytest.mark.usefixtures("rows_only")
+async def test_an_empty_chunk_a_writer_is_filling_is_not_dropped(ts_store: TradeStore) -> None:
+    """An emptied chunk still looks empty while a writer's insert into it has not
+    committed; the compaction's lock waits for that writer (a second at most) and leaves
+    the chunk, so the row is kept. Once the chunk is empty again, it goes."""
+    symbol, start = "TSW-USD", datetime(2024, 2, 5, tzinfo=UTC)
+    await ts_store.market_data.store_candles(symbol, "1m", candles(1440, start=start))
+    await ts_store.rollups.refresh()
+    await ts_store.compactor.compact()
+    assert await ts_store.db.query_value(CHUNKS) == 0
+    day_before = start - timedelta(days=1)
+    await ts_store.db.execute(INSERT_ONE, (day_before,))
+    await ts_store.db.execute("DELETE FROM market_data WHERE timestamp = %s", (day_before,))
+    assert await ts_store.db.query_value(CHUNKS) == 1  # empty
+    url = ts_store.settings.postgres_conninfo()
+    assert url is not None
+    async with await psycopg.AsyncConnection.connect(url) as writer:
+        await writer.execute(INSERT_ONE, (day_before + timedelta(minutes=1),))
+        await ts_store.compactor.compact()  # its lock times out: the chunk is left
+        await writer.commit()
+    assert await ts_store.db.query_value(CHUNKS) == 1
+    in_rows = "SELECT count(*) FROM market_data WHERE symbol = 'TSW-USD'"
+    assert await ts_store.db.query_value(in_rows) == 1
+    await ts_store.db.execute("DELETE FROM market_data WHERE symbol = 'TSW-USD'")
+    await ts_store.compactor.compact()
+    assert await ts_store.db.query_value(CHUNKS) == 0

@@ -22,8 +22,8 @@ SELECT coalesce(sum(before_compression_total_bytes), 0) AS before,
        count(*) AS chunks
   FROM chunk_compression_stats('market_data')
 """
-# The chunks due: uncompressed, older than the policy's 7 days, and holding pages (those the
-# compaction emptied and truncated, docs/market-data.md, have nothing to compress).
+# The chunks due: uncompressed, older than the policy's 7 days, and holding pages (an empty
+# one, e.g. truncated, has nothing to compress).
 DUE_CHUNKS = """
   FROM timescaledb_information.chunks
  WHERE hypertable_name = 'market_data' AND NOT is_compressed
