@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -124,6 +125,24 @@ async def test_compacted_history_reads_back_exactly_everywhere(fresh_store: Trad
         assert await store.db.query_value(march) <= 65536  # emptied, truncated: space back
     status = await store.compactor.status()
     assert status.candles >= len(data) and status.bytes_per_candle is not None
+
+
+async def test_a_read_begun_before_a_compaction_keeps_its_rows(fresh_store: TradeStore) -> None:
+    """A read whose snapshot was taken before a round moved its rows into a block sees
+    the rows, not the block: the round must not truncate (native) or drop (TimescaleDB)
+    the emptied piece under it, as both ignore snapshots. The next round does."""
+    store, symbol = fresh_store, new_symbol()
+    await store.market_data.store_candles(symbol, "1m", odd_candles(1440))
+    await store.rollups.refresh()
+    url = store.settings.postgres_conninfo()
+    assert url is not None
+    count = sql.SQL("SELECT count(*) FROM market_data WHERE symbol = {}").format(symbol)
+    async with await psycopg.AsyncConnection.connect(url) as reader:
+        await reader.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+        await reader.execute("SELECT count(*) FROM market_data_catalog")  # its snapshot
+        assert await store.compactor.compact() == (1, 1440)
+        assert await (await reader.execute(count)).fetchone() == (1440,)
+    assert await store.db.query_value(count) == 0  # in the block now
 
 
 @pytest.mark.native_only  # nothing was packed on TimescaleDB before migration 0027

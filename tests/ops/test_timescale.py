@@ -354,21 +354,24 @@ CHUNKS = "SELECT count(*) FROM show_chunks('market_data')"
 
 @pytest.mark.usefixtures("rows_only")
 async def test_chunks_the_compaction_empties_are_dropped(ts_store: TradeStore) -> None:
-    """The compaction drops the chunks it empties (the chunk of a partial day too): an
-    empty chunk costs every query of the hypertable spanning it, one a day for ever.
-    A chunk that still holds rows stays, and an insert into a dropped range works."""
+    """The compaction drops the chunks it empties (the chunk of a partial day too), in
+    its next round: an empty chunk costs every query of the hypertable spanning it, one
+    a day for ever. Compression skips them meanwhile. A chunk that still holds rows
+    stays, and an insert into a dropped range works."""
     symbol, start = "TSE-USD", datetime(2024, 2, 5, tzinfo=UTC)
     n = 2 * 1440 + 100
     rows = candles(n, start=start)
     await ts_store.market_data.store_candles(symbol, "1m", rows)
-    live = candles(3, start=datetime.now(UTC).replace(second=0, microsecond=0))
-    await ts_store.market_data.store_candles(symbol, "1m", live)  # an open period's rows
+    live = candles(1, start=datetime.now(UTC).replace(second=0, microsecond=0))
+    await ts_store.market_data.store_candles(symbol, "1m", live)  # an open period's row
     await ts_store.rollups.refresh()
     assert await ts_store.db.query_value(CHUNKS) == 4
     assert await ts_store.compactor.compact() == (3, n)
-    assert await ts_store.db.query_value(CHUNKS) == 1  # the live one: its rows stay
+    assert await ts_store.db.query_value(CHUNKS) == 4  # emptied, for the next round
     compression = Compression(ts_store.db, TimeSeriesMode.TIMESCALE)
-    assert await compression.compress_now() == 0  # nothing closed left to compress
+    assert await compression.compress_now() == 0  # no rows left in the closed ones
+    assert await ts_store.compactor.compact() == (0, 0)
+    assert await ts_store.db.query_value(CHUNKS) == 1  # the live one: its rows stay
     end = start + timedelta(days=3)
     frame = await ts_store.market_data.get_historical_data(symbol, "1m", start, end)
     assert len(frame) == n
@@ -396,6 +399,7 @@ async def test_an_empty_chunk_a_writer_is_filling_is_not_dropped(ts_store: Trade
     await ts_store.market_data.store_candles(symbol, "1m", candles(1440, start=start))
     await ts_store.rollups.refresh()
     await ts_store.compactor.compact()
+    await ts_store.compactor.compact()  # drops what the first emptied
     assert await ts_store.db.query_value(CHUNKS) == 0
     day_before = start - timedelta(days=1)
     await ts_store.db.execute(INSERT_ONE, (day_before,))

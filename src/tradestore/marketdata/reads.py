@@ -162,7 +162,9 @@ class CandleReader:
     async def _snapshot(self) -> AsyncIterator[Connection]:
         """A connection in a REPEATABLE READ, READ ONLY transaction: the catalog, rows and
         blocks a read looks at are of one moment, so a compaction or an expansion that
-        commits during the read cannot make a candle appear twice or not at all."""
+        commits during the read cannot make a candle appear twice or not at all (the
+        pieces a compaction empties are truncated or dropped only by its next round:
+        Compactor._release_emptied)."""
         async with self.db.connection() as conn:
             await conn.execute(BEGIN_SNAPSHOT)
             try:
