@@ -95,6 +95,7 @@ async def _ours(store: TradeStore, array: np.ndarray) -> dict[str, float]:
     end = START + timedelta(minutes=N)
     await store.rollups.refresh()  # a period waiting for its rollups is not packed
     pack = await _atimed(store.compactor.compact)  # the periods chunk boundaries split
+    await store.compactor.compact()  # the next round gives back what the first emptied
     mode = store.timeseries_mode or TimeSeriesMode.NATIVE
     await Compression(store.db, mode).compress_now()  # TimescaleDB: as maintenance does next
     await settle(store)
