@@ -9,8 +9,9 @@ import sys
 
 def main() -> None:
     """The console script: a tradestore error anywhere (also while parsing options,
-    outside `run`) is one line and exit 1, never a traceback; Ctrl-C before a command
-    runs (while the command line loads: about half a second) is exit 130, quietly too."""
+    outside `run`) is one line and exit 1, never a traceback; Ctrl-C while the command
+    line loads (about half a second) is exit 130, quietly too. Later, `run` handles it
+    in a command, and click outside one."""
     try:
         from tradestore.cli.app import app
         from tradestore.cli.common import fail
@@ -22,5 +23,3 @@ def main() -> None:
         app()
     except TradeStoreError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", code=130)
