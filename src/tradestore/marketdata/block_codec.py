@@ -82,7 +82,10 @@ def unpack_many(columns: Sequence[Column], counts: npt.NDArray[np.int64]) -> npt
 
 
 def _apply(
-    op: np.ufunc, out: npt.NDArray[np.int64], factors: npt.NDArray[np.int64], counts: Any
+    op: np.ufunc,
+    out: npt.NDArray[np.int64],
+    factors: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
 ) -> None:
     """out = op(out, factors[i]) over column i's values, in place; nothing for identity."""
     first = factors[0]

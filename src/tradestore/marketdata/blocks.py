@@ -69,10 +69,10 @@ SELECT venue, symbol, timeframe FROM market_data_catalog
 """
 # The closed periods of a series (from its first candle to its last or `closed_before`)
 # that have rows and no block, oldest first: the blocks' key is probed for each period,
-# then the rows' for those without a block only (OFFSET 0 keeps that order). On plain
-# PostgreSQL a packed period has no rows; on TimescaleDB its rows stay, so the block is
-# what says it is packed. The rows' probe is a subquery a period, not a join: so
-# TimescaleDB excludes the other chunks at run time instead of decompressing them.
+# then the rows' for those without a block only (OFFSET 0 keeps that order): a packed
+# period has no rows in either mode (a write into it expands its block first), so the
+# cheap key probe skips the packed ones. The rows' probe is a subquery a period, not a
+# join: so TimescaleDB excludes the other chunks at run time instead of decompressing them.
 PERIODS_TO_PACK = """
 SELECT p.period_start
   FROM (SELECT c.venue, c.symbol, c.timeframe, g.period_start
