@@ -17,8 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 from bench.harness import BenchContext, Result
 from tradestore import TradeStore
-from tradestore.marketdata.blocks import Compactor
-from tradestore.settings import TimeSeriesMode
 
 DAYS = 365
 PER_DAY = 24  # a candle an hour of the day's 1440 slots: the chunk count is what matters
@@ -63,12 +61,11 @@ async def run(ctx: BenchContext) -> list[Result]:
     as_rows = store.settings.model_copy(update={"compact_after_days": 0})
     async with TradeStore(as_rows) as live:  # rows, as live ingest leaves them
         await live.market_data.store_candles(SYMBOL, "1m", history)
-    compactor = Compactor(store.db, TimeSeriesMode.TIMESCALE, timedelta(days=2))
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     await store.market_data.store_candles(SYMBOL, "1m", [_candle(now)])  # today's: a row
     await store.rollups.refresh()
-    await compactor.compact()
-    await compactor.compact()  # the next round: drops what the first emptied
+    await store.compactor.compact()
+    await store.compactor.compact()  # the next round: drops what the first emptied
     chunks = "SELECT count(*) FROM show_chunks('market_data')"
     left = await store.db.query_value(chunks)
     latest, full = await _reads(store)
